@@ -1,0 +1,161 @@
+//! The `storybench` command line: argument definitions and dispatch.
+
+mod db;
+mod run;
+mod session;
+
+use crate::target::DbArgs;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+pub use session::RunSession;
+
+#[derive(Parser, Debug)]
+#[command(name = "storybench", version, about = "Load-test and benchmark harness for the InfiniteStories PostgreSQL database")]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage the embedded PostgreSQL cluster.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Apply the schema or switch its variant.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// The main job: schema → seed → measurements → report.
+    Run(RunArgs),
+    /// Re-render report.html from a results.json.
+    Report {
+        /// A results.json file.
+        results: PathBuf,
+        /// Directory for report.html (default: beside the results file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Start the embedded cluster (initializing it if needed); prints its URL last.
+    Start,
+    /// Stop the embedded cluster.
+    Stop,
+    /// Say whether the embedded cluster is running.
+    Status,
+    /// Print the embedded cluster's connection URL.
+    Url,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// Create the schema in an empty database, or switch the variant of storybench's schema.
+    Apply(VariantArgs),
+    /// Drop every object storybench created (and nothing else).
+    Reset,
+    /// Print the variant the schema is in, and its indexes and policies.
+    Show,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct VariantArgs {
+    /// Index strategy: a file name in schema/indexes/ (fk_only, doc, tuned).
+    #[arg(long)]
+    pub indexes: Option<String>,
+    /// Policy set: a file name in schema/policies/ (doc, initplan).
+    #[arg(long)]
+    pub policies: Option<String>,
+    /// api_usage layout measured on: partitioned or flat.
+    #[arg(long)]
+    pub api_usage: Option<String>,
+}
+
+impl VariantArgs {
+    pub fn request(&self) -> crate::schema::VariantRequest {
+        crate::schema::VariantRequest {
+            indexes: self.indexes.clone(),
+            policies: self.policies.clone(),
+            api_usage: self.api_usage.clone(),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct RunArgs {
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A short smoke run for CI.
+    #[arg(long)]
+    pub quick: bool,
+    #[command(flatten)]
+    #[serde(skip)]
+    pub variant: VariantArgs,
+}
+
+/// Parses arguments, runs the command, and maps the outcome to an exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("storybench: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        crate::interrupt::install();
+        dispatch(cli).await
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if crate::interrupt::interrupted() {
+                130
+            } else {
+                1
+            }
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "storybench=info,warn",
+        1 => "storybench=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+async fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Db(cmd) => db::run(&cli.db, cmd).await,
+        Command::Schema(cmd) => db::schema(&cli.db, cmd).await,
+        Command::Run(args) => run::run(&cli.db, args).await,
+        Command::Report { results, out } => {
+            let r = crate::results::RunResults::read(&results)?;
+            let dir = out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
+            let path = crate::report::write(&r, &dir)?;
+            println!("{}", path.display());
+            Ok(0)
+        }
+    }
+}

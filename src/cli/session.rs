@@ -1,0 +1,80 @@
+//! One measuring command's run: its results, output directory and stage bookkeeping.
+//! Whatever happens (error, Ctrl-C), `finalize` writes results.json and report.html.
+
+use crate::results::{prepare_out_dir, write_atomic, Environment, RunResults, StageTiming, RESULTS_FILE};
+use crate::target::Target;
+use anyhow::Result;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct RunSession {
+    pub results: RunResults,
+    pub out_dir: PathBuf,
+}
+
+impl RunSession {
+    /// Creates the run and its output directory (checked writable before anything is measured).
+    pub fn start(command: &str, config: serde_json::Value, out: Option<&Path>) -> Result<Self> {
+        let results = RunResults::new(command, config);
+        let out_dir = prepare_out_dir(out, &results.run_id)?;
+        Ok(Self { results, out_dir })
+    }
+
+    pub async fn collect_environment(&mut self, target: &Target) -> Result<()> {
+        let mut conn = target.connect().await?;
+        let server = if target.embedded.is_some() { "embedded" } else { "external" };
+        self.results.environment = Some(Environment::collect(&mut conn, server, &target.url.redacted()).await?);
+        self.results.variant = crate::schema::current_variant(&mut conn).await.ok().flatten();
+        Ok(())
+    }
+
+    /// Runs one stage, timing it and printing a progress line.
+    pub async fn stage<T, F: Future<Output = Result<T>>>(&mut self, name: &str, fut: F) -> Result<T> {
+        crate::interrupt::check()?;
+        eprintln!("▶ {name}");
+        let started = Instant::now();
+        let outcome = fut.await;
+        let seconds = started.elapsed().as_secs_f64();
+        let status = match &outcome {
+            Ok(_) => "ok",
+            Err(_) if crate::interrupt::interrupted() => "interrupted",
+            Err(_) => "failed",
+        };
+        eprintln!("  {name}: {status} in {seconds:.1} s");
+        self.results.stages.push(StageTiming { name: name.to_string(), seconds, status: status.to_string() });
+        outcome
+    }
+
+    /// Writes results.json and report.html, whatever the outcome; returns the exit code.
+    pub fn finalize(mut self, outcome: Result<()>) -> Result<i32> {
+        self.results.finished_at = Some(chrono::Utc::now());
+        let code = match &outcome {
+            Ok(()) => {
+                self.results.status = "ok".into();
+                self.results.partial = false;
+                0
+            }
+            Err(e) => {
+                let interrupted = crate::interrupt::interrupted();
+                self.results.status = if interrupted { "interrupted" } else { "failed" }.into();
+                self.results.partial = true;
+                self.results.errors.push(format!("{e:#}"));
+                if interrupted {
+                    130
+                } else {
+                    1
+                }
+            }
+        };
+        let json = serde_json::to_vec_pretty(&self.results)?;
+        write_atomic(&self.out_dir.join(RESULTS_FILE), &json)?;
+        let report = crate::report::write(&self.results, &self.out_dir)?;
+        if let Err(e) = &outcome {
+            eprintln!("error: {e:#}");
+        }
+        eprintln!("results: {}", self.out_dir.join(RESULTS_FILE).display());
+        println!("{}", report.display());
+        Ok(code)
+    }
+}

@@ -1,0 +1,15 @@
+//! storybench: a load-test and benchmark harness for the InfiniteStories PostgreSQL database.
+//!
+//! Pipeline: cluster → schema → seed → catalog → measure → results → report / compare.
+
+pub mod cli;
+pub mod cluster;
+pub mod internal_sql;
+pub mod interrupt;
+pub mod paths;
+pub mod report;
+pub mod results;
+pub mod schema;
+pub mod seed;
+pub mod sqlfile;
+pub mod target;

@@ -1,0 +1,84 @@
+//! `report.html`: one self-contained page per run (inline CSS and SVG, nothing from the
+//! network), rendered from the run's [`RunResults`] only, so the HTML never shows a
+//! figure that `results.json` does not hold.
+
+pub mod charts;
+
+use crate::results::{write_atomic, RunResults, REPORT_FILE};
+use anyhow::{Context, Result};
+use minijinja::{context, Environment};
+use std::path::{Path, PathBuf};
+
+const TEMPLATE: &str = include_str!("report.html.j2");
+const STYLE: &str = include_str!("report.css");
+
+fn environment() -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.add_template("report.html", TEMPLATE)?;
+    env.add_filter("bytes", human_bytes);
+    env.add_filter("num", |v: f64, digits: Option<usize>| format!("{:.*}", digits.unwrap_or(2), v));
+    env.add_filter("thousands", |v: f64| thousands(v.round() as i64));
+    Ok(env)
+}
+
+/// Renders the report HTML of a run.
+pub fn render(results: &RunResults) -> Result<String> {
+    let env = environment()?;
+    let tmpl = env.get_template("report.html")?;
+    let charts = charts::for_results(results);
+    tmpl.render(context! {
+        r => results,
+        style => STYLE,
+        charts => charts,
+        generated_at => chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+    })
+    .context("rendering report.html")
+}
+
+/// Writes `report.html` beside `results.json` in `dir`.
+pub fn write(results: &RunResults, dir: &Path) -> Result<PathBuf> {
+    let html = render(results)?;
+    let path = dir.join(REPORT_FILE);
+    write_atomic(&path, html.as_bytes())?;
+    Ok(path)
+}
+
+pub fn human_bytes(v: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = v;
+    let mut unit = 0;
+    while value.abs() >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", units[unit])
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+pub fn thousands(v: i64) -> String {
+    let s = v.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(super::thousands(1234567), "1,234,567");
+        assert_eq!(super::human_bytes(1536.0), "1.5 kB");
+    }
+}

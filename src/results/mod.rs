@@ -1,0 +1,115 @@
+//! `results.json`: the versioned record of one run. Every figure the report shows is here.
+//! The format is documented in `docs/results.md`; bump [`SCHEMA_VERSION`] on breaking changes
+//! and keep older versions readable by `compare`.
+
+mod environment;
+
+pub use environment::Environment;
+
+use crate::schema::Variant;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const RESULTS_FILE: &str = "results.json";
+pub const REPORT_FILE: &str = "report.html";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    pub run_id: String,
+    /// The storybench command (`run`, `seed`, `explain`, …).
+    pub command: String,
+    /// The command's options as given (no secrets).
+    pub config: serde_json::Value,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `ok`, `failed` or `interrupted`.
+    pub status: String,
+    /// True when the run stopped before every stage finished.
+    pub partial: bool,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    pub environment: Option<Environment>,
+    pub variant: Option<Variant>,
+    /// Stages in the order they ran, with their wall time.
+    #[serde(default)]
+    pub stages: Vec<StageTiming>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<crate::seed::DatasetInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<crate::seed::SeedReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageTiming {
+    pub name: String,
+    pub seconds: f64,
+    pub status: String,
+}
+
+impl RunResults {
+    pub fn new(command: &str, config: serde_json::Value) -> Self {
+        let started_at = Utc::now();
+        Self {
+            schema_version: SCHEMA_VERSION,
+            run_id: format!("{}-{command}", started_at.format("%Y%m%d-%H%M%S")),
+            command: command.to_string(),
+            config,
+            started_at,
+            finished_at: None,
+            status: "running".into(),
+            partial: true,
+            errors: Vec::new(),
+            environment: None,
+            variant: None,
+            stages: Vec::new(),
+            dataset: None,
+            seed: None,
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let version = value.get("schema_version").and_then(|v| v.as_u64());
+        match version {
+            Some(v) if v as u32 == SCHEMA_VERSION => serde_json::from_value(value)
+                .with_context(|| format!("{} does not match results schema version {v}", path.display())),
+            Some(v) => anyhow::bail!(
+                "{} has results schema version {v}; this storybench reads version {SCHEMA_VERSION}",
+                path.display()
+            ),
+            None => anyhow::bail!("{} is not a storybench results file (no schema_version)", path.display()),
+        }
+    }
+}
+
+/// Writes a file through a temporary sibling and a rename, so a crash never leaves a
+/// truncated file where a good one was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().sync_all().ok();
+    tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+/// The output directory of a run: `--out`, else `reports/<run-id>/`. Created and checked
+/// for writability before any measurement starts.
+pub fn prepare_out_dir(out: Option<&Path>, run_id: &str) -> Result<PathBuf> {
+    let dir = match out {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("reports").join(run_id),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    let probe = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("output directory {} is not writable", dir.display()))?;
+    drop(probe);
+    Ok(dir)
+}

@@ -1,0 +1,291 @@
+//! Applying the InfiniteStories schema (`schema/*.sql`) and switching its variants:
+//! index strategy, policy set and the `api_usage` layout measured on.
+
+mod safety;
+
+pub use safety::{check_ownership, owned_identities, Ownership};
+
+use crate::internal_sql::sql;
+use crate::paths::project_file;
+use crate::sqlfile::run_file;
+use anyhow::{bail, Context, Result};
+use chrono::{Datelike, Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnection;
+use sqlx::Connection;
+
+/// Schemas whose every object storybench creates.
+const OWNED_SCHEMAS: &[&str] = &["public", "auth", "storybench_flat", "storybench"];
+/// Roles the auth shim needs; the ones missing before set-up are recorded as ours.
+const AUTH_ROLES: &[&str] = &["anon", "authenticated", "service_role", "authenticator"];
+/// Months of api_usage partitions created ahead of the anchor month.
+const FUTURE_MONTHS: u32 = 3;
+/// Months of history the seeder spreads rows over (partitions must cover them).
+pub const HISTORY_MONTHS: u32 = 13;
+
+/// Which variant the schema is in. Every result records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Variant {
+    pub indexes: String,
+    pub policies: String,
+    /// `partitioned` (public.api_usage) or `flat` (storybench_flat.api_usage) for measurements.
+    pub api_usage: String,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Self { indexes: "doc".into(), policies: "doc".into(), api_usage: "partitioned".into() }
+    }
+}
+
+/// Names of the variant files in `schema/<dir>/*.sql`.
+pub fn available(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(project_file(format!("schema/{dir}")))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".sql").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Fails with the list of valid names when `name` is not a variant file of `dir`.
+pub fn validate_name(dir: &str, name: &str) -> Result<()> {
+    let names = available(dir);
+    if !names.iter().any(|n| n == name) {
+        bail!("unknown {} {name:?}; available: {}", kind_label(dir), names.join(", "));
+    }
+    Ok(())
+}
+
+fn kind_label(dir: &str) -> &'static str {
+    match dir {
+        "indexes" => "index strategy",
+        "policies" => "policy set",
+        _ => "variant",
+    }
+}
+
+pub fn validate_layout(name: &str) -> Result<()> {
+    if name != "partitioned" && name != "flat" {
+        bail!("unknown api_usage layout {name:?}; available: partitioned, flat");
+    }
+    Ok(())
+}
+
+/// The `search_path` that makes unqualified `api_usage` resolve to the chosen layout.
+pub fn search_path_for(layout: &str) -> &'static str {
+    if layout == "flat" {
+        "storybench_flat, public"
+    } else {
+        "public"
+    }
+}
+
+/// First and last month of api_usage partitions for data anchored at `anchor`.
+pub fn partition_range(anchor: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let month = NaiveDate::from_ymd_opt(anchor.year(), anchor.month(), 1).expect("valid month start");
+    (month - Months::new(HISTORY_MONTHS), month + Months::new(FUTURE_MONTHS))
+}
+
+/// Creates the tables with their columns and CHECKs but no keys, FKs, indexes or
+/// triggers, ready for bulk loading. The database must be empty of foreign objects.
+pub async fn create_bare(conn: &mut PgConnection, anchor: NaiveDate) -> Result<Vec<String>> {
+    check_ownership(conn).await?;
+    let missing_roles = missing_roles(conn).await?;
+    let mut tx = conn.begin().await?;
+    run_file(&mut tx, "schema/meta.sql").await?;
+    run_file(&mut tx, "schema/auth.sql").await?;
+    run_file(&mut tx, "schema/tables.sql").await?;
+    run_file(&mut tx, "schema/partitions.sql").await?;
+    let (first, last) = partition_range(anchor);
+    sqlx::query(sql("create_partitions")).bind(first).bind(last).execute(&mut *tx).await?;
+    safety::record_owned(&mut tx, OWNED_SCHEMAS, &missing_roles).await?;
+    tx.commit().await?;
+    Ok(missing_roles)
+}
+
+/// Adds keys, foreign keys, functions and triggers, RLS, and the variant's indexes and
+/// policies: the second half of set-up, after any bulk load.
+pub async fn finish(conn: &mut PgConnection, variant: &Variant) -> Result<()> {
+    validate_name("indexes", &variant.indexes)?;
+    validate_name("policies", &variant.policies)?;
+    validate_layout(&variant.api_usage)?;
+    for (step, file) in [
+        ("keys", "schema/keys.sql"),
+        ("foreign keys", "schema/foreign_keys.sql"),
+        ("functions and triggers", "schema/functions.sql"),
+        ("row level security", "schema/rls.sql"),
+    ] {
+        let started = std::time::Instant::now();
+        let mut tx = conn.begin().await?;
+        run_file(&mut tx, file).await.with_context(|| format!("adding {step}"))?;
+        safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
+        tx.commit().await?;
+        tracing::debug!("{step} added in {:.2?}", started.elapsed());
+    }
+    set_indexes(conn, &variant.indexes).await?;
+    set_policies(conn, &variant.policies).await?;
+    set_meta(conn, "variant", &serde_json::to_value(variant)?).await?;
+    set_meta(conn, "schema", &serde_json::json!({"complete": true})).await?;
+    Ok(())
+}
+
+/// `storybench schema apply`: sets up an empty database, or switches the variant of one
+/// storybench already owns. Idempotent.
+pub async fn apply(conn: &mut PgConnection, requested: &VariantRequest, anchor: NaiveDate) -> Result<Variant> {
+    let ownership = check_ownership(conn).await?;
+    let current = current_variant(conn).await?;
+    let schema_complete = get_meta(conn, "schema").await?.is_some();
+    let target = requested.resolve(current.as_ref());
+    if ownership == Ownership::Empty || !schema_complete {
+        if ownership == Ownership::Ours {
+            // A set-up that stopped half-way: start over from our own objects only.
+            reset(conn).await?;
+        }
+        create_bare(conn, anchor).await?;
+        finish(conn, &target).await?;
+        return Ok(target);
+    }
+    // Re-running the idempotent files keeps functions and grants in step with the checkout.
+    let mut tx = conn.begin().await?;
+    for file in ["schema/meta.sql", "schema/auth.sql", "schema/partitions.sql", "schema/functions.sql", "schema/rls.sql"] {
+        run_file(&mut tx, file).await?;
+    }
+    tx.commit().await?;
+    let current = current.unwrap_or_default();
+    if current.indexes != target.indexes {
+        set_indexes(conn, &target.indexes).await?;
+    }
+    if current.policies != target.policies {
+        set_policies(conn, &target.policies).await?;
+    }
+    validate_layout(&target.api_usage)?;
+    set_meta(conn, "variant", &serde_json::to_value(&target)?).await?;
+    Ok(target)
+}
+
+/// Which parts of the variant a command asks for; the rest stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct VariantRequest {
+    pub indexes: Option<String>,
+    pub policies: Option<String>,
+    pub api_usage: Option<String>,
+}
+
+impl VariantRequest {
+    pub fn resolve(&self, current: Option<&Variant>) -> Variant {
+        let base = current.cloned().unwrap_or_default();
+        Variant {
+            indexes: self.indexes.clone().unwrap_or(base.indexes),
+            policies: self.policies.clone().unwrap_or(base.policies),
+            api_usage: self.api_usage.clone().unwrap_or(base.api_usage),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if let Some(i) = &self.indexes {
+            validate_name("indexes", i)?;
+        }
+        if let Some(p) = &self.policies {
+            validate_name("policies", p)?;
+        }
+        if let Some(l) = &self.api_usage {
+            validate_layout(l)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the secondary indexes with those of `schema/indexes/<name>.sql`.
+pub async fn set_indexes(conn: &mut PgConnection, name: &str) -> Result<()> {
+    validate_name("indexes", name)?;
+    let started = std::time::Instant::now();
+    let mut tx = conn.begin().await?;
+    let _: i32 = sqlx::query_scalar(sql("drop_secondary_indexes")).fetch_one(&mut *tx).await?;
+    run_file(&mut tx, format!("schema/indexes/{name}.sql")).await?;
+    update_variant(&mut tx, |v| v.indexes = name.to_string()).await?;
+    tx.commit().await?;
+    tracing::info!("index strategy {name} built in {:.2?}", started.elapsed());
+    Ok(())
+}
+
+/// Replaces the RLS policies with those of `schema/policies/<name>.sql`.
+pub async fn set_policies(conn: &mut PgConnection, name: &str) -> Result<()> {
+    validate_name("policies", name)?;
+    let mut tx = conn.begin().await?;
+    let _: i32 = sqlx::query_scalar(sql("drop_policies")).fetch_one(&mut *tx).await?;
+    run_file(&mut tx, format!("schema/policies/{name}.sql")).await?;
+    update_variant(&mut tx, |v| v.policies = name.to_string()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn update_variant(conn: &mut PgConnection, change: impl FnOnce(&mut Variant)) -> Result<()> {
+    let mut v = current_variant(conn).await?.unwrap_or_default();
+    change(&mut v);
+    set_meta(conn, "variant", &serde_json::to_value(&v)?).await
+}
+
+pub async fn current_variant(conn: &mut PgConnection) -> Result<Option<Variant>> {
+    match get_meta(conn, "variant").await? {
+        Some(v) => Ok(Some(serde_json::from_value(v).context("reading the recorded variant")?)),
+        None => Ok(None),
+    }
+}
+
+/// Drops everything storybench owns (after checking nothing else is there).
+pub async fn reset(conn: &mut PgConnection) -> Result<i32> {
+    let ownership = check_ownership(conn).await?;
+    if ownership == Ownership::Empty {
+        return Ok(0);
+    }
+    let mut tx = conn.begin().await?;
+    // Keep the drop functions current with this checkout.
+    run_file(&mut tx, "schema/meta.sql").await?;
+    let dropped: i32 = sqlx::query_scalar(sql("drop_owned")).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!("reset: dropped {dropped} storybench objects");
+    Ok(dropped)
+}
+
+pub async fn get_meta(conn: &mut PgConnection, key: &str) -> Result<Option<serde_json::Value>> {
+    let has_meta: bool = sqlx::query_scalar(sql("has_meta")).fetch_one(&mut *conn).await?;
+    if !has_meta {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar(sql("get_meta")).bind(key).fetch_optional(&mut *conn).await?)
+}
+
+pub async fn set_meta(conn: &mut PgConnection, key: &str, value: &serde_json::Value) -> Result<()> {
+    sqlx::query(sql("set_meta")).bind(key).bind(value).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn missing_roles(conn: &mut PgConnection) -> Result<Vec<String>> {
+    let roles: Vec<String> = AUTH_ROLES.iter().map(|r| r.to_string()).collect();
+    let existing: Vec<String> = sqlx::query_scalar(sql("existing_roles")).bind(&roles).fetch_all(&mut *conn).await?;
+    Ok(roles.into_iter().filter(|r| !existing.contains(r)).collect())
+}
+
+/// `pg_indexes` / `pg_policies` inventories, for tests and results.
+pub async fn index_inventory(conn: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(sql("index_inventory")).fetch_all(&mut *conn).await?)
+}
+
+pub async fn policy_inventory(conn: &mut PgConnection) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(sql("policy_inventory")).fetch_all(&mut *conn).await?)
+}
+
+/// Loads pg_stat_statements when the server preloads it (the embedded cluster does).
+pub async fn ensure_pg_stat_statements(conn: &mut PgConnection) -> Result<bool> {
+    let preloaded: bool = sqlx::query_scalar(sql("has_pg_stat_statements_preloaded")).fetch_one(&mut *conn).await?;
+    if preloaded {
+        sqlx::query(sql("create_pg_stat_statements")).execute(&mut *conn).await?;
+    }
+    Ok(preloaded)
+}
