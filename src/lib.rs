@@ -2,6 +2,7 @@
 //!
 //! Pipeline: cluster → schema → seed → catalog → measure → results → report / compare.
 
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod internal_sql;

@@ -97,6 +97,7 @@ pub fn partition_range(anchor: NaiveDate) -> (NaiveDate, NaiveDate) {
 pub async fn create_bare(conn: &mut PgConnection, anchor: NaiveDate) -> Result<Vec<String>> {
     check_ownership(conn).await?;
     let missing_roles = missing_roles(conn).await?;
+    ensure_roles(conn).await?;
     let mut tx = conn.begin().await?;
     run_file(&mut tx, "schema/meta.sql").await?;
     run_file(&mut tx, "schema/auth.sql").await?;
@@ -152,6 +153,7 @@ pub async fn apply(conn: &mut PgConnection, requested: &VariantRequest, anchor: 
         return Ok(target);
     }
     // Re-running the idempotent files keeps functions and grants in step with the checkout.
+    ensure_roles(conn).await?;
     let mut tx = conn.begin().await?;
     for file in ["schema/meta.sql", "schema/auth.sql", "schema/partitions.sql", "schema/functions.sql", "schema/rls.sql"] {
         run_file(&mut tx, file).await?;
@@ -264,6 +266,29 @@ pub async fn get_meta(conn: &mut PgConnection, key: &str) -> Result<Option<serde
 pub async fn set_meta(conn: &mut PgConnection, key: &str, value: &serde_json::Value) -> Result<()> {
     sqlx::query(sql("set_meta")).bind(key).bind(value).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// Creates the cluster-wide auth roles when missing. Roles are shared by every database of
+/// the cluster, so a concurrent set-up in another database can race this: retry then.
+async fn ensure_roles(conn: &mut PgConnection) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        let mut tx = conn.begin().await?;
+        let outcome = run_file(&mut tx, "schema/roles.sql").await;
+        match outcome {
+            Ok(()) => {
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err(e) if attempt < 5 => {
+                tracing::debug!("creating roles raced another set-up ({e:#}); retrying");
+                drop(tx);
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn missing_roles(conn: &mut PgConnection) -> Result<Vec<String>> {

@@ -1,0 +1,134 @@
+//! Test harness: one real embedded PostgreSQL cluster per test binary, started on first use
+//! in a private temp directory and stopped (and removed) when the binary exits; a fresh
+//! database per test.
+
+#![allow(dead_code)]
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use storybench::cluster::EmbeddedCluster;
+
+struct Shared {
+    cluster: EmbeddedCluster,
+    root: PathBuf,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+static STOPPED: Mutex<bool> = Mutex::new(false);
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn stop_at_exit() {
+    let mut stopped = STOPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if *stopped {
+        return;
+    }
+    *stopped = true;
+    if let Some(s) = SHARED.get() {
+        let _ = s.cluster.stop();
+        let _ = std::fs::remove_dir_all(&s.root);
+    }
+}
+
+/// A private directory the `postgres` OS user can reach when tests run as root.
+pub fn temp_root(tag: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("storybench-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&root).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    root
+}
+
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        let root = temp_root("cluster");
+        let cluster = EmbeddedCluster::new(&root.join("pgdata"), None).expect("PostgreSQL binaries for the tests");
+        cluster.ensure_running().expect("start the test cluster");
+        unsafe {
+            nix::libc::atexit(stop_at_exit);
+        }
+        Shared { cluster, root }
+    })
+}
+
+/// The shared test cluster's URL for the database `name`.
+pub fn url_for(name: &str) -> String {
+    let mut url = url::Url::parse(&shared().cluster.url().unwrap()).unwrap();
+    url.set_path(name);
+    url.to_string()
+}
+
+/// A fresh, empty database on the shared cluster.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn new(tag: &str) -> Self {
+        let name = format!("t_{tag}_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+        let mut admin = connect(&url_for("postgres")).await;
+        admin.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).await.unwrap();
+        admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        Self { url: url_for(&name), name }
+    }
+
+    pub async fn conn(&self) -> PgConnection {
+        connect(&self.url).await
+    }
+
+    /// Runs the storybench binary against this database.
+    pub fn storybench(&self, args: &[&str]) -> Output {
+        storybench_cmd().arg("--database-url").arg(&self.url).args(args).output().unwrap()
+    }
+
+    /// pg_dump of the whole database (schema and data), to prove a command changed nothing.
+    pub fn dump(&self) -> String {
+        let bins = &shared().cluster.bins;
+        let out = Command::new(bins.tool("pg_dump")).arg("--no-comments").arg(&self.url).output().unwrap();
+        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        // pg_dump wraps its output in \restrict lines with a random key: not content.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+pub async fn connect(url: &str) -> PgConnection {
+    PgConnectOptions::from_str(url).unwrap().log_statements(tracing_off()).connect().await.unwrap()
+}
+
+fn tracing_off() -> tracing::log::LevelFilter {
+    tracing::log::LevelFilter::Off
+}
+
+/// The storybench binary with the project directory as working directory.
+pub fn storybench_cmd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_storybench"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs a fixture SQL file (tests/fixtures/<name>) in one transaction.
+pub async fn run_fixture(conn: &mut PgConnection, name: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    tx.execute(sqlx::raw_sql(AssertSqlSafe(text))).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    tx.commit().await.unwrap();
+}
