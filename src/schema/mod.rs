@@ -113,6 +113,21 @@ pub async fn create_bare(conn: &mut PgConnection, anchor: NaiveDate) -> Result<V
 /// Adds keys, foreign keys, functions and triggers, RLS, and the variant's indexes and
 /// policies: the second half of set-up, after any bulk load.
 pub async fn finish(conn: &mut PgConnection, variant: &Variant) -> Result<()> {
+    finish_timed(conn, variant).await.map(|_| ())
+}
+
+/// Wall time of the steps after a bulk load.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FinishTimings {
+    /// Keys, foreign keys, triggers, RLS (validating every constraint).
+    pub constraints: std::time::Duration,
+    /// The variant's secondary indexes.
+    pub indexes: std::time::Duration,
+}
+
+/// [`finish`], timing its two halves.
+pub async fn finish_timed(conn: &mut PgConnection, variant: &Variant) -> Result<FinishTimings> {
+    let started = std::time::Instant::now();
     validate_name("indexes", &variant.indexes)?;
     validate_name("policies", &variant.policies)?;
     validate_layout(&variant.api_usage)?;
@@ -127,13 +142,16 @@ pub async fn finish(conn: &mut PgConnection, variant: &Variant) -> Result<()> {
         run_file(&mut tx, file).await.with_context(|| format!("adding {step}"))?;
         safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
         tx.commit().await?;
-        tracing::debug!("{step} added in {:.2?}", started.elapsed());
+        tracing::debug!("{step} added after {:.2?}", started.elapsed());
     }
+    let constraints = started.elapsed();
+    let started = std::time::Instant::now();
     set_indexes(conn, &variant.indexes).await?;
+    let indexes = started.elapsed();
     set_policies(conn, &variant.policies).await?;
     set_meta(conn, "variant", &serde_json::to_value(variant)?).await?;
     set_meta(conn, "schema", &serde_json::json!({"complete": true})).await?;
-    Ok(())
+    Ok(FinishTimings { constraints, indexes })
 }
 
 /// `storybench schema apply`: sets up an empty database, or switches the variant of one
