@@ -1,6 +1,7 @@
 //! The `storybench` command line: argument definitions and dispatch.
 
 mod db;
+mod load;
 mod run;
 mod session;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Schema(SchemaCommand),
     /// The main job: schema → seed → measurements → report.
     Run(RunArgs),
+    /// Load test: an ad hoc statement (or a scenario) under a closed or open model.
+    Load(load::LoadArgs),
     /// Re-render report.html from a results.json.
     Report {
         /// A results.json file.
@@ -150,6 +153,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Db(cmd) => db::run(&cli.db, cmd).await,
         Command::Schema(cmd) => db::schema(&cli.db, cmd).await,
         Command::Run(args) => run::run(&cli.db, args).await,
+        Command::Load(args) => load::run(&cli.db, args).await,
         Command::Report { results, out } => {
             let r = crate::results::RunResults::read(&results)?;
             let dir = out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());

@@ -41,6 +41,8 @@ pub struct RunResults {
     pub dataset: Option<crate::seed::DatasetInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<crate::seed::SeedReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::measure::load::LoadSection>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +70,7 @@ impl RunResults {
             stages: Vec::new(),
             dataset: None,
             seed: None,
+            load: None,
         }
     }
 

@@ -1,0 +1,157 @@
+//! Latency recording in HDR histograms (never sample vectors), and their serialized form
+//! in results.json so histograms from several runs or machines merge exactly.
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Highest latency recorded exactly: one hour, in microseconds. Longer values saturate.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    hist: Histogram<u64>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Latency {
+    pub fn new() -> Self {
+        Self { hist: Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds") }
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        let micros = (d.as_micros() as u64).clamp(1, MAX_MICROS);
+        self.hist.saturating_record(micros);
+    }
+
+    pub fn merge(&mut self, other: &Latency) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// Value at a percentile (0–100), in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.hist.is_empty() {
+            return 0.0;
+        }
+        self.hist.value_at_quantile(p / 100.0) as f64 / 1000.0
+    }
+
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.count(),
+            min_ms: if self.is_empty() { 0.0 } else { self.hist.min() as f64 / 1000.0 },
+            mean_ms: self.hist.mean() / 1000.0,
+            stdev_ms: self.hist.stdev() / 1000.0,
+            p50_ms: self.percentile_ms(50.0),
+            p90_ms: self.percentile_ms(90.0),
+            p95_ms: self.percentile_ms(95.0),
+            p99_ms: self.percentile_ms(99.0),
+            p999_ms: self.percentile_ms(99.9),
+            max_ms: if self.is_empty() { 0.0 } else { self.hist.max() as f64 / 1000.0 },
+            histogram: self.encode(),
+        }
+    }
+
+    /// Points of the percentile curve for charts: (percentile, ms), log-spaced toward the tail.
+    pub fn curve(&self) -> Vec<(f64, f64)> {
+        let mut points = Vec::new();
+        for nines in [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0] {
+            let p = 100.0 * (1.0 - 10f64.powf(-nines));
+            if self.count() as f64 * (100.0 - p) / 100.0 < 0.5 && nines > 0.0 {
+                break;
+            }
+            points.push((p, self.percentile_ms(p)));
+        }
+        points.push((100.0, self.summary().max_ms));
+        points
+    }
+
+    /// Base64 of HdrHistogram's V2 compressed encoding (readable by every HdrHistogram port).
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        V2DeflateSerializer::new().serialize(&self.hist, &mut buf).expect("serializing into a Vec cannot fail");
+        base64::engine::general_purpose::STANDARD.encode(buf)
+    }
+
+    pub fn decode(encoded: &str) -> Result<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).context("histogram is not base64")?;
+        let hist: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice()).context("histogram does not decode")?;
+        let mut out = Self::new();
+        out.hist.add(&hist).context("histogram out of range")?;
+        Ok(out)
+    }
+}
+
+/// Percentiles of a histogram, plus the histogram itself so results can be merged exactly.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_ms: f64,
+    pub mean_ms: f64,
+    pub stdev_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// Base64 HdrHistogram V2 (deflate) encoding, microseconds.
+    #[serde(default)]
+    pub histogram: String,
+}
+
+impl LatencySummary {
+    pub fn percentile(&self, name: &str) -> Option<f64> {
+        Some(match name {
+            "p50" => self.p50_ms,
+            "p90" => self.p90_ms,
+            "p95" => self.p95_ms,
+            "p99" => self.p99_ms,
+            "p999" => self.p999_ms,
+            "max" => self.max_ms,
+            "mean" => self.mean_ms,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_round_trip() {
+        let mut l = Latency::new();
+        for ms in 1..=1000u64 {
+            l.record(Duration::from_millis(ms));
+        }
+        let s = l.summary();
+        assert_eq!(s.count, 1000);
+        assert!((s.p50_ms - 500.0).abs() < 1.0, "{}", s.p50_ms);
+        assert!((s.p99_ms - 990.0).abs() < 2.0, "{}", s.p99_ms);
+        let back = Latency::decode(&s.histogram).unwrap();
+        assert_eq!(back.summary().p99_ms, s.p99_ms);
+        let mut merged = back.clone();
+        merged.merge(&l);
+        assert_eq!(merged.count(), 2000);
+        assert!(l.curve().len() >= 4);
+    }
+}

@@ -1,0 +1,136 @@
+//! Ad hoc load: one prepared statement on C dedicated connections, no think time; closed
+//! model by default, open model with a target rate. Used to calibrate against pgbench.
+
+use super::recorder::{is_connection_error, sqlstate_of, LoadFigures, Recorders};
+use super::schedule::Schedule;
+use super::LoadShape;
+use crate::interrupt;
+use crate::target::Target;
+use anyhow::{bail, Result};
+use sqlx::postgres::{PgConnection, PgConnectOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Executor, SqlSafeStr, SqlStr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The name the statement is recorded under.
+pub const ADHOC_QUERY: &str = "adhoc";
+
+/// Runs the statement as fast as the clients allow (closed) or at `shape.rate` (open).
+pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFigures> {
+    if sql.trim().is_empty() {
+        bail!("--sql is empty");
+    }
+    let options = target.connect_options()?;
+    // Prepare once up front so a bad statement is one clear error, not a run of failures.
+    {
+        let mut probe = target.connect().await?;
+        probe.prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await.map_err(|e| anyhow::anyhow!("--sql does not prepare: {e}"))?;
+    }
+    let start = Instant::now() + Duration::from_millis(200);
+    let measure_from = start + shape.warmup;
+    let deadline = measure_from + shape.duration;
+    let recorders = Arc::new(Recorders::new(shape.clients, measure_from));
+    let schedule = shape.rate.map(|r| Arc::new(Schedule::new(start, r, shape.seed)));
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..shape.clients {
+        let conn = options.connect().await.map_err(|e| anyhow::anyhow!("connecting client {worker}: {}", crate::target::scrub(&e.to_string(), &target.url)))?;
+        let ctx = Worker {
+            id: worker,
+            sql: AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str(),
+            options: options.clone(),
+            recorders: recorders.clone(),
+            schedule: schedule.clone(),
+            latency_limit: shape.latency_limit,
+            // Stagger starts over the ramp.
+            start: start + shape.ramp.mul_f64(worker as f64 / shape.clients.max(1) as f64),
+            deadline,
+        };
+        set.spawn(ctx.run(conn));
+    }
+    while let Some(r) = set.join_next().await {
+        r?;
+    }
+    let measured = Instant::now().min(deadline).saturating_duration_since(measure_from);
+    Ok(recorders.finish(measured))
+}
+
+struct Worker {
+    id: usize,
+    sql: SqlStr,
+    options: PgConnectOptions,
+    recorders: Arc<Recorders>,
+    schedule: Option<Arc<Schedule>>,
+    latency_limit: Option<Duration>,
+    start: Instant,
+    deadline: Instant,
+}
+
+impl Worker {
+    async fn run(self, conn: PgConnection) {
+        let mut conn = Some(conn);
+        tokio::time::sleep_until(self.start.into()).await;
+        loop {
+            if interrupt::interrupted() {
+                return;
+            }
+            let intended = match &self.schedule {
+                Some(s) => {
+                    let at = s.next();
+                    if at >= self.deadline {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = interrupt::wait() => return,
+                    }
+                    at
+                }
+                None => Instant::now(),
+            };
+            if intended >= self.deadline {
+                return;
+            }
+            let started = Instant::now();
+            if self.schedule.is_some() {
+                let lag = started.saturating_duration_since(intended);
+                self.recorders.lag(self.id, intended, lag);
+                if self.latency_limit.is_some_and(|limit| lag > limit) {
+                    self.recorders.dropped(self.id, intended);
+                    continue;
+                }
+            }
+            let Some(c) = conn.as_mut() else {
+                conn = self.reconnect(intended).await;
+                continue;
+            };
+            // sqlx::query (not a bare string) takes the extended protocol with a cached
+            // prepared statement, like `pgbench -M prepared`.
+            let outcome = sqlx::query(self.sql.clone()).execute(&mut *c).await;
+            let finished = Instant::now();
+            match outcome {
+                Ok(done) => self.recorders.single_ok(self.id, ADHOC_QUERY, intended, started, finished, done.rows_affected()),
+                Err(e) => {
+                    self.recorders.query_error(self.id, ADHOC_QUERY, started, &sqlstate_of(&e), &e.to_string());
+                    self.recorders.transaction(self.id, ADHOC_QUERY, intended, finished, false);
+                    if is_connection_error(&e) {
+                        conn = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reconnects after a lost connection; a failed attempt counts as a failed request.
+    async fn reconnect(&self, intended: Instant) -> Option<PgConnection> {
+        match self.options.connect().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let now = Instant::now();
+                self.recorders.query_error(self.id, ADHOC_QUERY, now, &sqlstate_of(&e), &e.to_string());
+                self.recorders.transaction(self.id, ADHOC_QUERY, intended, now, false);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Load generation: the ad hoc statement path (own engine, for calibration against pgbench)
+//! and goose scenarios, both measured from the intended start under a target rate.
+
+pub mod adhoc;
+pub mod recorder;
+pub mod schedule;
+
+pub use recorder::{ErrorCount, LoadFigures, OpStats, TimelinePoint};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How hard and how long to push.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadShape {
+    pub clients: usize,
+    #[serde(with = "humantime_serde_secs")]
+    pub duration: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    pub warmup: Duration,
+    #[serde(with = "humantime_serde_secs")]
+    pub ramp: Duration,
+    /// Open model: target arrivals per second. `None`: closed model.
+    pub rate: Option<f64>,
+    /// Open model: arrivals later than this are dropped (counted) instead of run.
+    pub latency_limit: Option<Duration>,
+    pub seed: u64,
+}
+
+/// Upper bounds that catch typos (`--users 5000000`) before they hurt the machine.
+pub const MAX_CLIENTS: usize = 10_000;
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+pub const MAX_RATE: f64 = 10_000_000.0;
+
+impl LoadShape {
+    pub fn validate(&self) -> Result<()> {
+        if self.clients == 0 || self.clients > MAX_CLIENTS {
+            bail!("the number of clients/users must be between 1 and {MAX_CLIENTS}; got {}", self.clients);
+        }
+        if self.duration.is_zero() || self.duration > MAX_DURATION {
+            bail!("--duration must be > 0 and at most 24h; got {:?}", self.duration);
+        }
+        if self.warmup > MAX_DURATION || self.ramp > MAX_DURATION {
+            bail!("--warmup and --ramp must be at most 24h");
+        }
+        if let Some(r) = self.rate {
+            if !r.is_finite() || r <= 0.0 || r > MAX_RATE {
+                bail!("--rate must be > 0 and at most {MAX_RATE} per second; got {r}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Durations as fractional seconds in results.json.
+mod humantime_serde_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(secs.max(0.0)))
+    }
+}
+
+/// Parses `30s`, `2m`, `1h30m`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+        return Err(format!("{text:?} is not a valid duration (negative or not finite)"));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a valid duration: {e}"))
+}
+
+/// The load section of results.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoadSection {
+    /// `adhoc` (one statement) or `scenario`.
+    pub mode: String,
+    /// The statement (adhoc) or the scenario name.
+    pub target: String,
+    /// `closed` (as fast as clients go, with think time in scenarios) or `open` (target rate).
+    pub model: String,
+    pub shape: LoadShape,
+    pub figures: LoadFigures,
+    pub server: Option<crate::measure::server_view::ServerView>,
+}
