@@ -3,11 +3,14 @@
 //! Pipeline: cluster → schema → seed → catalog → measure → results → report / compare.
 
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod internal_sql;
+pub mod measure;
 pub mod interrupt;
 pub mod paths;
+pub mod plan;
 pub mod report;
 pub mod results;
 pub mod schema;
