@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod internal_sql;
 pub mod measure;
 pub mod interrupt;
+pub mod params;
 pub mod paths;
 pub mod plan;
 pub mod report;

@@ -1,6 +1,7 @@
 //! The `storybench` command line: argument definitions and dispatch.
 
 mod db;
+mod explain;
 mod load;
 mod run;
 mod session;
@@ -34,6 +35,8 @@ pub enum Command {
     Schema(SchemaCommand),
     /// The main job: schema → seed → measurements → report.
     Run(RunArgs),
+    /// Compare index strategies query by query: plans, latency, write cost.
+    Explain(explain::ExplainArgs),
     /// Load test: an ad hoc statement (or a scenario) under a closed or open model.
     Load(load::LoadArgs),
     /// Re-render report.html from a results.json.
@@ -154,6 +157,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Schema(cmd) => db::schema(&cli.db, cmd).await,
         Command::Run(args) => run::run(&cli.db, args).await,
         Command::Load(args) => load::run(&cli.db, args).await,
+        Command::Explain(args) => explain::run(&cli.db, args).await,
         Command::Report { results, out } => {
             let r = crate::results::RunResults::read(&results)?;
             let dir = out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());

@@ -1,5 +1,7 @@
 //! Measuring stages: EXPLAIN comparisons, RLS overhead, partitioned analytics, load.
 
+pub mod exec;
+pub mod explain;
 pub mod latency;
 pub mod load;
 pub mod server_view;

@@ -42,6 +42,8 @@ pub struct RunResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<crate::seed::SeedReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<crate::measure::explain::ExplainSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::measure::load::LoadSection>,
 }
 
@@ -70,6 +72,7 @@ impl RunResults {
             stages: Vec::new(),
             dataset: None,
             seed: None,
+            explain: None,
             load: None,
         }
     }

@@ -1,0 +1,90 @@
+//! `storybench explain`: index strategies compared query by query.
+
+use super::RunSession;
+use crate::measure::explain::{self, ExplainOptions, ExplainSection};
+use crate::measure::load::parse_duration;
+use crate::target::{DbArgs, Target};
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct ExplainArgs {
+    /// Index strategies to compare (files in schema/indexes/); the first is the baseline.
+    #[arg(long, value_delimiter = ',', default_value = "fk_only,doc,tuned")]
+    pub strategies: Vec<String>,
+    /// Catalog queries to measure (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub queries: Vec<String>,
+    /// Timed runs per query, strategy and user, after warm-up.
+    #[arg(long, default_value_t = 30)]
+    pub runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Time cap per query, strategy and user (slow queries stop early, after ≥ 3 runs).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[serde(skip)]
+    pub budget: Duration,
+    /// Statement timeout for each measured query; a timeout is reported for that query only.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[serde(skip)]
+    pub statement_timeout: Duration,
+    /// Seed for parameter sampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl ExplainArgs {
+    pub fn options(&self) -> ExplainOptions {
+        ExplainOptions {
+            strategies: self.strategies.clone(),
+            queries: self.queries.clone(),
+            runs: self.runs.max(1),
+            warmup: self.warmup,
+            budget: self.budget,
+            seed: self.seed,
+            statement_timeout: self.statement_timeout,
+            write_batch: 20,
+        }
+    }
+}
+
+pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
+    let opts = args.options();
+    for s in &opts.strategies {
+        crate::schema::validate_name("indexes", s)?;
+    }
+    crate::catalog::load_default()?.select(&opts.queries)?;
+    let mut session = RunSession::start("explain", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let target = Target::resolve(db)?;
+    let outcome = async {
+        session.collect_environment(&target).await?;
+        let dir = session.out_dir.clone();
+        let section = session.stage("explain", explain::run(&target, &opts, &dir)).await?;
+        print_verdicts(&section);
+        session.results.explain = Some(section);
+        Ok(())
+    }
+    .await;
+    let code = session.finalize(outcome);
+    target.finish()?;
+    code
+}
+
+pub fn print_verdicts(s: &ExplainSection) {
+    for q in &s.queries {
+        if let Some(v) = &q.verdict {
+            eprintln!("  {:<28} fastest {:<8} {:>6.2}× vs {}{}", q.name, v.fastest, v.speedup_vs_baseline, v.baseline, if q.consistent { "" } else { "  (RESULTS DIFFER)" });
+        }
+    }
+    for o in &s.overall {
+        eprintln!("  overall {:<8} geomean {:.2}× · fastest on {} queries · indexes {}", o.strategy, o.geomean_speedup, o.queries_fastest, crate::report::human_bytes(o.index_bytes as f64));
+    }
+    for e in &s.errors {
+        eprintln!("  error: {} on {} ({}): {}", e.query, e.strategy, e.subject, e.error);
+    }
+}

@@ -1,0 +1,105 @@
+//! The explain section of results.json: plans, latency and write cost per query × index
+//! strategy, plan diffs, and verdicts derived from them.
+
+use crate::measure::latency::LatencySummary;
+use crate::plan::{PlanChange, PlanSummary};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExplainSection {
+    /// api_usage layout the queries ran on.
+    pub layout: String,
+    pub runs: usize,
+    pub strategies: Vec<StrategyFigures>,
+    pub queries: Vec<QueryComparison>,
+    pub overall: Vec<OverallVerdict>,
+    pub errors: Vec<MeasureError>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StrategyFigures {
+    pub name: String,
+    /// Secondary indexes only (keys are the same in every strategy).
+    pub index_bytes: u64,
+    pub build_seconds: f64,
+    /// WAL generated per story created by the catalog's create_story write (rolled back).
+    pub wal_bytes_per_story: Option<f64>,
+    /// Mean write latency (ms) over the catalog's write queries, heavy user.
+    pub write_mean_ms: Option<f64>,
+    /// Writes per second one connection sustains at that latency.
+    pub write_ops_per_second: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct QueryComparison {
+    pub name: String,
+    pub description: String,
+    pub role: String,
+    pub kind: String,
+    pub subjects: Vec<SubjectComparison>,
+    /// Verdict on the heavy user (the one index strategies matter for).
+    pub verdict: Option<Verdict>,
+    /// Every strategy returned the same rows (reads: same digest; writes: same row count).
+    pub consistent: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SubjectComparison {
+    /// `heavy` or `median`.
+    pub subject: String,
+    pub user: String,
+    pub params: Vec<String>,
+    pub by_strategy: Vec<StrategyRun>,
+    /// Plan changes from the first strategy (the baseline) to each other one.
+    pub diffs: Vec<PlanDiff>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StrategyRun {
+    pub strategy: String,
+    pub plan: Option<PlanSummary>,
+    /// Raw EXPLAIN JSON, relative to the run's output directory.
+    pub plan_file: Option<String>,
+    pub latency: Option<LatencySummary>,
+    pub rows: Option<i64>,
+    pub digest: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PlanDiff {
+    pub from: String,
+    pub to: String,
+    pub changes: Vec<PlanChange>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Verdict {
+    pub fastest: String,
+    /// Baseline p50 / fastest p50 (> 1: the fastest strategy is that many times faster).
+    pub speedup_vs_baseline: f64,
+    pub baseline: String,
+    pub p50_ms: BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct OverallVerdict {
+    pub strategy: String,
+    /// Geometric mean over read queries of baseline p50 / this strategy's p50.
+    pub geomean_speedup: f64,
+    pub queries_fastest: usize,
+    pub index_bytes: u64,
+    /// This strategy's WAL per created story / the baseline's.
+    pub wal_ratio_vs_baseline: Option<f64>,
+    /// This strategy's mean write latency / the baseline's.
+    pub write_latency_ratio_vs_baseline: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MeasureError {
+    pub query: String,
+    pub strategy: String,
+    pub subject: String,
+    pub error: String,
+}
