@@ -42,6 +42,10 @@ impl Principal {
 
 /// Runs the request set-up inside the caller's open transaction.
 pub async fn begin_request(conn: &mut PgConnection, who: &Principal) -> Result<()> {
-    sqlx::query(sql("begin_request")).bind(who.role()).bind(who.claims()).execute(&mut *conn).await?;
+    sqlx::query(sql("begin_request"))
+        .bind(who.role())
+        .bind(who.claims())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

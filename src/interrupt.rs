@@ -15,10 +15,11 @@ fn notify() -> &'static Notify {
 /// Installs the signal handlers (call once, inside the runtime).
 pub fn install() {
     tokio::spawn(async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         loop {
             tokio::select! {
@@ -31,7 +32,9 @@ pub fn install() {
                 eprintln!("storybench: interrupted twice, exiting now");
                 std::process::exit(130);
             }
-            eprintln!("storybench: interrupted; finishing the current step and writing partial results");
+            eprintln!(
+                "storybench: interrupted; finishing the current step and writing partial results"
+            );
             notify().notify_waiters();
         }
     });

@@ -20,7 +20,8 @@ pub fn project_file(rel: impl AsRef<Path>) -> PathBuf {
 pub fn read_project_file(rel: impl AsRef<Path>) -> anyhow::Result<(PathBuf, String)> {
     use anyhow::Context;
     let path = project_file(rel);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok((path, text))
 }
 

@@ -27,8 +27,17 @@ fn script_error(e: sqlx::Error, path: &Path, text: &str) -> anyhow::Error {
         if let Some(pg) = pg {
             if let Some(sqlx::postgres::PgErrorPosition::Original(pos)) = pg.position() {
                 // PostgreSQL positions are 1-based character offsets.
-                let byte = text.char_indices().nth(pos.saturating_sub(1)).map(|(b, _)| b).unwrap_or(0);
-                return anyhow!("{}:{}: {}", path.display(), line_of_offset(text, byte), pg.message());
+                let byte = text
+                    .char_indices()
+                    .nth(pos.saturating_sub(1))
+                    .map(|(b, _)| b)
+                    .unwrap_or(0);
+                return anyhow!(
+                    "{}:{}: {}",
+                    path.display(),
+                    line_of_offset(text, byte),
+                    pg.message()
+                );
             }
             let mut msg = format!("{}: {}", path.display(), pg.message());
             if let Some(w) = pg.r#where() {

@@ -19,7 +19,12 @@ pub struct DbArgs {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Data directory of the embedded cluster.
-    #[arg(long, env = "STORYBENCH_DATA_DIR", default_value = ".storybench/pgdata", global = true)]
+    #[arg(
+        long,
+        env = "STORYBENCH_DATA_DIR",
+        default_value = ".storybench/pgdata",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// TCP port for the embedded cluster (default: a free one, remembered in the data directory).
     #[arg(long, global = true)]
@@ -46,7 +51,10 @@ impl SecretUrl {
         redact_url(&self.0)
     }
     pub fn database_name(&self) -> Option<String> {
-        PgConnectOptions::from_str(&self.0).ok()?.get_database().map(str::to_string)
+        PgConnectOptions::from_str(&self.0)
+            .ok()?
+            .get_database()
+            .map(str::to_string)
     }
 }
 
@@ -122,7 +130,9 @@ fn matches_pattern(name: &str, pattern: &str) -> bool {
             }
         }
     }
-    pieces.last().is_none_or(|last| last.is_empty() || name.ends_with(last))
+    pieces
+        .last()
+        .is_none_or(|last| last.is_empty() || name.ends_with(last))
 }
 
 /// Refuses URLs naming a protected database before any connection is made.
@@ -153,29 +163,49 @@ impl Target {
         if let Some(raw) = &args.database_url {
             let url = SecretUrl::new(raw.clone());
             PgConnectOptions::from_str(raw).map_err(|e| {
-                anyhow::anyhow!("malformed --database-url {url}: {}", scrub(&e.to_string(), &url))
+                anyhow::anyhow!(
+                    "malformed --database-url {url}: {}",
+                    scrub(&e.to_string(), &url)
+                )
             })?;
             check_protected(&url, &args.protect)?;
-            return Ok(Self { url, embedded: None, guard: None });
+            return Ok(Self {
+                url,
+                embedded: None,
+                guard: None,
+            });
         }
         let cluster = EmbeddedCluster::new(&args.data_dir, args.port)?;
         let started = cluster.ensure_running()?;
         let url = SecretUrl::new(cluster.url()?);
         check_protected(&url, &args.protect)?;
         let guard = ClusterGuard::new(cluster.clone(), started);
-        Ok(Self { url, embedded: Some(cluster), guard: Some(guard) })
+        Ok(Self {
+            url,
+            embedded: Some(cluster),
+            guard: Some(guard),
+        })
     }
 
     pub fn describe(&self) -> String {
         match &self.embedded {
-            Some(c) => format!("embedded PostgreSQL {} at {}", c.bins.major, c.data_dir.display()),
+            Some(c) => format!(
+                "embedded PostgreSQL {} at {}",
+                c.bins.major,
+                c.data_dir.display()
+            ),
             None => format!("external server {}", self.url),
         }
     }
 
     pub fn connect_options(&self) -> Result<PgConnectOptions> {
-        let opts = PgConnectOptions::from_str(self.url.expose())
-            .map_err(|e| anyhow::anyhow!("malformed database URL {}: {}", self.url, scrub(&e.to_string(), &self.url)))?;
+        let opts = PgConnectOptions::from_str(self.url.expose()).map_err(|e| {
+            anyhow::anyhow!(
+                "malformed database URL {}: {}",
+                self.url,
+                scrub(&e.to_string(), &self.url)
+            )
+        })?;
         Ok(opts
             .application_name("storybench")
             .log_statements(tracing::log::LevelFilter::Trace)
@@ -193,7 +223,10 @@ impl Target {
     }
 
     pub async fn connect(&self) -> Result<PgConnection> {
-        self.connect_options()?.connect().await.map_err(|e| connect_error(e, &self.url))
+        self.connect_options()?
+            .connect()
+            .await
+            .map_err(|e| connect_error(e, &self.url))
     }
 
     /// Stops the embedded cluster if this command started it.
@@ -209,7 +242,9 @@ fn connect_error(e: sqlx::Error, url: &SecretUrl) -> anyhow::Error {
     let detail = scrub(&e.to_string(), url);
     let hint = match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01") => " (wrong password)",
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => " (the database does not exist)",
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => {
+            " (the database does not exist)"
+        }
         sqlx::Error::Io(_) => " (is the server running and reachable?)",
         sqlx::Error::PoolTimedOut => " (timed out: is the server running and reachable?)",
         _ => "",
@@ -223,10 +258,16 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://bob:secret@db:5432/app"), "postgres://bob:***@db:5432/app");
+        assert_eq!(
+            redact_url("postgres://bob:secret@db:5432/app"),
+            "postgres://bob:***@db:5432/app"
+        );
         assert!(!redact_url("postgres://bob@db/app?password=hunter2").contains("hunter2"));
         let u = SecretUrl::new("postgres://bob:s3cr3t@db/app");
-        assert_eq!(scrub("failed for s3cr3t at postgres://bob:s3cr3t@db/app", &u), "failed for *** at postgres://bob:***@db/app");
+        assert_eq!(
+            scrub("failed for s3cr3t at postgres://bob:s3cr3t@db/app", &u),
+            "failed for *** at postgres://bob:***@db/app"
+        );
     }
 
     #[test]

@@ -6,7 +6,12 @@ use common::{stderr, stdout, storybench_cmd, temp_root};
 use std::path::Path;
 
 fn sb(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    storybench_cmd().arg("--data-dir").arg(data_dir).args(args).output().unwrap()
+    storybench_cmd()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -15,18 +20,29 @@ fn db_start_stop_round_trip_and_auto_start() {
     let data = root.join("pgdata");
 
     let out = sb(&data, &["db", "status"]);
-    assert_eq!(out.status.code(), Some(3), "not initialized yet: {}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "not initialized yet: {}",
+        stdout(&out)
+    );
 
     let out = sb(&data, &["db", "start"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let url = stdout(&out).lines().last().unwrap().to_string();
-    assert!(url.starts_with("postgres://"), "the URL is the last line of stdout: {url}");
+    assert!(
+        url.starts_with("postgres://"),
+        "the URL is the last line of stdout: {url}"
+    );
     let status = sb(&data, &["db", "status"]);
     assert_eq!(status.status.code(), Some(0));
     assert!(stdout(&status).contains("running"));
     assert_eq!(stdout(&sb(&data, &["db", "url"])).trim(), url);
     // A second start is a no-op that still prints the URL.
-    assert_eq!(stdout(&sb(&data, &["db", "start"])).lines().last().unwrap(), url);
+    assert_eq!(
+        stdout(&sb(&data, &["db", "start"])).lines().last().unwrap(),
+        url
+    );
 
     let out = sb(&data, &["db", "stop"]);
     assert!(out.status.success());
@@ -35,7 +51,11 @@ fn db_start_stop_round_trip_and_auto_start() {
     // Any other command starts the stopped cluster and stops it again at exit.
     let out = sb(&data, &["schema", "apply", "--indexes", "tuned"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(sb(&data, &["db", "status"]).status.code(), Some(3), "stopped again after the command");
+    assert_eq!(
+        sb(&data, &["db", "status"]).status.code(),
+        Some(3),
+        "stopped again after the command"
+    );
     // ... and the schema it applied persisted in the data directory.
     let out = sb(&data, &["schema", "show"]);
     assert!(stdout(&out).contains("indexes tuned"), "{}", stdout(&out));
@@ -50,9 +70,19 @@ fn db_start_stop_round_trip_and_auto_start() {
 #[test]
 fn missing_binaries_say_how_to_install() {
     let root = temp_root("nobins");
-    let out = storybench_cmd().env("PG_BIN", "/nonexistent/bin").arg("--data-dir").arg(root.join("d")).args(["db", "start"]).output().unwrap();
+    let out = storybench_cmd()
+        .env("PG_BIN", "/nonexistent/bin")
+        .arg("--data-dir")
+        .arg(root.join("d"))
+        .args(["db", "start"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("apt-get install postgresql"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("apt-get install postgresql"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!root.join("d").exists(), "nothing created");
 }
 
@@ -66,7 +96,10 @@ fn unusable_data_directories_are_refused() {
     let out = sb(&junk, &["db", "start"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(junk.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(junk.join("notes.txt")).unwrap(),
+        "mine"
+    );
     // A file where the directory should be.
     let file = root.join("file");
     std::fs::write(&file, "x").unwrap();
@@ -79,7 +112,11 @@ fn unusable_data_directories_are_refused() {
     std::fs::write(old.join("PG_VERSION"), "9\n").unwrap();
     let out = sb(&old, &["db", "start"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("made by PostgreSQL 9"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("made by PostgreSQL 9"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::remove_dir_all(&root).ok();
 }
 
@@ -90,7 +127,11 @@ fn an_explicit_port_that_is_taken_is_a_clear_error() {
     let port = listener.local_addr().unwrap().port().to_string();
     let out = sb(&root.join("pgdata"), &["--port", &port, "db", "start"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&format!("port {port} is taken")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("port {port} is taken")),
+        "{}",
+        stderr(&out)
+    );
     sb(&root.join("pgdata"), &["db", "stop"]);
     std::fs::remove_dir_all(&root).ok();
 }

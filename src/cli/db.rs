@@ -15,7 +15,11 @@ pub async fn run(args: &DbArgs, cmd: DbCommand) -> Result<i32> {
             let started = cluster.ensure_running()?;
             eprintln!(
                 "{} embedded PostgreSQL {} (data directory {}, log {})",
-                if started { "started" } else { "already running:" },
+                if started {
+                    "started"
+                } else {
+                    "already running:"
+                },
                 cluster.bins.major,
                 cluster.data_dir.display(),
                 cluster.log_path().display()
@@ -25,20 +29,32 @@ pub async fn run(args: &DbArgs, cmd: DbCommand) -> Result<i32> {
         DbCommand::Stop => {
             let was = cluster.state()?;
             cluster.stop()?;
-            println!("{}", if was == ClusterState::Running { "stopped" } else { "not running" });
+            println!(
+                "{}",
+                if was == ClusterState::Running {
+                    "stopped"
+                } else {
+                    "not running"
+                }
+            );
         }
         DbCommand::Status => {
             let state = cluster.state()?;
             match state {
                 ClusterState::Running => println!("running {}", cluster.url()?),
                 ClusterState::Stopped => println!("stopped ({})", cluster.data_dir.display()),
-                ClusterState::NotInitialized => println!("not initialized ({})", cluster.data_dir.display()),
+                ClusterState::NotInitialized => {
+                    println!("not initialized ({})", cluster.data_dir.display())
+                }
             }
             return Ok(if state == ClusterState::Running { 0 } else { 3 });
         }
         DbCommand::Url => {
             if cluster.state()? == ClusterState::NotInitialized {
-                bail!("the embedded cluster at {} is not initialized; run `storybench db start`", cluster.data_dir.display());
+                bail!(
+                    "the embedded cluster at {} is not initialized; run `storybench db start`",
+                    cluster.data_dir.display()
+                );
             }
             println!("{}", cluster.url()?);
         }
@@ -62,7 +78,10 @@ async fn schema_on(target: &Target, cmd: SchemaCommand) -> Result<i32> {
         SchemaCommand::Apply(v) => {
             let anchor = chrono::Utc::now().date_naive();
             let variant = crate::schema::apply(&mut conn, &v.request(), anchor).await?;
-            println!("schema applied: indexes {} · policies {} · api_usage {}", variant.indexes, variant.policies, variant.api_usage);
+            println!(
+                "schema applied: indexes {} · policies {} · api_usage {}",
+                variant.indexes, variant.policies, variant.api_usage
+            );
         }
         SchemaCommand::Reset => {
             let dropped = crate::schema::reset(&mut conn).await?;
@@ -71,7 +90,10 @@ async fn schema_on(target: &Target, cmd: SchemaCommand) -> Result<i32> {
         SchemaCommand::Show => {
             crate::schema::check_ownership(&mut conn).await?;
             match crate::schema::current_variant(&mut conn).await? {
-                Some(v) => println!("indexes {} · policies {} · api_usage {}", v.indexes, v.policies, v.api_usage),
+                Some(v) => println!(
+                    "indexes {} · policies {} · api_usage {}",
+                    v.indexes, v.policies, v.api_usage
+                ),
                 None => println!("no storybench schema in this database"),
             }
             for i in crate::schema::index_inventory(&mut conn).await? {

@@ -59,12 +59,15 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
         crate::schema::validate_name("indexes", s)?;
     }
     crate::catalog::load_default()?.select(&opts.queries)?;
-    let mut session = RunSession::start("explain", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let mut session =
+        RunSession::start("explain", serde_json::to_value(&args)?, args.out.as_deref())?;
     let target = Target::resolve(db)?;
     let outcome = async {
         session.collect_environment(&target).await?;
         let dir = session.out_dir.clone();
-        let section = session.stage("explain", explain::run(&target, &opts, &dir)).await?;
+        let section = session
+            .stage("explain", explain::run(&target, &opts, &dir))
+            .await?;
         print_verdicts(&section);
         session.results.explain = Some(section);
         Ok(())
@@ -78,13 +81,33 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
 pub fn print_verdicts(s: &ExplainSection) {
     for q in &s.queries {
         if let Some(v) = &q.verdict {
-            eprintln!("  {:<28} fastest {:<8} {:>6.2}× vs {}{}", q.name, v.fastest, v.speedup_vs_baseline, v.baseline, if q.consistent { "" } else { "  (RESULTS DIFFER)" });
+            eprintln!(
+                "  {:<28} fastest {:<8} {:>6.2}× vs {}{}",
+                q.name,
+                v.fastest,
+                v.speedup_vs_baseline,
+                v.baseline,
+                if q.consistent {
+                    ""
+                } else {
+                    "  (RESULTS DIFFER)"
+                }
+            );
         }
     }
     for o in &s.overall {
-        eprintln!("  overall {:<8} geomean {:.2}× · fastest on {} queries · indexes {}", o.strategy, o.geomean_speedup, o.queries_fastest, crate::report::human_bytes(o.index_bytes as f64));
+        eprintln!(
+            "  overall {:<8} geomean {:.2}× · fastest on {} queries · indexes {}",
+            o.strategy,
+            o.geomean_speedup,
+            o.queries_fastest,
+            crate::report::human_bytes(o.index_bytes as f64)
+        );
     }
     for e in &s.errors {
-        eprintln!("  error: {} on {} ({}): {}", e.query, e.strategy, e.subject, e.error);
+        eprintln!(
+            "  error: {} on {} ({}): {}",
+            e.query, e.strategy, e.subject, e.error
+        );
     }
 }

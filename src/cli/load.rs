@@ -44,7 +44,10 @@ pub struct LoadArgs {
 }
 
 mod secs {
-    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }
@@ -75,7 +78,9 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
         let mut conn = target.connect().await?;
         crate::schema::check_ownership(&mut conn).await?;
         session.collect_environment(&target).await?;
-        let section = session.stage("load", measure_adhoc(&target, &sql, &shape)).await?;
+        let section = session
+            .stage("load", measure_adhoc(&target, &sql, &shape))
+            .await?;
         print_summary(&section);
         session.results.load = Some(section);
         Ok(())
@@ -98,7 +103,12 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
     Ok(LoadSection {
         mode: "adhoc".into(),
         target: sql.to_string(),
-        model: if shape.rate.is_some() { "open" } else { "closed" }.into(),
+        model: if shape.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .into(),
         shape: shape.clone(),
         server: Some(server_view::delta(&before, &after, &sampler)),
         figures,
@@ -113,7 +123,10 @@ fn print_summary(s: &LoadSection) {
         s.mode, s.model, f.ok, f.failed, f.dropped, f.measured_seconds, f.tps, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
     );
     if let Some(lag) = &f.schedule_lag {
-        eprintln!("schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", lag.p50_ms, lag.p99_ms, lag.max_ms);
+        eprintln!(
+            "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            lag.p50_ms, lag.p99_ms, lag.max_ms
+        );
     }
     // Machine-readable last line for scripts: tps.
     println!("tps {:.1}", f.tps);

@@ -4,6 +4,7 @@ mod db;
 mod explain;
 mod load;
 mod run;
+mod seed;
 mod session;
 
 use crate::target::DbArgs;
@@ -14,7 +15,11 @@ use std::path::PathBuf;
 pub use session::RunSession;
 
 #[derive(Parser, Debug)]
-#[command(name = "storybench", version, about = "Load-test and benchmark harness for the InfiniteStories PostgreSQL database")]
+#[command(
+    name = "storybench",
+    version,
+    about = "Load-test and benchmark harness for the InfiniteStories PostgreSQL database"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
@@ -34,7 +39,9 @@ pub enum Command {
     #[command(subcommand)]
     Schema(SchemaCommand),
     /// The main job: schema → seed → measurements → report.
-    Run(RunArgs),
+    Run(run::RunArgs),
+    /// Seed a deterministic dataset (profile × scale).
+    Seed(seed::SeedArgs),
     /// Compare index strategies query by query: plans, latency, write cost.
     Explain(explain::ExplainArgs),
     /// Load test: an ad hoc statement (or a scenario) under a closed or open model.
@@ -94,19 +101,6 @@ impl VariantArgs {
     }
 }
 
-#[derive(clap::Args, Debug, Clone, serde::Serialize)]
-pub struct RunArgs {
-    /// Output directory (default: reports/<run-id>/).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// A short smoke run for CI.
-    #[arg(long)]
-    pub quick: bool,
-    #[command(flatten)]
-    #[serde(skip)]
-    pub variant: VariantArgs,
-}
-
 /// Parses arguments, runs the command, and maps the outcome to an exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -117,7 +111,10 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("storybench: cannot start the async runtime: {e}");
@@ -147,8 +144,13 @@ fn init_tracing(verbose: u8) {
         1 => "storybench=debug,info",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 async fn dispatch(cli: Cli) -> Result<i32> {
@@ -158,9 +160,11 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => run::run(&cli.db, args).await,
         Command::Load(args) => load::run(&cli.db, args).await,
         Command::Explain(args) => explain::run(&cli.db, args).await,
+        Command::Seed(args) => seed::run(&cli.db, args).await,
         Command::Report { results, out } => {
             let r = crate::results::RunResults::read(&results)?;
-            let dir = out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
+            let dir =
+                out.unwrap_or_else(|| results.parent().map(PathBuf::from).unwrap_or_default());
             let path = crate::report::write(&r, &dir)?;
             println!("{}", path.display());
             Ok(0)

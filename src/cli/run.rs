@@ -1,31 +1,118 @@
-//! `storybench run`: the main job. cluster → schema → the measuring stages → report.
+//! `storybench run`: the main job. cluster → schema and seed → explain → … → report.
+//! Later stages add themselves here rather than building new pipelines.
 
-use super::{RunArgs, RunSession};
+use super::{RunSession, VariantArgs};
+use crate::measure::explain::{self, ExplainOptions};
+use crate::seed::{self, SeedOptions};
 use crate::target::{DbArgs, Target};
 use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct RunArgs {
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A short smoke run for CI (tiny profile, few repetitions; under a minute).
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed profile (default: `default`, or `tiny` with --quick).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Dataset scale (1 ≈ 1,000 users).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub scale: f64,
+    /// Generator seed (also seeds parameter sampling).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Date the data leads up to (default: today).
+    #[arg(long)]
+    pub anchor: Option<chrono::NaiveDate>,
+    /// Index strategies the explain stage compares; the first is the baseline.
+    #[arg(long, value_delimiter = ',', default_value = "fk_only,doc,tuned")]
+    pub strategies: Vec<String>,
+    #[command(flatten)]
+    #[serde(skip)]
+    pub variant: VariantArgs,
+}
+
+impl RunArgs {
+    fn seed_options(&self) -> SeedOptions {
+        SeedOptions {
+            profile: self.profile.clone().unwrap_or_else(|| if self.quick { "tiny" } else { "default" }.into()),
+            scale: self.scale,
+            seed: self.seed,
+            anchor: self.anchor.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            reset: true,
+            toast_compression: None,
+            variant: self.variant.request(),
+        }
+    }
+
+    fn explain_options(&self) -> ExplainOptions {
+        ExplainOptions {
+            strategies: self.strategies.clone(),
+            queries: Vec::new(),
+            runs: if self.quick { 5 } else { 30 },
+            warmup: if self.quick { 1 } else { 5 },
+            budget: if self.quick { Duration::from_millis(300) } else { Duration::from_secs(2) },
+            seed: self.seed,
+            statement_timeout: Duration::from_secs(30),
+            write_batch: if self.quick { 5 } else { 20 },
+        }
+    }
+}
 
 pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
-    args.variant.request().validate()?;
-    let session = RunSession::start("run", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let seed_opts = args.seed_options();
+    seed::validate_options(&seed_opts)?;
+    seed::profile::load(&seed_opts.profile)?;
+    for s in &args.strategies {
+        crate::schema::validate_name("indexes", s)?;
+    }
+    let mut session = RunSession::start("run", serde_json::to_value(&args)?, args.out.as_deref())?;
     let target = Target::resolve(db)?;
     eprintln!("storybench run on {}", target.describe());
-    let mut session = session;
-    let outcome = pipeline(&mut session, &target, &args).await;
+    let outcome = pipeline(&mut session, &target, &args, &seed_opts).await;
     let code = session.finalize(outcome);
     target.finish()?;
     code
 }
 
-async fn pipeline(session: &mut RunSession, target: &Target, args: &RunArgs) -> Result<()> {
+async fn pipeline(session: &mut RunSession, target: &Target, args: &RunArgs, seed_opts: &SeedOptions) -> Result<()> {
     let mut conn = target.connect().await?;
-    let request = args.variant.request();
-    session
-        .stage("schema", async {
-            let variant = crate::schema::apply(&mut conn, &request, chrono::Utc::now().date_naive()).await?;
-            crate::schema::ensure_pg_stat_statements(&mut conn).await?;
-            Ok(variant)
-        })
-        .await?;
+    crate::schema::check_ownership(&mut conn).await?;
+    // Reuse a complete dataset made from the same inputs (nightly reruns); seed otherwise.
+    let existing = seed::dataset(&mut conn).await?;
+    let reusable = existing.as_ref().is_some_and(|d| {
+        d.status == "complete" && d.profile == seed_opts.profile && d.scale == seed_opts.scale && d.seed == seed_opts.seed && d.anchor == seed_opts.anchor
+    });
+    if reusable {
+        let request = args.variant.request();
+        session.stage("schema", crate::schema::apply(&mut conn, &request, seed_opts.anchor)).await?;
+        session.results.dataset = existing;
+        eprintln!("  reusing the dataset seeded {} (same profile, scale, seed and anchor)", session.results.dataset.as_ref().map(|d| d.seeded_at.to_string()).unwrap_or_default());
+    } else {
+        let outcome = session.stage("seed", seed::seed(target, seed_opts)).await;
+        match outcome {
+            Ok((info, report)) => {
+                session.results.dataset = Some(info);
+                session.results.seed = Some(report);
+            }
+            Err(e) => {
+                session.results.dataset = seed::dataset(&mut conn).await.ok().flatten();
+                return Err(e);
+            }
+        }
+    }
+    crate::schema::ensure_pg_stat_statements(&mut conn).await?;
     session.collect_environment(target).await?;
+
+    let dir = session.out_dir.clone();
+    let section = session.stage("explain", explain::run(target, &args.explain_options(), &dir)).await?;
+    super::explain::print_verdicts(&section);
+    session.results.explain = Some(section);
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! One measuring command's run: its results, output directory and stage bookkeeping.
 //! Whatever happens (error, Ctrl-C), `finalize` writes results.json and report.html.
 
-use crate::results::{prepare_out_dir, write_atomic, Environment, RunResults, StageTiming, RESULTS_FILE};
+use crate::results::{
+    prepare_out_dir, write_atomic, Environment, RunResults, StageTiming, RESULTS_FILE,
+};
 use crate::target::Target;
 use anyhow::Result;
 use std::future::Future;
@@ -23,14 +25,26 @@ impl RunSession {
 
     pub async fn collect_environment(&mut self, target: &Target) -> Result<()> {
         let mut conn = target.connect().await?;
-        let server = if target.embedded.is_some() { "embedded" } else { "external" };
-        self.results.environment = Some(Environment::collect(&mut conn, server, &target.url.redacted()).await?);
-        self.results.variant = crate::schema::current_variant(&mut conn).await.ok().flatten();
+        let server = if target.embedded.is_some() {
+            "embedded"
+        } else {
+            "external"
+        };
+        self.results.environment =
+            Some(Environment::collect(&mut conn, server, &target.url.redacted()).await?);
+        self.results.variant = crate::schema::current_variant(&mut conn)
+            .await
+            .ok()
+            .flatten();
         Ok(())
     }
 
     /// Runs one stage, timing it and printing a progress line.
-    pub async fn stage<T, F: Future<Output = Result<T>>>(&mut self, name: &str, fut: F) -> Result<T> {
+    pub async fn stage<T, F: Future<Output = Result<T>>>(
+        &mut self,
+        name: &str,
+        fut: F,
+    ) -> Result<T> {
         crate::interrupt::check()?;
         eprintln!("▶ {name}");
         let started = Instant::now();
@@ -42,7 +56,11 @@ impl RunSession {
             Err(_) => "failed",
         };
         eprintln!("  {name}: {status} in {seconds:.1} s");
-        self.results.stages.push(StageTiming { name: name.to_string(), seconds, status: status.to_string() });
+        self.results.stages.push(StageTiming {
+            name: name.to_string(),
+            seconds,
+            status: status.to_string(),
+        });
         outcome
     }
 

@@ -39,7 +39,11 @@ impl PgBinaries {
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let major = parse_major(&version)
             .with_context(|| format!("cannot read the PostgreSQL version from {version:?}"))?;
-        Ok(Self { bindir, major, version })
+        Ok(Self {
+            bindir,
+            major,
+            version,
+        })
     }
 
     fn candidate_dirs() -> Vec<PathBuf> {
@@ -91,7 +95,10 @@ mod tests {
 
     #[test]
     fn parses_major_versions() {
-        assert_eq!(parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(
+            parse_major("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"),
+            Some(15)
+        );
         assert_eq!(parse_major("postgres (PostgreSQL) 17beta1"), Some(17));
         assert_eq!(parse_major("garbage"), None);
     }

@@ -42,7 +42,11 @@ impl EmbeddedCluster {
     pub fn new(data_dir: &Path, requested_port: Option<u16>) -> Result<Self> {
         let bins = PgBinaries::locate()?;
         let data_dir = absolute(data_dir)?;
-        Ok(Self { data_dir, bins, requested_port })
+        Ok(Self {
+            data_dir,
+            bins,
+            requested_port,
+        })
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -53,7 +57,12 @@ impl EmbeddedCluster {
         if !self.data_dir.join("PG_VERSION").is_file() {
             return Ok(ClusterState::NotInitialized);
         }
-        let out = self.run_pg(Command::new(self.bins.tool("pg_ctl")).arg("status").arg("-D").arg(&self.data_dir))?;
+        let out = self.run_pg(
+            Command::new(self.bins.tool("pg_ctl"))
+                .arg("status")
+                .arg("-D")
+                .arg(&self.data_dir),
+        )?;
         Ok(match out.status.code() {
             Some(0) => ClusterState::Running,
             _ => ClusterState::Stopped,
@@ -104,7 +113,14 @@ impl EmbeddedCluster {
             Command::new(self.bins.tool("initdb"))
                 .arg("-D")
                 .arg(&self.data_dir)
-                .args(["-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
+                .args([
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]),
         )?;
         if !out.status.success() {
             bail!(
@@ -119,7 +135,8 @@ impl EmbeddedCluster {
         };
         self.write_conf(port)?;
         let conf = self.data_dir.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).with_context(|| format!("reading {}", conf.display()))?;
+        let mut text = std::fs::read_to_string(&conf)
+            .with_context(|| format!("reading {}", conf.display()))?;
         text.push_str(&format!("\ninclude_if_exists = '{CONF_FILE}'\n"));
         std::fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
         Ok(())
@@ -127,7 +144,10 @@ impl EmbeddedCluster {
 
     /// storybench's own server settings, in a file included from postgresql.conf.
     fn write_conf(&self, port: u16) -> Result<()> {
-        let socket = self.socket_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        let socket = self
+            .socket_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
         let text = format!(
             "# Written by storybench; edit freely, storybench rewrites only the port when it is taken.\n\
              port = {port}\n\
@@ -150,8 +170,12 @@ impl EmbeddedCluster {
 
     pub fn configured_port(&self) -> Result<u16> {
         let path = self.data_dir.join(CONF_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {} (is the embedded cluster initialized? run `storybench db start`)", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (is the embedded cluster initialized? run `storybench db start`)",
+                path.display()
+            )
+        })?;
         text.lines()
             .filter_map(|l| l.trim().strip_prefix("port"))
             .filter_map(|rest| rest.trim().strip_prefix('=')?.trim().parse().ok())
@@ -163,7 +187,9 @@ impl EmbeddedCluster {
         let mut port = self.configured_port()?;
         if !port_is_free(port) {
             match self.requested_port {
-                Some(p) => bail!("port {p} is taken by another program; choose another with --port"),
+                Some(p) => {
+                    bail!("port {p} is taken by another program; choose another with --port")
+                }
                 None => {
                     let new_port = free_port()?;
                     tracing::warn!("port {port} is taken by another program; the embedded cluster moves to port {new_port}");
@@ -206,7 +232,10 @@ impl EmbeddedCluster {
                 .args(["-m", "fast", "-w", "-t", "60", "-s"]),
         )?;
         if !out.status.success() {
-            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "pg_ctl stop failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     }
@@ -221,31 +250,44 @@ impl EmbeddedCluster {
         let psql = |sql: &str| -> Result<Output> {
             self.run_pg(
                 Command::new(self.bins.tool("psql"))
-                    .args(["-X", "-q", "-t", "-A", "-h", &host, "-p", &port, "-U", SUPERUSER, "-d", "postgres", "-c"])
+                    .args([
+                        "-X", "-q", "-t", "-A", "-h", &host, "-p", &port, "-U", SUPERUSER, "-d",
+                        "postgres", "-c",
+                    ])
                     .arg(sql),
             )
         };
-        let exists = psql(&format!("SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'"))?;
+        let exists = psql(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'"
+        ))?;
         if String::from_utf8_lossy(&exists.stdout).trim() == "1" {
             return Ok(());
         }
         let out = psql(&format!("CREATE DATABASE {EMBEDDED_DATABASE}"))?;
         if !out.status.success() {
-            bail!("creating database {EMBEDDED_DATABASE}: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "creating database {EMBEDDED_DATABASE}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_else(|e| format!("(cannot read the log: {e})"));
+        let text = std::fs::read_to_string(self.log_path())
+            .unwrap_or_else(|e| format!("(cannot read the log: {e})"));
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     fn check_version(&self) -> Result<()> {
         let path = self.data_dir.join("PG_VERSION");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let data_major: u32 = text.trim().parse().with_context(|| format!("{} is not a version", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let data_major: u32 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} is not a version", path.display()))?;
         if data_major != self.bins.major {
             bail!(
                 "the data directory {} was made by PostgreSQL {data_major}, but the binaries found are {} ({}).\n\
@@ -265,9 +307,13 @@ impl EmbeddedCluster {
         let dir = &self.data_dir;
         if dir.exists() {
             if !dir.is_dir() {
-                bail!("data directory {} exists and is not a directory", dir.display());
+                bail!(
+                    "data directory {} exists and is not a directory",
+                    dir.display()
+                );
             }
-            let mut entries = std::fs::read_dir(dir).with_context(|| format!("reading data directory {}", dir.display()))?;
+            let mut entries = std::fs::read_dir(dir)
+                .with_context(|| format!("reading data directory {}", dir.display()))?;
             if entries.next().is_some() {
                 bail!(
                     "data directory {} is not empty and holds no PostgreSQL cluster (no PG_VERSION); \
@@ -276,8 +322,12 @@ impl EmbeddedCluster {
                 );
             }
         } else {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating data directory {} (choose another with --data-dir)", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "creating data directory {} (choose another with --data-dir)",
+                    dir.display()
+                )
+            })?;
         }
         if is_root() {
             self.chown_to_postgres(dir)?;
@@ -313,7 +363,10 @@ impl EmbeddedCluster {
         let program = cmd.get_program().to_owned();
         let mut actual = if is_root() {
             let mut wrapped = Command::new("runuser");
-            wrapped.args(["-u", SUPERUSER, "--"]).arg(&program).args(cmd.get_args());
+            wrapped
+                .args(["-u", SUPERUSER, "--"])
+                .arg(&program)
+                .args(cmd.get_args());
             wrapped
         } else {
             let mut plain = Command::new(&program);
@@ -323,7 +376,9 @@ impl EmbeddedCluster {
         // The server must not inherit our stdout: `db start` prints the URL as its last line.
         actual.stdin(std::process::Stdio::null());
         actual.current_dir("/");
-        actual.output().with_context(|| format!("running {}", Path::new(&program).display()))
+        actual
+            .output()
+            .with_context(|| format!("running {}", Path::new(&program).display()))
     }
 }
 
@@ -335,7 +390,9 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     if path.is_absolute() {
         Ok(path.to_path_buf())
     } else {
-        Ok(std::env::current_dir().context("reading the current directory")?.join(path))
+        Ok(std::env::current_dir()
+            .context("reading the current directory")?
+            .join(path))
     }
 }
 
@@ -362,7 +419,9 @@ pub struct ClusterGuard {
 
 impl ClusterGuard {
     pub fn new(cluster: EmbeddedCluster, started_here: bool) -> Self {
-        Self { cluster: started_here.then_some(cluster) }
+        Self {
+            cluster: started_here.then_some(cluster),
+        }
     }
 
     pub fn finish(mut self) -> Result<()> {

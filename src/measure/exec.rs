@@ -34,7 +34,11 @@ pub fn principal_for(spec: &QuerySpec, user: Uuid) -> Principal {
     }
 }
 
-async fn begin<'c>(conn: &'c mut PgConnection, who: &Principal, ctx: &RequestContext) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
+async fn begin<'c>(
+    conn: &'c mut PgConnection,
+    who: &Principal,
+    ctx: &RequestContext,
+) -> Result<sqlx::Transaction<'c, sqlx::Postgres>> {
     let mut tx = conn.begin().await?;
     begin_request(&mut tx, who).await?;
     sqlx::query(AssertSqlSafe(queries().request_settings.clone()))
@@ -46,10 +50,18 @@ async fn begin<'c>(conn: &'c mut PgConnection, who: &Principal, ctx: &RequestCon
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the query, always rolled back (writes too).
-pub async fn explain(conn: &mut PgConnection, sql: &str, params: &[ParamValue], who: &Principal, ctx: &RequestContext) -> Result<serde_json::Value> {
+pub async fn explain(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[ParamValue],
+    who: &Principal,
+    ctx: &RequestContext,
+) -> Result<serde_json::Value> {
     let text = queries().explain.replace("{query}", sql);
     let mut tx = begin(conn, who, ctx).await?;
-    let row = bind(sqlx::query(AssertSqlSafe(text)), params).fetch_one(&mut *tx).await?;
+    let row = bind(sqlx::query(AssertSqlSafe(text)), params)
+        .fetch_one(&mut *tx)
+        .await?;
     let plan: serde_json::Value = row.try_get(0)?;
     tx.rollback().await?;
     Ok(plan)
@@ -57,13 +69,27 @@ pub async fn explain(conn: &mut PgConnection, sql: &str, params: &[ParamValue], 
 
 /// One timed execution (prepared): the query's own time and the rows it returned or changed.
 /// Reads commit; writes roll back unless `commit_writes`, so the dataset stays as seeded.
-pub async fn timed(conn: &mut PgConnection, spec: &QuerySpec, sql: &str, params: &[ParamValue], who: &Principal, ctx: &RequestContext, commit_writes: bool) -> Result<(Duration, u64)> {
+pub async fn timed(
+    conn: &mut PgConnection,
+    spec: &QuerySpec,
+    sql: &str,
+    params: &[ParamValue],
+    who: &Principal,
+    ctx: &RequestContext,
+    commit_writes: bool,
+) -> Result<(Duration, u64)> {
     let mut tx = begin(conn, who, ctx).await?;
     let started = Instant::now();
     let rows = if spec.is_read() {
-        bind(sqlx::query(AssertSqlSafe(sql.to_string())), params).fetch_all(&mut *tx).await?.len() as u64
+        bind(sqlx::query(AssertSqlSafe(sql.to_string())), params)
+            .fetch_all(&mut *tx)
+            .await?
+            .len() as u64
     } else {
-        bind(sqlx::query(AssertSqlSafe(sql.to_string())), params).execute(&mut *tx).await?.rows_affected()
+        bind(sqlx::query(AssertSqlSafe(sql.to_string())), params)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
     };
     let elapsed = started.elapsed();
     if spec.is_read() || commit_writes {
@@ -76,10 +102,19 @@ pub async fn timed(conn: &mut PgConnection, spec: &QuerySpec, sql: &str, params:
 
 /// Row count and an order-independent digest of a read's result, to check that every
 /// variant returns the same rows.
-pub async fn digest(conn: &mut PgConnection, sql: &str, params: &[ParamValue], who: &Principal, ctx: &RequestContext) -> Result<(i64, String)> {
+pub async fn digest(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[ParamValue],
+    who: &Principal,
+    ctx: &RequestContext,
+) -> Result<(i64, String)> {
     let text = queries().result_digest.replace("{query}", sql);
     let mut tx = begin(conn, who, ctx).await?;
-    let row = bind(sqlx::query(AssertSqlSafe(text)), params).fetch_one(&mut *tx).await.context("computing the result digest")?;
+    let row = bind(sqlx::query(AssertSqlSafe(text)), params)
+        .fetch_one(&mut *tx)
+        .await
+        .context("computing the result digest")?;
     let row: (i64, String) = (row.try_get(0)?, row.try_get(1)?);
     tx.rollback().await?;
     Ok(row)
@@ -87,13 +122,26 @@ pub async fn digest(conn: &mut PgConnection, sql: &str, params: &[ParamValue], w
 
 /// WAL bytes one execution of a write generates: `n` executions in one transaction,
 /// measured from the insert LSN, then rolled back (WAL is written either way).
-pub async fn wal_per_execution(conn: &mut PgConnection, sql: &str, params: &[Vec<ParamValue>], who: &Principal, ctx: &RequestContext) -> Result<f64> {
+pub async fn wal_per_execution(
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[Vec<ParamValue>],
+    who: &Principal,
+    ctx: &RequestContext,
+) -> Result<f64> {
     let mut tx = begin(conn, who, ctx).await?;
-    let start: String = sqlx::query_scalar(AssertSqlSafe(queries().wal_insert_lsn.clone())).fetch_one(&mut *tx).await?;
+    let start: String = sqlx::query_scalar(AssertSqlSafe(queries().wal_insert_lsn.clone()))
+        .fetch_one(&mut *tx)
+        .await?;
     for p in params {
-        bind(sqlx::query(AssertSqlSafe(sql.to_string())), p).execute(&mut *tx).await?;
+        bind(sqlx::query(AssertSqlSafe(sql.to_string())), p)
+            .execute(&mut *tx)
+            .await?;
     }
-    let bytes: i64 = sqlx::query_scalar(AssertSqlSafe(queries().wal_since.clone())).bind(&start).fetch_one(&mut *tx).await?;
+    let bytes: i64 = sqlx::query_scalar(AssertSqlSafe(queries().wal_since.clone()))
+        .bind(&start)
+        .fetch_one(&mut *tx)
+        .await?;
     tx.rollback().await?;
     Ok(bytes as f64 / params.len().max(1) as f64)
 }

@@ -25,7 +25,9 @@ impl Default for Latency {
 
 impl Latency {
     pub fn new() -> Self {
-        Self { hist: Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds") }
+        Self {
+            hist: Histogram::new_with_bounds(1, MAX_MICROS, 3).expect("valid histogram bounds"),
+        }
     }
 
     pub fn record(&mut self, d: Duration) {
@@ -57,7 +59,11 @@ impl Latency {
     pub fn summary(&self) -> LatencySummary {
         LatencySummary {
             count: self.count(),
-            min_ms: if self.is_empty() { 0.0 } else { self.hist.min() as f64 / 1000.0 },
+            min_ms: if self.is_empty() {
+                0.0
+            } else {
+                self.hist.min() as f64 / 1000.0
+            },
             mean_ms: self.hist.mean() / 1000.0,
             stdev_ms: self.hist.stdev() / 1000.0,
             p50_ms: self.percentile_ms(50.0),
@@ -65,7 +71,11 @@ impl Latency {
             p95_ms: self.percentile_ms(95.0),
             p99_ms: self.percentile_ms(99.0),
             p999_ms: self.percentile_ms(99.9),
-            max_ms: if self.is_empty() { 0.0 } else { self.hist.max() as f64 / 1000.0 },
+            max_ms: if self.is_empty() {
+                0.0
+            } else {
+                self.hist.max() as f64 / 1000.0
+            },
             histogram: self.encode(),
         }
     }
@@ -87,13 +97,19 @@ impl Latency {
     /// Base64 of HdrHistogram's V2 compressed encoding (readable by every HdrHistogram port).
     pub fn encode(&self) -> String {
         let mut buf = Vec::new();
-        V2DeflateSerializer::new().serialize(&self.hist, &mut buf).expect("serializing into a Vec cannot fail");
+        V2DeflateSerializer::new()
+            .serialize(&self.hist, &mut buf)
+            .expect("serializing into a Vec cannot fail");
         base64::engine::general_purpose::STANDARD.encode(buf)
     }
 
     pub fn decode(encoded: &str) -> Result<Self> {
-        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).context("histogram is not base64")?;
-        let hist: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice()).context("histogram does not decode")?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .context("histogram is not base64")?;
+        let hist: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .context("histogram does not decode")?;
         let mut out = Self::new();
         out.hist.add(&hist).context("histogram out of range")?;
         Ok(out)

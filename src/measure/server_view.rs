@@ -26,7 +26,11 @@ struct Queries {
 
 fn q() -> &'static Queries {
     static Q: OnceLock<Queries> = OnceLock::new();
-    Q.get_or_init(|| toml::from_str::<File>(include_str!("../../scenarios/server_stats.toml")).expect("server_stats.toml is valid").queries)
+    Q.get_or_init(|| {
+        toml::from_str::<File>(include_str!("../../scenarios/server_stats.toml"))
+            .expect("server_stats.toml is valid")
+            .queries
+    })
 }
 
 fn sql(text: &str) -> AssertSqlSafe<String> {
@@ -45,16 +49,22 @@ pub struct Snapshot {
 }
 
 pub async fn snapshot(conn: &mut PgConnection) -> Result<Snapshot> {
-    let has: bool = sqlx::query_scalar(sql(&q().has_statements)).fetch_one(&mut *conn).await?;
+    let has: bool = sqlx::query_scalar(sql(&q().has_statements))
+        .fetch_one(&mut *conn)
+        .await?;
     let statements = if has {
-        let rows: Vec<StatementRow> = sqlx::query_as(sql(&q().statements)).fetch_all(&mut *conn).await?;
+        let rows: Vec<StatementRow> = sqlx::query_as(sql(&q().statements))
+            .fetch_all(&mut *conn)
+            .await?;
         rows.into_iter().map(|r| (r.0.clone(), r)).collect()
     } else {
         BTreeMap::new()
     };
     Ok(Snapshot {
         statements,
-        database: sqlx::query_as(sql(&q().database)).fetch_one(&mut *conn).await?,
+        database: sqlx::query_as(sql(&q().database))
+            .fetch_one(&mut *conn)
+            .await?,
         wal: sqlx::query_as(sql(&q().wal)).fetch_one(&mut *conn).await?,
         cpu: CpuTimes::read(),
     })
@@ -126,7 +136,11 @@ pub fn delta(before: &Snapshot, after: &Snapshot, waits: &WaitSampler) -> Server
         statements,
         commits: a.0 - b.0,
         rollbacks: a.1 - b.1,
-        cache_hit_ratio: if hits + reads > 0 { hits as f64 / (hits + reads) as f64 } else { 1.0 },
+        cache_hit_ratio: if hits + reads > 0 {
+            hits as f64 / (hits + reads) as f64
+        } else {
+            1.0
+        },
         blocks_read: reads,
         temp_bytes: a.4 - b.4,
         deadlocks: a.5 - b.5,
@@ -153,7 +167,10 @@ impl WaitSampler {
         let s = sampler.clone();
         tokio::spawn(async move {
             while !s.stop.load(Ordering::SeqCst) {
-                if let Ok(rows) = sqlx::query_as::<_, (String, i64)>(sql(&q().waits)).fetch_all(&mut conn).await {
+                if let Ok(rows) = sqlx::query_as::<_, (String, i64)>(sql(&q().waits))
+                    .fetch_all(&mut conn)
+                    .await
+                {
                     let mut c = s.counts.lock().unwrap_or_else(|e| e.into_inner());
                     c.0 += 1;
                     for (k, n) in rows {
@@ -173,7 +190,12 @@ impl WaitSampler {
     fn averages(&self) -> (u64, BTreeMap<String, f64>) {
         let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = c.0.max(1) as f64;
-        (c.0, c.1.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect())
+        (
+            c.0,
+            c.1.iter()
+                .map(|(k, v)| (k.clone(), *v as f64 / n))
+                .collect(),
+        )
     }
 }
 
@@ -188,19 +210,32 @@ struct CpuTimes {
 impl CpuTimes {
     fn read() -> Self {
         let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else { return Self::default() };
-        let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+        let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+            return Self::default();
+        };
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
         if v.len() < 5 {
             return Self::default();
         }
         let total: u64 = v.iter().take(8).sum();
         let idle = v[3];
         let iowait = v[4];
-        Self { busy: total - idle - iowait, iowait, total }
+        Self {
+            busy: total - idle - iowait,
+            iowait,
+            total,
+        }
     }
 
     fn busy_since(&self, before: &CpuTimes) -> (f64, f64) {
         let total = self.total.saturating_sub(before.total).max(1) as f64;
-        (self.busy.saturating_sub(before.busy) as f64 / total, self.iowait.saturating_sub(before.iowait) as f64 / total)
+        (
+            self.busy.saturating_sub(before.busy) as f64 / total,
+            self.iowait.saturating_sub(before.iowait) as f64 / total,
+        )
     }
 }

@@ -37,18 +37,36 @@ pub struct PopulationQueries {
 
 pub fn queries() -> &'static PopulationQueries {
     static Q: OnceLock<PopulationQueries> = OnceLock::new();
-    Q.get_or_init(|| toml::from_str::<File>(include_str!("../../scenarios/population.toml")).expect("population.toml is valid").queries)
+    Q.get_or_init(|| {
+        toml::from_str::<File>(include_str!("../../scenarios/population.toml"))
+            .expect("population.toml is valid")
+            .queries
+    })
 }
 
 fn sql(text: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(text.to_string())
 }
 
-const FUNCTIONS: &[&str] = &["generate-story", "generate-audio", "extract-scenes", "generate-illustration", "generate-avatar"];
-const CATEGORIES: &[&str] = &["adventure", "fantasy", "science", "nature", "friendship", "mystery"];
+const FUNCTIONS: &[&str] = &[
+    "generate-story",
+    "generate-audio",
+    "extract-scenes",
+    "generate-illustration",
+    "generate-avatar",
+];
+const CATEGORIES: &[&str] = &[
+    "adventure",
+    "fantasy",
+    "science",
+    "nature",
+    "friendship",
+    "mystery",
+];
 const WORDS: &[&str] = &[
-    "moon", "forest", "dragon", "lantern", "river", "whisper", "star", "castle", "kitten", "cloud", "brave", "gentle",
-    "journey", "secret", "garden", "ocean", "sleepy", "golden", "owl", "meadow", "dream", "friend", "quiet", "bridge",
+    "moon", "forest", "dragon", "lantern", "river", "whisper", "star", "castle", "kitten", "cloud",
+    "brave", "gentle", "journey", "secret", "garden", "ocean", "sleepy", "golden", "owl", "meadow",
+    "dream", "friend", "quiet", "bridge",
 ];
 
 /// One bound value.
@@ -65,7 +83,11 @@ impl ParamValue {
     pub fn display(&self) -> String {
         match self {
             ParamValue::Uuid(u) => u.to_string(),
-            ParamValue::Text(t) if t.len() > 40 => format!("{}… ({} chars)", &t[..t.char_indices().nth(30).map_or(t.len(), |(i, _)| i)], t.len()),
+            ParamValue::Text(t) if t.len() > 40 => format!(
+                "{}… ({} chars)",
+                &t[..t.char_indices().nth(30).map_or(t.len(), |(i, _)| i)],
+                t.len()
+            ),
             ParamValue::Text(t) => t.clone(),
             ParamValue::Timestamptz(t) => t.to_rfc3339(),
             ParamValue::Int(i) => i.to_string(),
@@ -74,7 +96,10 @@ impl ParamValue {
 }
 
 /// Binds values to a query in order.
-pub fn bind<'q>(mut query: Query<'q, Postgres, PgArguments>, values: &[ParamValue]) -> Query<'q, Postgres, PgArguments> {
+pub fn bind<'q>(
+    mut query: Query<'q, Postgres, PgArguments>,
+    values: &[ParamValue],
+) -> Query<'q, Postgres, PgArguments> {
     for v in values {
         query = match v {
             ParamValue::Uuid(u) => query.bind(*u),
@@ -107,8 +132,14 @@ pub struct Population {
 
 impl Population {
     pub async fn load(conn: &mut PgConnection, anchor: NaiveDate) -> Result<Self> {
-        let users: Vec<(Uuid, i64)> = sqlx::query_as(sql(&queries().users_by_activity)).fetch_all(&mut *conn).await.context("reading the seeded users")?;
-        anyhow::ensure!(users.iter().any(|u| u.1 > 0), "the dataset has no stories to sample from");
+        let users: Vec<(Uuid, i64)> = sqlx::query_as(sql(&queries().users_by_activity))
+            .fetch_all(&mut *conn)
+            .await
+            .context("reading the seeded users")?;
+        anyhow::ensure!(
+            users.iter().any(|u| u.1 > 0),
+            "the dataset has no stories to sample from"
+        );
         let mut total = 0;
         let cumulative = users
             .iter()
@@ -118,7 +149,12 @@ impl Population {
             })
             .collect();
         let anchor = anchor.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        Ok(Self { anchor, users, cumulative, rows: Mutex::default() })
+        Ok(Self {
+            anchor,
+            users,
+            cumulative,
+            rows: Mutex::default(),
+        })
     }
 
     /// The most active user (owns the most stories).
@@ -160,28 +196,64 @@ impl Population {
     }
 
     pub async fn user_rows(&self, conn: &mut PgConnection, user: Uuid) -> Result<Arc<UserRows>> {
-        if let Some(r) = self.rows.lock().unwrap_or_else(|e| e.into_inner()).get(&user) {
+        if let Some(r) = self
+            .rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&user)
+        {
             return Ok(r.clone());
         }
         let q = queries();
         let rows = Arc::new(UserRows {
-            stories: sqlx::query_as(sql(&q.user_stories)).bind(user).fetch_all(&mut *conn).await?,
-            heroes: sqlx::query_scalar(sql(&q.user_heroes)).bind(user).fetch_all(&mut *conn).await?,
-            scenes: sqlx::query_scalar(sql(&q.user_scenes)).bind(user).fetch_all(&mut *conn).await?,
-            events: sqlx::query_scalar(sql(&q.user_events)).bind(user).fetch_all(&mut *conn).await?,
+            stories: sqlx::query_as(sql(&q.user_stories))
+                .bind(user)
+                .fetch_all(&mut *conn)
+                .await?,
+            heroes: sqlx::query_scalar(sql(&q.user_heroes))
+                .bind(user)
+                .fetch_all(&mut *conn)
+                .await?,
+            scenes: sqlx::query_scalar(sql(&q.user_scenes))
+                .bind(user)
+                .fetch_all(&mut *conn)
+                .await?,
+            events: sqlx::query_scalar(sql(&q.user_events))
+                .bind(user)
+                .fetch_all(&mut *conn)
+                .await?,
         });
-        self.rows.lock().unwrap_or_else(|e| e.into_inner()).insert(user, rows.clone());
+        self.rows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user, rows.clone());
         Ok(rows)
     }
 
     /// Values for every `$n` of a query, for `user`.
-    pub async fn draw(&self, conn: &mut PgConnection, spec: &QuerySpec, user: Uuid, rng: &mut ChaCha8Rng) -> Result<Vec<ParamValue>> {
+    pub async fn draw(
+        &self,
+        conn: &mut PgConnection,
+        spec: &QuerySpec,
+        user: Uuid,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<ParamValue>> {
         let rows = self.user_rows(conn, user).await?;
-        Ok(spec.params.iter().map(|s| self.value(*s, user, &rows, rng)).collect())
+        Ok(spec
+            .params
+            .iter()
+            .map(|s| self.value(*s, user, &rows, rng))
+            .collect())
     }
 
     /// One sampler's value (also used by load workers with cached rows).
-    pub fn value(&self, sampler: Sampler, user: Uuid, rows: &UserRows, rng: &mut ChaCha8Rng) -> ParamValue {
+    pub fn value(
+        &self,
+        sampler: Sampler,
+        user: Uuid,
+        rows: &UserRows,
+        rng: &mut ChaCha8Rng,
+    ) -> ParamValue {
         let pick_uuid = |v: &[Uuid], rng: &mut ChaCha8Rng| -> Uuid {
             if v.is_empty() {
                 // The user owns none: a uuid no row has (the query legitimately finds nothing).
@@ -199,25 +271,45 @@ impl Population {
             Sampler::HeroOfUser => ParamValue::Uuid(pick_uuid(&rows.heroes, rng)),
             Sampler::SceneOfUser => ParamValue::Uuid(pick_uuid(&rows.scenes, rng)),
             Sampler::EventOfUser => ParamValue::Uuid(pick_uuid(&rows.events, rng)),
-            Sampler::FunctionName => ParamValue::Text(FUNCTIONS[rng.random_range(0..FUNCTIONS.len())].into()),
-            Sampler::Category => ParamValue::Text(CATEGORIES[rng.random_range(0..CATEGORIES.len())].into()),
+            Sampler::FunctionName => {
+                ParamValue::Text(FUNCTIONS[rng.random_range(0..FUNCTIONS.len())].into())
+            }
+            Sampler::Category => {
+                ParamValue::Text(CATEGORIES[rng.random_range(0..CATEGORIES.len())].into())
+            }
             Sampler::Since24h => ParamValue::Timestamptz(self.anchor - ChronoDuration::hours(24)),
             Sampler::Since7d => ParamValue::Timestamptz(self.anchor - ChronoDuration::days(7)),
             Sampler::Since14d => ParamValue::Timestamptz(self.anchor - ChronoDuration::days(14)),
             Sampler::Since30d => ParamValue::Timestamptz(self.anchor - ChronoDuration::days(30)),
             Sampler::Since12m => ParamValue::Timestamptz(self.anchor - ChronoDuration::days(365)),
-            Sampler::HourStart => ParamValue::Timestamptz(self.anchor - ChronoDuration::hours(rng.random_range(1..24))),
+            Sampler::HourStart => ParamValue::Timestamptz(
+                self.anchor - ChronoDuration::hours(rng.random_range(1..24)),
+            ),
             Sampler::TitlePrefix => {
-                let title = rows.stories.get(rng.random_range(0..rows.stories.len().max(1))).map(|s| s.1.clone()).unwrap_or_else(|| "Once".into());
+                let title = rows
+                    .stories
+                    .get(rng.random_range(0..rows.stories.len().max(1)))
+                    .map(|s| s.1.clone())
+                    .unwrap_or_else(|| "Once".into());
                 ParamValue::Text(title.chars().take(4).collect())
             }
-            Sampler::NewUuid => ParamValue::Uuid(uuid::Builder::from_random_bytes(rng.random()).into_uuid()),
+            Sampler::NewUuid => {
+                ParamValue::Uuid(uuid::Builder::from_random_bytes(rng.random()).into_uuid())
+            }
             Sampler::RequestId => ParamValue::Text(format!("req_sb_{:032x}", rng.random::<u128>())),
-            Sampler::CacheKey => ParamValue::Text(format!("story:{}:{}", user, rng.random_range(0..50u32))),
-            Sampler::StoryTitle => ParamValue::Text(format!("The {} {}", WORDS[rng.random_range(0..WORDS.len())], WORDS[rng.random_range(0..WORDS.len())])),
+            Sampler::CacheKey => {
+                ParamValue::Text(format!("story:{}:{}", user, rng.random_range(0..50u32)))
+            }
+            Sampler::StoryTitle => ParamValue::Text(format!(
+                "The {} {}",
+                WORDS[rng.random_range(0..WORDS.len())],
+                WORDS[rng.random_range(0..WORDS.len())]
+            )),
             Sampler::StoryContent => {
                 let n = rng.random_range(400..900);
-                let text: Vec<&str> = (0..n).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect();
+                let text: Vec<&str> = (0..n)
+                    .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+                    .collect();
                 ParamValue::Text(text.join(" "))
             }
             Sampler::SceneCount => ParamValue::Int(rng.random_range(3..=8)),

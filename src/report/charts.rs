@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 pub fn for_results(results: &RunResults) -> BTreeMap<String, String> {
     let mut charts = BTreeMap::new();
     if !results.stages.is_empty() {
-        let bars: Vec<(String, f64)> = results.stages.iter().map(|s| (s.name.clone(), s.seconds)).collect();
+        let bars: Vec<(String, f64)> = results
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), s.seconds))
+            .collect();
         if let Some(svg) = horizontal_bars("Stage wall time", "seconds", &bars) {
             charts.insert("stages".to_string(), svg);
         }
@@ -17,7 +21,12 @@ pub fn for_results(results: &RunResults) -> BTreeMap<String, String> {
         let bars: Vec<(String, f64)> = seed
             .tables
             .iter()
-            .map(|t| (t.table.clone(), (t.heap_bytes + t.toast_bytes + t.index_bytes) as f64 / 1_048_576.0))
+            .map(|t| {
+                (
+                    t.table.clone(),
+                    (t.heap_bytes + t.toast_bytes + t.index_bytes) as f64 / 1_048_576.0,
+                )
+            })
             .collect();
         if let Some(svg) = horizontal_bars("Size per table (heap + TOAST + indexes)", "MB", &bars) {
             charts.insert("seed_sizes".to_string(), svg);
@@ -59,7 +68,10 @@ pub fn horizontal_bars(title: &str, unit: &str, bars: &[(String, f64)]) -> Optio
         chart
             .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
                 let mut bar = Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))],
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (*v, SegmentValue::Exact(i + 1)),
+                    ],
                     RGBColor(66, 110, 180).filled(),
                 );
                 bar.set_margin(4, 4, 0, 0);

@@ -16,7 +16,9 @@ fn environment() -> Result<Environment<'static>> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)?;
     env.add_filter("bytes", human_bytes);
-    env.add_filter("num", |v: f64, digits: Option<usize>| format!("{:.*}", digits.unwrap_or(2), v));
+    env.add_filter("num", |v: f64, digits: Option<usize>| {
+        format!("{:.*}", digits.unwrap_or(2), v)
+    });
     env.add_filter("thousands", |v: f64| thousands(v.round() as i64));
     Ok(env)
 }

@@ -48,10 +48,19 @@ pub struct Environment {
 }
 
 impl Environment {
-    pub async fn collect(conn: &mut PgConnection, server: &str, redacted_url: &str) -> Result<Self> {
-        let (version, num): (String, i32) = sqlx::query_as(sql("server_version")).fetch_one(&mut *conn).await?;
+    pub async fn collect(
+        conn: &mut PgConnection,
+        server: &str,
+        redacted_url: &str,
+    ) -> Result<Self> {
+        let (version, num): (String, i32) = sqlx::query_as(sql("server_version"))
+            .fetch_one(&mut *conn)
+            .await?;
         let names: Vec<String> = KEY_SETTINGS.iter().map(|s| s.to_string()).collect();
-        let rows: Vec<(String, String)> = sqlx::query_as(sql("server_settings")).bind(&names).fetch_all(&mut *conn).await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql("server_settings"))
+            .bind(&names)
+            .fetch_all(&mut *conn)
+            .await?;
         let uts = nix::sys::utsname::uname().ok();
         Ok(Self {
             postgres_version: version,
@@ -59,13 +68,24 @@ impl Environment {
             settings: rows.into_iter().collect(),
             server: server.to_string(),
             database_url: redacted_url.to_string(),
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             memory_bytes: total_memory(),
             os: uts
                 .as_ref()
-                .map(|u| format!("{} {} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy(), u.machine().to_string_lossy()))
+                .map(|u| {
+                    format!(
+                        "{} {} {}",
+                        u.sysname().to_string_lossy(),
+                        u.release().to_string_lossy(),
+                        u.machine().to_string_lossy()
+                    )
+                })
                 .unwrap_or_default(),
-            hostname: uts.map(|u| u.nodename().to_string_lossy().to_string()).unwrap_or_default(),
+            hostname: uts
+                .map(|u| u.nodename().to_string_lossy().to_string())
+                .unwrap_or_default(),
             storybench_version: env!("CARGO_PKG_VERSION").to_string(),
             git_revision: git_revision(),
         })
@@ -90,9 +110,17 @@ fn total_memory() -> u64 {
 
 fn git_revision() -> Option<String> {
     let out = std::process::Command::new("git")
-        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -78,18 +78,28 @@ impl RunResults {
     }
 
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
         let version = value.get("schema_version").and_then(|v| v.as_u64());
         match version {
-            Some(v) if v as u32 == SCHEMA_VERSION => serde_json::from_value(value)
-                .with_context(|| format!("{} does not match results schema version {v}", path.display())),
+            Some(v) if v as u32 == SCHEMA_VERSION => {
+                serde_json::from_value(value).with_context(|| {
+                    format!(
+                        "{} does not match results schema version {v}",
+                        path.display()
+                    )
+                })
+            }
             Some(v) => anyhow::bail!(
                 "{} has results schema version {v}; this storybench reads version {SCHEMA_VERSION}",
                 path.display()
             ),
-            None => anyhow::bail!("{} is not a storybench results file (no schema_version)", path.display()),
+            None => anyhow::bail!(
+                "{} is not a storybench results file (no schema_version)",
+                path.display()
+            ),
         }
     }
 }
@@ -98,11 +108,17 @@ impl RunResults {
 /// truncated file where a good one was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
     tmp.as_file().sync_all().ok();
-    tmp.persist(path).with_context(|| format!("replacing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
 }
 
@@ -113,7 +129,8 @@ pub fn prepare_out_dir(out: Option<&Path>, run_id: &str) -> Result<PathBuf> {
         Some(d) => d.to_path_buf(),
         None => PathBuf::from("reports").join(run_id),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     let probe = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("output directory {} is not writable", dir.display()))?;
     drop(probe);

@@ -34,7 +34,11 @@ pub struct Variant {
 
 impl Default for Variant {
     fn default() -> Self {
-        Self { indexes: "doc".into(), policies: "doc".into(), api_usage: "partitioned".into() }
+        Self {
+            indexes: "doc".into(),
+            policies: "doc".into(),
+            api_usage: "partitioned".into(),
+        }
     }
 }
 
@@ -57,7 +61,11 @@ pub fn available(dir: &str) -> Vec<String> {
 pub fn validate_name(dir: &str, name: &str) -> Result<()> {
     let names = available(dir);
     if !names.iter().any(|n| n == name) {
-        bail!("unknown {} {name:?}; available: {}", kind_label(dir), names.join(", "));
+        bail!(
+            "unknown {} {name:?}; available: {}",
+            kind_label(dir),
+            names.join(", ")
+        );
     }
     Ok(())
 }
@@ -88,8 +96,12 @@ pub fn search_path_for(layout: &str) -> &'static str {
 
 /// First and last month of api_usage partitions for data anchored at `anchor`.
 pub fn partition_range(anchor: NaiveDate) -> (NaiveDate, NaiveDate) {
-    let month = NaiveDate::from_ymd_opt(anchor.year(), anchor.month(), 1).expect("valid month start");
-    (month - Months::new(HISTORY_MONTHS), month + Months::new(FUTURE_MONTHS))
+    let month =
+        NaiveDate::from_ymd_opt(anchor.year(), anchor.month(), 1).expect("valid month start");
+    (
+        month - Months::new(HISTORY_MONTHS),
+        month + Months::new(FUTURE_MONTHS),
+    )
 }
 
 /// Creates the tables with their columns and CHECKs but no keys, FKs, indexes or
@@ -104,7 +116,11 @@ pub async fn create_bare(conn: &mut PgConnection, anchor: NaiveDate) -> Result<V
     run_file(&mut tx, "schema/tables.sql").await?;
     run_file(&mut tx, "schema/partitions.sql").await?;
     let (first, last) = partition_range(anchor);
-    sqlx::query(sql("create_partitions")).bind(first).bind(last).execute(&mut *tx).await?;
+    sqlx::query(sql("create_partitions"))
+        .bind(first)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
     safety::record_owned(&mut tx, OWNED_SCHEMAS, &missing_roles).await?;
     tx.commit().await?;
     Ok(missing_roles)
@@ -139,7 +155,9 @@ pub async fn finish_timed(conn: &mut PgConnection, variant: &Variant) -> Result<
     ] {
         let started = std::time::Instant::now();
         let mut tx = conn.begin().await?;
-        run_file(&mut tx, file).await.with_context(|| format!("adding {step}"))?;
+        run_file(&mut tx, file)
+            .await
+            .with_context(|| format!("adding {step}"))?;
         safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
         tx.commit().await?;
         tracing::debug!("{step} added after {:.2?}", started.elapsed());
@@ -151,12 +169,19 @@ pub async fn finish_timed(conn: &mut PgConnection, variant: &Variant) -> Result<
     set_policies(conn, &variant.policies).await?;
     set_meta(conn, "variant", &serde_json::to_value(variant)?).await?;
     set_meta(conn, "schema", &serde_json::json!({"complete": true})).await?;
-    Ok(FinishTimings { constraints, indexes })
+    Ok(FinishTimings {
+        constraints,
+        indexes,
+    })
 }
 
 /// `storybench schema apply`: sets up an empty database, or switches the variant of one
 /// storybench already owns. Idempotent.
-pub async fn apply(conn: &mut PgConnection, requested: &VariantRequest, anchor: NaiveDate) -> Result<Variant> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    requested: &VariantRequest,
+    anchor: NaiveDate,
+) -> Result<Variant> {
     let ownership = check_ownership(conn).await?;
     let current = current_variant(conn).await?;
     let schema_complete = get_meta(conn, "schema").await?.is_some();
@@ -173,7 +198,13 @@ pub async fn apply(conn: &mut PgConnection, requested: &VariantRequest, anchor: 
     // Re-running the idempotent files keeps functions and grants in step with the checkout.
     ensure_roles(conn).await?;
     let mut tx = conn.begin().await?;
-    for file in ["schema/meta.sql", "schema/auth.sql", "schema/partitions.sql", "schema/functions.sql", "schema/rls.sql"] {
+    for file in [
+        "schema/meta.sql",
+        "schema/auth.sql",
+        "schema/partitions.sql",
+        "schema/functions.sql",
+        "schema/rls.sql",
+    ] {
         run_file(&mut tx, file).await?;
     }
     tx.commit().await?;
@@ -226,7 +257,9 @@ pub async fn set_indexes(conn: &mut PgConnection, name: &str) -> Result<()> {
     validate_name("indexes", name)?;
     let started = std::time::Instant::now();
     let mut tx = conn.begin().await?;
-    let _: i32 = sqlx::query_scalar(sql("drop_secondary_indexes")).fetch_one(&mut *tx).await?;
+    let _: i32 = sqlx::query_scalar(sql("drop_secondary_indexes"))
+        .fetch_one(&mut *tx)
+        .await?;
     run_file(&mut tx, format!("schema/indexes/{name}.sql")).await?;
     update_variant(&mut tx, |v| v.indexes = name.to_string()).await?;
     tx.commit().await?;
@@ -238,7 +271,9 @@ pub async fn set_indexes(conn: &mut PgConnection, name: &str) -> Result<()> {
 pub async fn set_policies(conn: &mut PgConnection, name: &str) -> Result<()> {
     validate_name("policies", name)?;
     let mut tx = conn.begin().await?;
-    let _: i32 = sqlx::query_scalar(sql("drop_policies")).fetch_one(&mut *tx).await?;
+    let _: i32 = sqlx::query_scalar(sql("drop_policies"))
+        .fetch_one(&mut *tx)
+        .await?;
     run_file(&mut tx, format!("schema/policies/{name}.sql")).await?;
     update_variant(&mut tx, |v| v.policies = name.to_string()).await?;
     tx.commit().await?;
@@ -253,7 +288,9 @@ async fn update_variant(conn: &mut PgConnection, change: impl FnOnce(&mut Varian
 
 pub async fn current_variant(conn: &mut PgConnection) -> Result<Option<Variant>> {
     match get_meta(conn, "variant").await? {
-        Some(v) => Ok(Some(serde_json::from_value(v).context("reading the recorded variant")?)),
+        Some(v) => Ok(Some(
+            serde_json::from_value(v).context("reading the recorded variant")?,
+        )),
         None => Ok(None),
     }
 }
@@ -267,22 +304,33 @@ pub async fn reset(conn: &mut PgConnection) -> Result<i32> {
     let mut tx = conn.begin().await?;
     // Keep the drop functions current with this checkout.
     run_file(&mut tx, "schema/meta.sql").await?;
-    let dropped: i32 = sqlx::query_scalar(sql("drop_owned")).fetch_one(&mut *tx).await?;
+    let dropped: i32 = sqlx::query_scalar(sql("drop_owned"))
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
     tracing::info!("reset: dropped {dropped} storybench objects");
     Ok(dropped)
 }
 
 pub async fn get_meta(conn: &mut PgConnection, key: &str) -> Result<Option<serde_json::Value>> {
-    let has_meta: bool = sqlx::query_scalar(sql("has_meta")).fetch_one(&mut *conn).await?;
+    let has_meta: bool = sqlx::query_scalar(sql("has_meta"))
+        .fetch_one(&mut *conn)
+        .await?;
     if !has_meta {
         return Ok(None);
     }
-    Ok(sqlx::query_scalar(sql("get_meta")).bind(key).fetch_optional(&mut *conn).await?)
+    Ok(sqlx::query_scalar(sql("get_meta"))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
 
 pub async fn set_meta(conn: &mut PgConnection, key: &str, value: &serde_json::Value) -> Result<()> {
-    sqlx::query(sql("set_meta")).bind(key).bind(value).execute(&mut *conn).await?;
+    sqlx::query(sql("set_meta"))
+        .bind(key)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -311,24 +359,38 @@ async fn ensure_roles(conn: &mut PgConnection) -> Result<()> {
 
 async fn missing_roles(conn: &mut PgConnection) -> Result<Vec<String>> {
     let roles: Vec<String> = AUTH_ROLES.iter().map(|r| r.to_string()).collect();
-    let existing: Vec<String> = sqlx::query_scalar(sql("existing_roles")).bind(&roles).fetch_all(&mut *conn).await?;
-    Ok(roles.into_iter().filter(|r| !existing.contains(r)).collect())
+    let existing: Vec<String> = sqlx::query_scalar(sql("existing_roles"))
+        .bind(&roles)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(roles
+        .into_iter()
+        .filter(|r| !existing.contains(r))
+        .collect())
 }
 
 /// `pg_indexes` / `pg_policies` inventories, for tests and results.
 pub async fn index_inventory(conn: &mut PgConnection) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(sql("index_inventory")).fetch_all(&mut *conn).await?)
+    Ok(sqlx::query_scalar(sql("index_inventory"))
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 pub async fn policy_inventory(conn: &mut PgConnection) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(sql("policy_inventory")).fetch_all(&mut *conn).await?)
+    Ok(sqlx::query_scalar(sql("policy_inventory"))
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 /// Loads pg_stat_statements when the server preloads it (the embedded cluster does).
 pub async fn ensure_pg_stat_statements(conn: &mut PgConnection) -> Result<bool> {
-    let preloaded: bool = sqlx::query_scalar(sql("has_pg_stat_statements_preloaded")).fetch_one(&mut *conn).await?;
+    let preloaded: bool = sqlx::query_scalar(sql("has_pg_stat_statements_preloaded"))
+        .fetch_one(&mut *conn)
+        .await?;
     if preloaded {
-        sqlx::query(sql("create_pg_stat_statements")).execute(&mut *conn).await?;
+        sqlx::query(sql("create_pg_stat_statements"))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(preloaded)
 }

@@ -14,19 +14,28 @@ pub enum Ownership {
 }
 
 pub async fn owned_identities(conn: &mut PgConnection) -> Result<Vec<String>> {
-    let has_meta: bool = sqlx::query_scalar(sql("has_meta")).fetch_one(&mut *conn).await?;
+    let has_meta: bool = sqlx::query_scalar(sql("has_meta"))
+        .fetch_one(&mut *conn)
+        .await?;
     if !has_meta {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar(sql("owned_objects")).fetch_all(&mut *conn).await?)
+    Ok(sqlx::query_scalar(sql("owned_objects"))
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 /// Refuses (changing nothing) when the database holds objects storybench did not create.
 pub async fn check_ownership(conn: &mut PgConnection) -> Result<Ownership> {
     let owned = owned_identities(conn).await?;
-    let foreign: Vec<String> = sqlx::query_scalar(sql("foreign_objects")).bind(&owned).fetch_all(&mut *conn).await?;
+    let foreign: Vec<String> = sqlx::query_scalar(sql("foreign_objects"))
+        .bind(&owned)
+        .fetch_all(&mut *conn)
+        .await?;
     if !foreign.is_empty() {
-        let db: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut *conn).await?;
+        let db: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&mut *conn)
+            .await?;
         let shown: Vec<&str> = foreign.iter().take(8).map(String::as_str).collect();
         bail!(
             "refusing to work in database {db:?}: it holds {} object(s) storybench did not create ({}{}). \
@@ -37,19 +46,34 @@ pub async fn check_ownership(conn: &mut PgConnection) -> Result<Ownership> {
             if foreign.len() > shown.len() { ", …" } else { "" }
         );
     }
-    Ok(if owned.is_empty() { Ownership::Empty } else { Ownership::Ours })
+    Ok(if owned.is_empty() {
+        Ownership::Empty
+    } else {
+        Ownership::Ours
+    })
 }
 
 /// Records every object in storybench's schemas (call right after creating them in a
 /// database that was empty) and the roles it created.
-pub async fn record_owned(conn: &mut PgConnection, schemas: &[&str], new_roles: &[String]) -> Result<()> {
+pub async fn record_owned(
+    conn: &mut PgConnection,
+    schemas: &[&str],
+    new_roles: &[String],
+) -> Result<()> {
     let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(sql("objects_in_schemas")).bind(&schemas).fetch_all(&mut *conn).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(sql("objects_in_schemas"))
+        .bind(&schemas)
+        .fetch_all(&mut *conn)
+        .await?;
     let (mut kinds, mut ids): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
     for role in new_roles {
         kinds.push("role".into());
         ids.push(role.clone());
     }
-    sqlx::query(sql("record_owned")).bind(&kinds).bind(&ids).execute(&mut *conn).await?;
+    sqlx::query(sql("record_owned"))
+        .bind(&kinds)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

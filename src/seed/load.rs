@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 const FLAT_API_USAGE: &str = "storybench_flat.api_usage";
 
 #[derive(Default, Clone, Copy)]
-struct Tally {
+pub(super) struct Tally {
     rows: u64,
     bytes: u64,
     busy: Duration,
@@ -31,7 +31,11 @@ struct Tally {
 type Tallies = Arc<Mutex<BTreeMap<String, Tally>>>;
 
 /// Streams every chunk into the bare tables. Returns per-table tallies.
-pub(super) async fn load_chunks(target: &Target, generator: Arc<Generator>, jobs: usize) -> Result<BTreeMap<String, Tally>> {
+pub(super) async fn load_chunks(
+    target: &Target,
+    generator: Arc<Generator>,
+    jobs: usize,
+) -> Result<BTreeMap<String, Tally>> {
     let chunks = generator.chunk_count();
     let progress = Progress::new(&generator);
     let (tx, rx) = mpsc::channel::<ChunkData>(jobs * 2);
@@ -39,7 +43,9 @@ pub(super) async fn load_chunks(target: &Target, generator: Arc<Generator>, jobs
     let next = Arc::new(AtomicUsize::new(0));
 
     // Generation is CPU work: plain threads, one per core, pulling chunk numbers.
-    let gen_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let gen_threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let mut producers = Vec::new();
     for _ in 0..gen_threads {
         let (generator, next, tx) = (generator.clone(), next.clone(), tx.clone());
@@ -63,10 +69,19 @@ pub(super) async fn load_chunks(target: &Target, generator: Arc<Generator>, jobs
         loaders.spawn(async move {
             loop {
                 let chunk = { rx.lock().await.recv().await };
-                let Some(chunk) = chunk else { return Ok::<(), anyhow::Error>(()) };
+                let Some(chunk) = chunk else {
+                    return Ok::<(), anyhow::Error>(());
+                };
                 interrupt::check()?;
                 for data in &chunk.tables {
-                    copy_table(&mut conn, copy_statement(data.table), data.table.name(), data, &tallies).await?;
+                    copy_table(
+                        &mut conn,
+                        copy_statement(data.table),
+                        data.table.name(),
+                        data,
+                        &tallies,
+                    )
+                    .await?;
                     if data.table == Table::ApiUsage {
                         let flat = flat_statement(copy_statement(data.table))?;
                         copy_table(&mut conn, &flat, FLAT_API_USAGE, data, &tallies).await?;
@@ -101,13 +116,30 @@ pub(super) async fn load_chunks(target: &Target, generator: Arc<Generator>, jobs
     Ok(result)
 }
 
-async fn copy_table(conn: &mut PgConnection, statement: &str, name: &str, data: &super::generate::TableData, tallies: &Tallies) -> Result<()> {
+async fn copy_table(
+    conn: &mut PgConnection,
+    statement: &str,
+    name: &str,
+    data: &super::generate::TableData,
+    tallies: &Tallies,
+) -> Result<()> {
     let started = Instant::now();
-    let mut copy = conn.copy_in_raw(statement).await.with_context(|| format!("COPY into {name}"))?;
-    copy.send(data.copy.as_slice()).await.with_context(|| format!("COPY into {name}"))?;
-    let rows = copy.finish().await.with_context(|| format!("COPY into {name}"))?;
+    let mut copy = conn
+        .copy_in_raw(statement)
+        .await
+        .with_context(|| format!("COPY into {name}"))?;
+    copy.send(data.copy.as_slice())
+        .await
+        .with_context(|| format!("COPY into {name}"))?;
+    let rows = copy
+        .finish()
+        .await
+        .with_context(|| format!("COPY into {name}"))?;
     if rows != data.rows {
-        bail!("COPY into {name} stored {rows} rows, expected {}", data.rows);
+        bail!(
+            "COPY into {name} stored {rows} rows, expected {}",
+            data.rows
+        );
     }
     let mut t = tallies.lock().expect("tallies");
     let e = t.entry(name.to_string()).or_default();
@@ -126,7 +158,13 @@ fn flat_statement(partitioned: &str) -> Result<String> {
 }
 
 /// Adds everything that follows the load, checks it is all valid, and ANALYZEs in parallel.
-pub(super) async fn after_load(target: &Target, conn: &mut PgConnection, variant: &Variant, jobs: usize, report: &mut SeedReport) -> Result<()> {
+pub(super) async fn after_load(
+    target: &Target,
+    conn: &mut PgConnection,
+    variant: &Variant,
+    jobs: usize,
+    report: &mut SeedReport,
+) -> Result<()> {
     let timings = schema::finish_timed(conn, variant).await?;
     report.constraints_seconds = timings.constraints.as_secs_f64();
     report.indexes_seconds = timings.indexes.as_secs_f64();
@@ -141,7 +179,9 @@ pub(super) async fn after_load(target: &Target, conn: &mut PgConnection, variant
         set.spawn(async move {
             loop {
                 let next = statements.lock().expect("analyze list").pop();
-                let Some(stmt) = next else { return Ok::<(), anyhow::Error>(()) };
+                let Some(stmt) = next else {
+                    return Ok::<(), anyhow::Error>(());
+                };
                 c.execute(q(&stmt)).await.with_context(|| stmt.clone())?;
             }
         });
@@ -151,8 +191,12 @@ pub(super) async fn after_load(target: &Target, conn: &mut PgConnection, variant
     }
     report.analyze_seconds = started.elapsed().as_secs_f64();
 
-    let not_valid: Vec<String> = sqlx::query_scalar(q(&queries().not_valid_constraints)).fetch_all(&mut *conn).await?;
-    let disabled: Vec<String> = sqlx::query_scalar(q(&queries().disabled_triggers)).fetch_all(&mut *conn).await?;
+    let not_valid: Vec<String> = sqlx::query_scalar(q(&queries().not_valid_constraints))
+        .fetch_all(&mut *conn)
+        .await?;
+    let disabled: Vec<String> = sqlx::query_scalar(q(&queries().disabled_triggers))
+        .fetch_all(&mut *conn)
+        .await?;
     if !not_valid.is_empty() || !disabled.is_empty() {
         bail!("after the seed, constraints not validated: {not_valid:?}; disabled triggers: {disabled:?}");
     }
@@ -163,17 +207,27 @@ pub(super) async fn after_load(target: &Target, conn: &mut PgConnection, variant
 pub async fn fingerprint(conn: &mut PgConnection) -> Result<(String, serde_json::Value)> {
     let mut tx = conn.begin().await?;
     tx.execute(q(&queries().set_utc)).await?;
-    let row: (String, serde_json::Value) = sqlx::query_as(q(FINGERPRINT)).fetch_one(&mut *tx).await?;
+    let row: (String, serde_json::Value) =
+        sqlx::query_as(q(FINGERPRINT)).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(row)
 }
 
 /// Per-table sizes after the load, merged with the COPY tallies.
-pub(super) async fn table_loads(conn: &mut PgConnection, tallies: &BTreeMap<String, Tally>) -> Result<Vec<TableLoad>> {
+pub(super) async fn table_loads(
+    conn: &mut PgConnection,
+    tallies: &BTreeMap<String, Tally>,
+) -> Result<Vec<TableLoad>> {
     let mut names: Vec<String> = Table::ALL.iter().map(|t| t.name().to_string()).collect();
     names.push(FLAT_API_USAGE.to_string());
-    let sizes: Vec<(String, i64, i64, i64)> = sqlx::query_as(q(&queries().table_sizes)).bind(&names).fetch_all(&mut *conn).await?;
-    let sizes: BTreeMap<String, (i64, i64, i64)> = sizes.into_iter().map(|(n, h, t, i)| (n, (h, t, i))).collect();
+    let sizes: Vec<(String, i64, i64, i64)> = sqlx::query_as(q(&queries().table_sizes))
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await?;
+    let sizes: BTreeMap<String, (i64, i64, i64)> = sizes
+        .into_iter()
+        .map(|(n, h, t, i)| (n, (h, t, i)))
+        .collect();
     Ok(names
         .iter()
         .map(|name| {
@@ -187,8 +241,16 @@ pub(super) async fn table_loads(conn: &mut PgConnection, tallies: &BTreeMap<Stri
                 toast_bytes: toast as u64,
                 index_bytes: index as u64,
                 seconds: secs,
-                rows_per_second: if secs > 0.0 { tally.rows as f64 / secs } else { 0.0 },
-                mb_per_second: if secs > 0.0 { (heap + toast) as f64 / 1_048_576.0 / secs } else { 0.0 },
+                rows_per_second: if secs > 0.0 {
+                    tally.rows as f64 / secs
+                } else {
+                    0.0
+                },
+                mb_per_second: if secs > 0.0 {
+                    (heap + toast) as f64 / 1_048_576.0 / secs
+                } else {
+                    0.0
+                },
             }
         })
         .collect())
@@ -196,14 +258,21 @@ pub(super) async fn table_loads(conn: &mut PgConnection, tallies: &BTreeMap<Stri
 
 pub(super) async fn set_compression(conn: &mut PgConnection, method: &str) -> Result<()> {
     let mut tx = conn.begin().await?;
-    sqlx::query(q(&queries().set_compression_method)).bind(method).execute(&mut *tx).await?;
-    tx.execute(q(&queries().set_compression)).await.with_context(|| format!("setting TOAST compression {method}"))?;
+    sqlx::query(q(&queries().set_compression_method))
+        .bind(method)
+        .execute(&mut *tx)
+        .await?;
+    tx.execute(q(&queries().set_compression))
+        .await
+        .with_context(|| format!("setting TOAST compression {method}"))?;
     tx.commit().await?;
     Ok(())
 }
 
 pub(super) async fn toast_compression(conn: &mut PgConnection) -> Result<String> {
-    Ok(sqlx::query_scalar(q(&queries().toast_compression)).fetch_one(&mut *conn).await?)
+    Ok(sqlx::query_scalar(q(&queries().toast_compression))
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 pub(super) async fn record_dataset(conn: &mut PgConnection, info: &DatasetInfo) -> Result<()> {
@@ -223,9 +292,14 @@ struct Progress {
 impl Progress {
     fn new(generator: &Generator) -> Self {
         let plain = !std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if plain { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-        let style = ProgressStyle::with_template("{prefix:>20} {bar:32} {pos:>10}/{len:<10} {per_sec:>12}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let multi = MultiProgress::with_draw_target(if plain {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        });
+        let style =
+            ProgressStyle::with_template("{prefix:>20} {bar:32} {pos:>10}/{len:<10} {per_sec:>12}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
         let bars = generator
             .estimate()
             .into_iter()
@@ -236,7 +310,13 @@ impl Progress {
                 (table, bar)
             })
             .collect();
-        Self { bars: Arc::new(bars), chunks_done: Arc::default(), chunks: generator.chunk_count(), plain, _multi: Arc::new(multi) }
+        Self {
+            bars: Arc::new(bars),
+            chunks_done: Arc::default(),
+            chunks: generator.chunk_count(),
+            plain,
+            _multi: Arc::new(multi),
+        }
     }
 
     fn advance(&self, table: Table, rows: u64) {
@@ -249,7 +329,11 @@ impl Progress {
         let done = self.chunks_done.fetch_add(1, Ordering::SeqCst) + 1;
         let step = (self.chunks / 10).max(1);
         if self.plain && (done % step == 0 || done == self.chunks) {
-            eprintln!("  seed: {done}/{} chunks loaded ({:.0} %)", self.chunks, 100.0 * done as f64 / self.chunks as f64);
+            eprintln!(
+                "  seed: {done}/{} chunks loaded ({:.0} %)",
+                self.chunks,
+                100.0 * done as f64 / self.chunks as f64
+            );
         }
     }
 

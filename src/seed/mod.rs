@@ -1,8 +1,15 @@
 //! The seeder: deterministic, realistic InfiniteStories data loaded by binary COPY over
 //! several connections, with keys, FKs and indexes built after the load (as pg_restore does).
 
-// The loader modules join once the generator (generate, profile, copy_binary) lands.
+pub mod copy_binary;
+pub mod generate;
+mod load;
+mod pipeline;
+pub mod profile;
 mod sql;
+
+pub use load::fingerprint;
+pub use pipeline::seed;
 
 use crate::schema::{self, VariantRequest};
 use anyhow::{bail, Context, Result};
@@ -73,7 +80,10 @@ pub const MAX_SCALE: f64 = 100_000.0;
 
 pub fn validate_options(opts: &SeedOptions) -> Result<()> {
     if !opts.scale.is_finite() || opts.scale <= 0.0 || opts.scale > MAX_SCALE {
-        bail!("--scale must be a number > 0 and ≤ {MAX_SCALE} (1 ≈ 1,000 users); got {}", opts.scale);
+        bail!(
+            "--scale must be a number > 0 and ≤ {MAX_SCALE} (1 ≈ 1,000 users); got {}",
+            opts.scale
+        );
     }
     if opts.jobs == 0 || opts.jobs > 64 {
         bail!("--jobs must be between 1 and 64; got {}", opts.jobs);
@@ -89,7 +99,9 @@ pub fn validate_options(opts: &SeedOptions) -> Result<()> {
 /// The dataset a database holds, if any.
 pub async fn dataset(conn: &mut sqlx::PgConnection) -> Result<Option<DatasetInfo>> {
     match schema::get_meta(conn, "dataset").await? {
-        Some(v) => Ok(Some(serde_json::from_value(v).context("reading the recorded dataset")?)),
+        Some(v) => Ok(Some(
+            serde_json::from_value(v).context("reading the recorded dataset")?,
+        )),
         None => Ok(None),
     }
 }
@@ -107,4 +119,3 @@ pub async fn require_complete(conn: &mut sqlx::PgConnection) -> Result<DatasetIn
         None => bail!("this database holds no storybench dataset; run `storybench seed` first"),
     }
 }
-

@@ -13,7 +13,12 @@ use std::time::Instant;
 pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, SeedReport)> {
     validate_options(opts)?;
     let profile = profile::load(&opts.profile)?;
-    let generator = Arc::new(generate::Generator::new(&profile, opts.scale, opts.seed, opts.anchor)?);
+    let generator = Arc::new(generate::Generator::new(
+        &profile,
+        opts.scale,
+        opts.seed,
+        opts.anchor,
+    )?);
     let mut conn = target.connect().await?;
     schema::check_ownership(&mut conn).await?;
     if let Some(existing) = dataset(&mut conn).await? {
@@ -21,7 +26,10 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
             bail!(
                 "this database already holds a storybench dataset (profile {} × {}, seed {}, {}); \
                  pass --reset to replace it. Nothing was changed.",
-                existing.profile, existing.scale, existing.seed, existing.status
+                existing.profile,
+                existing.scale,
+                existing.seed,
+                existing.status
             );
         }
     }
@@ -47,10 +55,23 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
     if let Some(method) = &opts.toast_compression {
         load::set_compression(&mut conn, method).await?;
     }
-    let mut report = SeedReport { jobs: opts.jobs, ..Default::default() };
-    report.toast_compression = opts.toast_compression.clone().unwrap_or(load::toast_compression(&mut conn).await?);
+    let mut report = SeedReport {
+        jobs: opts.jobs,
+        ..Default::default()
+    };
+    report.toast_compression = opts
+        .toast_compression
+        .clone()
+        .unwrap_or(load::toast_compression(&mut conn).await?);
 
-    tracing::info!(users = generator.total_users(), chunks = generator.chunk_count(), jobs = opts.jobs, "seeding {} × {}", opts.profile, opts.scale);
+    tracing::info!(
+        users = generator.total_users(),
+        chunks = generator.chunk_count(),
+        jobs = opts.jobs,
+        "seeding {} × {}",
+        opts.profile,
+        opts.scale
+    );
     let load_started = Instant::now();
     let tallies = load::load_chunks(target, generator.clone(), opts.jobs).await?;
     report.load_seconds = load_started.elapsed().as_secs_f64();
@@ -59,7 +80,11 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
 
     report.tables = load::table_loads(&mut conn, &tallies).await?;
     report.total_rows = report.tables.iter().map(|t| t.rows).sum();
-    report.total_bytes = report.tables.iter().map(|t| t.heap_bytes + t.toast_bytes + t.index_bytes).sum();
+    report.total_bytes = report
+        .tables
+        .iter()
+        .map(|t| t.heap_bytes + t.toast_bytes + t.index_bytes)
+        .sum();
     report.rows_per_second = report.total_rows as f64 / report.seconds.max(1e-9);
     report.mb_per_second = report.total_bytes as f64 / 1_048_576.0 / report.seconds.max(1e-9);
     let (fingerprint, counts) = load::fingerprint(&mut conn).await?;
@@ -72,7 +97,9 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
 
 /// Refuses up front when the embedded cluster's disk cannot hold the dataset.
 fn check_disk_space(target: &Target, generator: &generate::Generator) -> Result<()> {
-    let Some(cluster) = &target.embedded else { return Ok(()) };
+    let Some(cluster) = &target.embedded else {
+        return Ok(());
+    };
     let expected: u64 = generator.estimate().iter().map(|(_, _, bytes)| bytes).sum();
     // Indexes, the flat api_usage twin and WAL come on top of the raw row bytes.
     let needed = expected.saturating_mul(2);

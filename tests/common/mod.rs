@@ -36,7 +36,11 @@ extern "C" fn stop_at_exit() {
 
 /// A private directory the `postgres` OS user can reach when tests run as root.
 pub fn temp_root(tag: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("storybench-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst)));
+    let root = std::env::temp_dir().join(format!(
+        "storybench-test-{tag}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
     std::fs::create_dir_all(&root).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -46,7 +50,8 @@ pub fn temp_root(tag: &str) -> PathBuf {
 fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let root = temp_root("cluster");
-        let cluster = EmbeddedCluster::new(&root.join("pgdata"), None).expect("PostgreSQL binaries for the tests");
+        let cluster = EmbeddedCluster::new(&root.join("pgdata"), None)
+            .expect("PostgreSQL binaries for the tests");
         cluster.ensure_running().expect("start the test cluster");
         unsafe {
             nix::libc::atexit(stop_at_exit);
@@ -72,9 +77,18 @@ impl TestDb {
     pub async fn new(tag: &str) -> Self {
         let name = format!("t_{tag}_{}", COUNTER.fetch_add(1, Ordering::SeqCst));
         let mut admin = connect(&url_for("postgres")).await;
-        admin.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).await.unwrap();
-        admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-        Self { url: url_for(&name), name }
+        admin
+            .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .await
+            .unwrap();
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        Self {
+            url: url_for(&name),
+            name,
+        }
     }
 
     pub async fn conn(&self) -> PgConnection {
@@ -83,14 +97,27 @@ impl TestDb {
 
     /// Runs the storybench binary against this database.
     pub fn storybench(&self, args: &[&str]) -> Output {
-        storybench_cmd().arg("--database-url").arg(&self.url).args(args).output().unwrap()
+        storybench_cmd()
+            .arg("--database-url")
+            .arg(&self.url)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// pg_dump of the whole database (schema and data), to prove a command changed nothing.
     pub fn dump(&self) -> String {
         let bins = &shared().cluster.bins;
-        let out = Command::new(bins.tool("pg_dump")).arg("--no-comments").arg(&self.url).output().unwrap();
-        assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(bins.tool("pg_dump"))
+            .arg("--no-comments")
+            .arg(&self.url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // pg_dump wraps its output in \restrict lines with a random key: not content.
         String::from_utf8(out.stdout)
             .unwrap()
@@ -102,7 +129,12 @@ impl TestDb {
 }
 
 pub async fn connect(url: &str) -> PgConnection {
-    PgConnectOptions::from_str(url).unwrap().log_statements(tracing_off()).connect().await.unwrap()
+    PgConnectOptions::from_str(url)
+        .unwrap()
+        .log_statements(tracing_off())
+        .connect()
+        .await
+        .unwrap()
 }
 
 fn tracing_off() -> tracing::log::LevelFilter {
@@ -112,7 +144,9 @@ fn tracing_off() -> tracing::log::LevelFilter {
 /// The storybench binary with the project directory as working directory.
 pub fn storybench_cmd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_storybench"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR")).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -126,9 +160,13 @@ pub fn stdout(out: &Output) -> String {
 
 /// Runs a fixture SQL file (tests/fixtures/<name>) in one transaction.
 pub async fn run_fixture(conn: &mut PgConnection, name: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let mut tx = conn.begin().await.unwrap();
-    tx.execute(sqlx::raw_sql(AssertSqlSafe(text))).await.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    tx.execute(sqlx::raw_sql(AssertSqlSafe(text)))
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     tx.commit().await.unwrap();
 }

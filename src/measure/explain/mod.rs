@@ -51,17 +51,31 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
     let specs = catalog.select(&opts.queries)?;
     let mut conn = target.connect().await?;
     let dataset = crate::seed::require_complete(&mut conn).await?;
-    let variant = schema::current_variant(&mut conn).await?.unwrap_or_default();
+    let variant = schema::current_variant(&mut conn)
+        .await?
+        .unwrap_or_default();
     let ctx = RequestContext::new(&variant.api_usage, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
-    let subjects = [Subject { label: "heavy", user: population.heavy() }, Subject { label: "median", user: population.median() }];
+    let subjects = [
+        Subject {
+            label: "heavy",
+            user: population.heavy(),
+        },
+        Subject {
+            label: "median",
+            user: population.median(),
+        },
+    ];
 
     // Draw every query's parameters once, so each strategy sees the same values.
     let mut drawn: Vec<Vec<(usize, Vec<ParamValue>)>> = Vec::new();
     for spec in &specs {
         let mut per_subject = Vec::new();
         for (i, s) in subjects.iter().enumerate() {
-            if i > 0 && !spec.params.contains(&Sampler::User) && spec.role != crate::catalog::Role::App {
+            if i > 0
+                && !spec.params.contains(&Sampler::User)
+                && spec.role != crate::catalog::Role::App
+            {
                 continue; // No user in the query: one subject is enough.
             }
             let mut rng = rng_for(opts.seed, &format!("{}:{}", spec.name, s.label));
@@ -70,7 +84,11 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
         drawn.push(per_subject);
     }
 
-    let mut section = ExplainSection { layout: variant.api_usage.clone(), runs: opts.runs, ..Default::default() };
+    let mut section = ExplainSection {
+        layout: variant.api_usage.clone(),
+        runs: opts.runs,
+        ..Default::default()
+    };
     section.queries = specs
         .iter()
         .map(|s| QueryComparison {
@@ -93,10 +111,23 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
         }
     }
 
-    let outcome = measure_strategies(&mut conn, opts, &specs, &subjects, &drawn, &ctx, out_dir, &mut section).await;
+    let outcome = measure_strategies(
+        &mut conn,
+        opts,
+        &specs,
+        &subjects,
+        &drawn,
+        &ctx,
+        out_dir,
+        &mut section,
+    )
+    .await;
     // Put the schema back on the strategy it was on, whatever happened.
     if let Err(e) = schema::set_indexes(&mut conn, &variant.indexes).await {
-        tracing::warn!("could not restore index strategy {}: {e:#}", variant.indexes);
+        tracing::warn!(
+            "could not restore index strategy {}: {e:#}",
+            variant.indexes
+        );
     }
     outcome?;
     verdict::finish(&mut section);
@@ -119,17 +150,30 @@ async fn measure_strategies(
         let started = Instant::now();
         schema::set_indexes(conn, strategy).await?;
         let build_seconds = started.elapsed().as_secs_f64();
-        let index_bytes: i64 = sqlx::query_scalar(AssertSqlSafe(crate::params::queries().secondary_index_bytes.clone())).fetch_one(&mut *conn).await?;
-        eprintln!("  explain: strategy {strategy} (indexes {} built in {build_seconds:.1} s)", crate::report::human_bytes(index_bytes as f64));
+        let index_bytes: i64 = sqlx::query_scalar(AssertSqlSafe(
+            crate::params::queries().secondary_index_bytes.clone(),
+        ))
+        .fetch_one(&mut *conn)
+        .await?;
+        eprintln!(
+            "  explain: strategy {strategy} (indexes {} built in {build_seconds:.1} s)",
+            crate::report::human_bytes(index_bytes as f64)
+        );
         let mut write_means = Vec::new();
         let mut wal_per_story = None;
         for (qi, spec) in specs.iter().enumerate() {
             interrupt::check()?;
             for (k, (si, params)) in drawn[qi].iter().enumerate() {
                 let subject = &subjects[*si];
-                let run = measure_one(conn, opts, spec, subject, params, strategy, ctx, out_dir).await;
+                let run =
+                    measure_one(conn, opts, spec, subject, params, strategy, ctx, out_dir).await;
                 if let Some(e) = &run.error {
-                    section.errors.push(MeasureError { query: spec.name.clone(), strategy: strategy.clone(), subject: subject.label.into(), error: e.clone() });
+                    section.errors.push(MeasureError {
+                        query: spec.name.clone(),
+                        strategy: strategy.clone(),
+                        subject: subject.label.into(),
+                        error: e.clone(),
+                    });
                 }
                 if spec.kind == Kind::Write && subject.label == "heavy" {
                     if let Some(l) = &run.latency {
@@ -139,10 +183,14 @@ async fn measure_strategies(
                 section.queries[qi].subjects[k].by_strategy.push(run);
             }
             if spec.has_tag("create_story") && spec.kind == Kind::Write {
-                wal_per_story = measure_wal(conn, opts, spec, subjects, &drawn[qi], ctx).await.map_err(|e| tracing::warn!("WAL measurement of {}: {e:#}", spec.name)).ok();
+                wal_per_story = measure_wal(conn, opts, spec, subjects, &drawn[qi], ctx)
+                    .await
+                    .map_err(|e| tracing::warn!("WAL measurement of {}: {e:#}", spec.name))
+                    .ok();
             }
         }
-        let write_mean = (!write_means.is_empty()).then(|| write_means.iter().sum::<f64>() / write_means.len() as f64);
+        let write_mean = (!write_means.is_empty())
+            .then(|| write_means.iter().sum::<f64>() / write_means.len() as f64);
         section.strategies.push(StrategyFigures {
             name: strategy.clone(),
             index_bytes: index_bytes as u64,
@@ -166,10 +214,15 @@ async fn measure_one(
     ctx: &RequestContext,
     out_dir: &Path,
 ) -> StrategyRun {
-    let mut run = StrategyRun { strategy: strategy.to_string(), ..Default::default() };
+    let mut run = StrategyRun {
+        strategy: strategy.to_string(),
+        ..Default::default()
+    };
     let who = principal_for(spec, subject.user);
     let outcome: Result<()> = async {
-        let raw = exec::explain(conn, &spec.sql, params, &who, ctx).await.context("EXPLAIN")?;
+        let raw = exec::explain(conn, &spec.sql, params, &who, ctx)
+            .await
+            .context("EXPLAIN")?;
         let rel = format!("plans/{strategy}/{}.{}.json", spec.name, subject.label);
         let path = out_dir.join(&rel);
         if let Some(dir) = path.parent() {
@@ -186,7 +239,8 @@ async fn measure_one(
         let mut latency = Latency::new();
         let started = Instant::now();
         for i in 0..opts.warmup + opts.runs {
-            let (elapsed, rows) = exec::timed(conn, spec, &spec.sql, params, &who, ctx, false).await?;
+            let (elapsed, rows) =
+                exec::timed(conn, spec, &spec.sql, params, &who, ctx, false).await?;
             if i >= opts.warmup {
                 latency.record(elapsed);
                 if !spec.is_read() {
@@ -208,7 +262,14 @@ async fn measure_one(
 }
 
 /// WAL per created story: a batch of create_story executions for the heavy user, rolled back.
-async fn measure_wal(conn: &mut PgConnection, opts: &ExplainOptions, spec: &QuerySpec, subjects: &[Subject], drawn: &[(usize, Vec<ParamValue>)], ctx: &RequestContext) -> Result<f64> {
+async fn measure_wal(
+    conn: &mut PgConnection,
+    opts: &ExplainOptions,
+    spec: &QuerySpec,
+    subjects: &[Subject],
+    drawn: &[(usize, Vec<ParamValue>)],
+    ctx: &RequestContext,
+) -> Result<f64> {
     let (si, _) = drawn.first().context("no parameters drawn")?;
     let subject = &subjects[*si];
     let population_rng = &mut rng_for(opts.seed, &format!("{}:wal", spec.name));
@@ -220,12 +281,25 @@ async fn measure_wal(conn: &mut PgConnection, opts: &ExplainOptions, spec: &Quer
                 .iter()
                 .zip(base)
                 .map(|(s, v)| match s {
-                    Sampler::NewUuid => ParamValue::Uuid(uuid::Builder::from_random_bytes(rand::RngExt::random(population_rng)).into_uuid()),
-                    Sampler::RequestId => ParamValue::Text(format!("req_sb_{:032x}", rand::RngExt::random::<u128>(population_rng))),
+                    Sampler::NewUuid => ParamValue::Uuid(
+                        uuid::Builder::from_random_bytes(rand::RngExt::random(population_rng))
+                            .into_uuid(),
+                    ),
+                    Sampler::RequestId => ParamValue::Text(format!(
+                        "req_sb_{:032x}",
+                        rand::RngExt::random::<u128>(population_rng)
+                    )),
                     _ => v.clone(),
                 })
                 .collect()
         })
         .collect();
-    exec::wal_per_execution(conn, &spec.sql, &batch, &principal_for(spec, subject.user), ctx).await
+    exec::wal_per_execution(
+        conn,
+        &spec.sql,
+        &batch,
+        &principal_for(spec, subject.user),
+        ctx,
+    )
+    .await
 }

@@ -6,11 +6,18 @@ use crate::plan;
 use std::collections::BTreeMap;
 
 pub fn finish(section: &mut ExplainSection) {
-    let Some(baseline) = section.strategies.first().map(|s| s.name.clone()) else { return };
+    let Some(baseline) = section.strategies.first().map(|s| s.name.clone()) else {
+        return;
+    };
     for q in &mut section.queries {
         for subject in &mut q.subjects {
             // Same rows on every strategy (digest for reads; rows affected for writes).
-            let mut seen: Vec<(Option<i64>, Option<String>)> = subject.by_strategy.iter().filter(|r| r.error.is_none()).map(|r| (r.rows, r.digest.clone())).collect();
+            let mut seen: Vec<(Option<i64>, Option<String>)> = subject
+                .by_strategy
+                .iter()
+                .filter(|r| r.error.is_none())
+                .map(|r| (r.rows, r.digest.clone()))
+                .collect();
             seen.dedup();
             if seen.len() > 1 {
                 q.consistent = false;
@@ -22,15 +29,33 @@ pub fn finish(section: &mut ExplainSection) {
                 .skip(1)
                 .filter_map(|r| {
                     let (a, b) = (base_plan.as_ref()?, r.plan.as_ref()?);
-                    Some(PlanDiff { from: baseline.clone(), to: r.strategy.clone(), changes: plan::diff(a, b) })
+                    Some(PlanDiff {
+                        from: baseline.clone(),
+                        to: r.strategy.clone(),
+                        changes: plan::diff(a, b),
+                    })
                 })
                 .collect();
         }
-        let Some(heavy) = q.subjects.first() else { continue };
-        let p50: BTreeMap<String, f64> = heavy.by_strategy.iter().filter_map(|r| Some((r.strategy.clone(), r.latency.as_ref()?.p50_ms))).collect();
-        let fastest = p50.iter().min_by(|a, b| a.1.total_cmp(b.1)).map(|(k, v)| (k.clone(), *v));
+        let Some(heavy) = q.subjects.first() else {
+            continue;
+        };
+        let p50: BTreeMap<String, f64> = heavy
+            .by_strategy
+            .iter()
+            .filter_map(|r| Some((r.strategy.clone(), r.latency.as_ref()?.p50_ms)))
+            .collect();
+        let fastest = p50
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(k, v)| (k.clone(), *v));
         if let (Some((name, best)), Some(base)) = (fastest, p50.get(&baseline)) {
-            q.verdict = Some(Verdict { fastest: name, speedup_vs_baseline: base / best.max(1e-6), baseline: baseline.clone(), p50_ms: p50.clone() });
+            q.verdict = Some(Verdict {
+                fastest: name,
+                speedup_vs_baseline: base / best.max(1e-6),
+                baseline: baseline.clone(),
+                p50_ms: p50.clone(),
+            });
         }
     }
     let base_fig = section.strategies.first().cloned().unwrap_or_default();
@@ -56,7 +81,11 @@ pub fn finish(section: &mut ExplainSection) {
             };
             OverallVerdict {
                 strategy: s.name.clone(),
-                geomean_speedup: if logs.is_empty() { 1.0 } else { (logs.iter().sum::<f64>() / logs.len() as f64).exp() },
+                geomean_speedup: if logs.is_empty() {
+                    1.0
+                } else {
+                    (logs.iter().sum::<f64>() / logs.len() as f64).exp()
+                },
                 queries_fastest: fastest,
                 index_bytes: s.index_bytes,
                 wal_ratio_vs_baseline: ratio(s.wal_bytes_per_story, base_fig.wal_bytes_per_story),

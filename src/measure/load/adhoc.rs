@@ -7,7 +7,7 @@ use super::LoadShape;
 use crate::interrupt;
 use crate::target::Target;
 use anyhow::{bail, Result};
-use sqlx::postgres::{PgConnection, PgConnectOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Executor, SqlSafeStr, SqlStr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,16 +24,26 @@ pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFi
     // Prepare once up front so a bad statement is one clear error, not a run of failures.
     {
         let mut probe = target.connect().await?;
-        probe.prepare(AssertSqlSafe(sql.to_string()).into_sql_str()).await.map_err(|e| anyhow::anyhow!("--sql does not prepare: {e}"))?;
+        probe
+            .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
+            .await
+            .map_err(|e| anyhow::anyhow!("--sql does not prepare: {e}"))?;
     }
     let start = Instant::now() + Duration::from_millis(200);
     let measure_from = start + shape.warmup;
     let deadline = measure_from + shape.duration;
     let recorders = Arc::new(Recorders::new(shape.clients, measure_from));
-    let schedule = shape.rate.map(|r| Arc::new(Schedule::new(start, r, shape.seed)));
+    let schedule = shape
+        .rate
+        .map(|r| Arc::new(Schedule::new(start, r, shape.seed)));
     let mut set = tokio::task::JoinSet::new();
     for worker in 0..shape.clients {
-        let conn = options.connect().await.map_err(|e| anyhow::anyhow!("connecting client {worker}: {}", crate::target::scrub(&e.to_string(), &target.url)))?;
+        let conn = options.connect().await.map_err(|e| {
+            anyhow::anyhow!(
+                "connecting client {worker}: {}",
+                crate::target::scrub(&e.to_string(), &target.url)
+            )
+        })?;
         let ctx = Worker {
             id: worker,
             sql: AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str(),
@@ -42,7 +52,10 @@ pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFi
             schedule: schedule.clone(),
             latency_limit: shape.latency_limit,
             // Stagger starts over the ramp.
-            start: start + shape.ramp.mul_f64(worker as f64 / shape.clients.max(1) as f64),
+            start: start
+                + shape
+                    .ramp
+                    .mul_f64(worker as f64 / shape.clients.max(1) as f64),
             deadline,
         };
         set.spawn(ctx.run(conn));
@@ -50,7 +63,9 @@ pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFi
     while let Some(r) = set.join_next().await {
         r?;
     }
-    let measured = Instant::now().min(deadline).saturating_duration_since(measure_from);
+    let measured = Instant::now()
+        .min(deadline)
+        .saturating_duration_since(measure_from);
     Ok(recorders.finish(measured))
 }
 
@@ -108,10 +123,24 @@ impl Worker {
             let outcome = sqlx::query(self.sql.clone()).execute(&mut *c).await;
             let finished = Instant::now();
             match outcome {
-                Ok(done) => self.recorders.single_ok(self.id, ADHOC_QUERY, intended, started, finished, done.rows_affected()),
+                Ok(done) => self.recorders.single_ok(
+                    self.id,
+                    ADHOC_QUERY,
+                    intended,
+                    started,
+                    finished,
+                    done.rows_affected(),
+                ),
                 Err(e) => {
-                    self.recorders.query_error(self.id, ADHOC_QUERY, started, &sqlstate_of(&e), &e.to_string());
-                    self.recorders.transaction(self.id, ADHOC_QUERY, intended, finished, false);
+                    self.recorders.query_error(
+                        self.id,
+                        ADHOC_QUERY,
+                        started,
+                        &sqlstate_of(&e),
+                        &e.to_string(),
+                    );
+                    self.recorders
+                        .transaction(self.id, ADHOC_QUERY, intended, finished, false);
                     if is_connection_error(&e) {
                         conn = None;
                     }
@@ -126,8 +155,15 @@ impl Worker {
             Ok(c) => Some(c),
             Err(e) => {
                 let now = Instant::now();
-                self.recorders.query_error(self.id, ADHOC_QUERY, now, &sqlstate_of(&e), &e.to_string());
-                self.recorders.transaction(self.id, ADHOC_QUERY, intended, now, false);
+                self.recorders.query_error(
+                    self.id,
+                    ADHOC_QUERY,
+                    now,
+                    &sqlstate_of(&e),
+                    &e.to_string(),
+                );
+                self.recorders
+                    .transaction(self.id, ADHOC_QUERY, intended, now, false);
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 None
             }

@@ -36,10 +36,16 @@ pub const MAX_RATE: f64 = 10_000_000.0;
 impl LoadShape {
     pub fn validate(&self) -> Result<()> {
         if self.clients == 0 || self.clients > MAX_CLIENTS {
-            bail!("the number of clients/users must be between 1 and {MAX_CLIENTS}; got {}", self.clients);
+            bail!(
+                "the number of clients/users must be between 1 and {MAX_CLIENTS}; got {}",
+                self.clients
+            );
         }
         if self.duration.is_zero() || self.duration > MAX_DURATION {
-            bail!("--duration must be > 0 and at most 24h; got {:?}", self.duration);
+            bail!(
+                "--duration must be > 0 and at most 24h; got {:?}",
+                self.duration
+            );
         }
         if self.warmup > MAX_DURATION || self.ramp > MAX_DURATION {
             bail!("--warmup and --ramp must be at most 24h");
@@ -74,7 +80,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if secs.is_finite() && secs >= 0.0 {
             return Ok(Duration::from_secs_f64(secs));
         }
-        return Err(format!("{text:?} is not a valid duration (negative or not finite)"));
+        return Err(format!(
+            "{text:?} is not a valid duration (negative or not finite)"
+        ));
     }
     humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a valid duration: {e}"))
 }

@@ -19,7 +19,11 @@ struct Second {
 
 impl Second {
     fn new() -> Self {
-        Self { ok: 0, errors: 0, hist: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds") }
+        Self {
+            ok: 0,
+            errors: 0,
+            hist: Histogram::new_with_bounds(1, 600_000_000, 2).expect("valid bounds"),
+        }
     }
 }
 
@@ -38,7 +42,11 @@ pub struct Recorder {
 impl Recorder {
     /// The tally of a query (`transaction` false) or transaction, allocating its key only once.
     fn tally(&mut self, name: &str, transaction: bool) -> &mut QueryTally {
-        let map = if transaction { &mut self.transactions } else { &mut self.queries };
+        let map = if transaction {
+            &mut self.transactions
+        } else {
+            &mut self.queries
+        };
         if !map.contains_key(name) {
             map.insert(name.to_string(), QueryTally::default());
         }
@@ -66,7 +74,8 @@ impl Recorder {
         t.ok += 1;
         let s = self.second(at);
         s.ok += 1;
-        s.hist.saturating_record((elapsed.as_micros() as u64).max(1));
+        s.hist
+            .saturating_record((elapsed.as_micros() as u64).max(1));
     }
 }
 
@@ -95,19 +104,34 @@ pub struct Recorders {
 
 impl Recorders {
     pub fn new(shards: usize, measure_from: Instant) -> Self {
-        Self { shards: (0..shards.max(1)).map(|_| Mutex::new(Recorder::default())).collect(), measure_from }
+        Self {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Recorder::default()))
+                .collect(),
+            measure_from,
+        }
     }
 
     fn shard(&self, worker: usize) -> std::sync::MutexGuard<'_, Recorder> {
-        self.shards[worker % self.shards.len()].lock().unwrap_or_else(|e| e.into_inner())
+        self.shards[worker % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Seconds since measurement started, or None during warm-up.
     fn offset(&self, at: Instant) -> Option<f64> {
-        at.checked_duration_since(self.measure_from).map(|d| d.as_secs_f64())
+        at.checked_duration_since(self.measure_from)
+            .map(|d| d.as_secs_f64())
     }
 
-    pub fn query_ok(&self, worker: usize, query: &str, started: Instant, elapsed: Duration, rows: u64) {
+    pub fn query_ok(
+        &self,
+        worker: usize,
+        query: &str,
+        started: Instant,
+        elapsed: Duration,
+        rows: u64,
+    ) {
         if self.offset(started).is_none() {
             return;
         }
@@ -115,18 +139,40 @@ impl Recorders {
     }
 
     /// A one-statement transaction that succeeded (the ad hoc hot path: one lock, no allocation).
-    pub fn single_ok(&self, worker: usize, name: &str, intended: Instant, started: Instant, finished: Instant, rows: u64) {
-        let Some(at) = self.offset(intended) else { return };
+    pub fn single_ok(
+        &self,
+        worker: usize,
+        name: &str,
+        intended: Instant,
+        started: Instant,
+        finished: Instant,
+        rows: u64,
+    ) {
+        let Some(at) = self.offset(intended) else {
+            return;
+        };
         let mut r = self.shard(worker);
         r.query_ok(name, finished.saturating_duration_since(started), rows);
         r.transaction_ok(name, at, finished.saturating_duration_since(intended));
     }
 
-    pub fn query_error(&self, worker: usize, query: &str, started: Instant, sqlstate: &str, message: &str) {
-        let Some(at) = self.offset(started) else { return };
+    pub fn query_error(
+        &self,
+        worker: usize,
+        query: &str,
+        started: Instant,
+        sqlstate: &str,
+        message: &str,
+    ) {
+        let Some(at) = self.offset(started) else {
+            return;
+        };
         let mut r = self.shard(worker);
         r.queries.entry(query.to_string()).or_default().errors += 1;
-        let e = r.errors.entry((query.to_string(), sqlstate.to_string())).or_default();
+        let e = r
+            .errors
+            .entry((query.to_string(), sqlstate.to_string()))
+            .or_default();
         if e.count == 0 {
             e.message = message.chars().take(300).collect();
             e.first_at_s = at;
@@ -136,8 +182,17 @@ impl Recorders {
     }
 
     /// A finished transaction. `intended` is its scheduled start (open model) or actual start.
-    pub fn transaction(&self, worker: usize, name: &str, intended: Instant, finished: Instant, ok: bool) {
-        let Some(at) = self.offset(intended) else { return };
+    pub fn transaction(
+        &self,
+        worker: usize,
+        name: &str,
+        intended: Instant,
+        finished: Instant,
+        ok: bool,
+    ) {
+        let Some(at) = self.offset(intended) else {
+            return;
+        };
         let mut r = self.shard(worker);
         let elapsed = finished.saturating_duration_since(intended);
         if ok {
@@ -232,11 +287,25 @@ impl Recorders {
             transaction_curve: all_tx.curve(),
             transactions: transactions
                 .into_iter()
-                .map(|(name, t)| OpStats { name, ok: t.ok, errors: t.errors, rows: t.rows, per_second: t.ok as f64 / secs, latency: t.latency.summary() })
+                .map(|(name, t)| OpStats {
+                    name,
+                    ok: t.ok,
+                    errors: t.errors,
+                    rows: t.rows,
+                    per_second: t.ok as f64 / secs,
+                    latency: t.latency.summary(),
+                })
                 .collect(),
             queries: queries
                 .into_iter()
-                .map(|(name, t)| OpStats { name, ok: t.ok, errors: t.errors, rows: t.rows, per_second: t.ok as f64 / secs, latency: t.latency.summary() })
+                .map(|(name, t)| OpStats {
+                    name,
+                    ok: t.ok,
+                    errors: t.errors,
+                    rows: t.rows,
+                    per_second: t.ok as f64 / secs,
+                    latency: t.latency.summary(),
+                })
                 .collect(),
             schedule_lag: (!lag.is_empty()).then(|| lag.summary()),
             pool_wait: (!pool_wait.is_empty()).then(|| pool_wait.summary()),
@@ -245,13 +314,33 @@ impl Recorders {
                 .enumerate()
                 .map(|(i, s)| {
                     let s = s.unwrap_or_else(Second::new);
-                    let q = |p: f64| if s.hist.is_empty() { 0.0 } else { s.hist.value_at_quantile(p) as f64 / 1000.0 };
-                    TimelinePoint { second: i as u32, ok: s.ok, errors: s.errors, p50_ms: q(0.5), p95_ms: q(0.95), p99_ms: q(0.99) }
+                    let q = |p: f64| {
+                        if s.hist.is_empty() {
+                            0.0
+                        } else {
+                            s.hist.value_at_quantile(p) as f64 / 1000.0
+                        }
+                    };
+                    TimelinePoint {
+                        second: i as u32,
+                        ok: s.ok,
+                        errors: s.errors,
+                        p50_ms: q(0.5),
+                        p95_ms: q(0.95),
+                        p99_ms: q(0.99),
+                    }
                 })
                 .collect(),
             errors: errors
                 .into_iter()
-                .map(|((query, sqlstate), e)| ErrorCount { query, sqlstate, count: e.count, message: e.message, first_at_s: e.first_at_s, last_at_s: e.last_at_s })
+                .map(|((query, sqlstate), e)| ErrorCount {
+                    query,
+                    sqlstate,
+                    count: e.count,
+                    message: e.message,
+                    first_at_s: e.first_at_s,
+                    last_at_s: e.last_at_s,
+                })
                 .collect(),
         }
     }
@@ -314,7 +403,10 @@ pub struct ErrorCount {
 /// The SQLSTATE of an error, or a class name for errors without one.
 pub fn sqlstate_of(e: &sqlx::Error) -> String {
     match e {
-        sqlx::Error::Database(db) => db.code().map(|c| c.to_string()).unwrap_or_else(|| "database".into()),
+        sqlx::Error::Database(db) => db
+            .code()
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "database".into()),
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => "connection".into(),
         sqlx::Error::PoolTimedOut => "pool_timeout".into(),
         sqlx::Error::PoolClosed => "pool_closed".into(),
@@ -327,7 +419,10 @@ pub fn is_connection_error(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
         // 57P01 admin_shutdown (pg_terminate_backend / restart), 57P02 crash_shutdown, 57P03 cannot_connect_now
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006")),
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006")
+        ),
         _ => false,
     }
 }

@@ -16,7 +16,11 @@ pub struct Schedule {
 impl Schedule {
     /// `rate` arrivals per second from `start`, exponential gaps drawn from `seed`.
     pub fn new(start: Instant, rate: f64, seed: u64) -> Self {
-        Self { start, rate, state: Mutex::new((0.0, ChaCha8Rng::seed_from_u64(seed))) }
+        Self {
+            start,
+            rate,
+            state: Mutex::new((0.0, ChaCha8Rng::seed_from_u64(seed))),
+        }
     }
 
     /// The next arrival's intended start.
@@ -45,6 +49,9 @@ mod tests {
             last = s.next();
         }
         let secs = last.duration_since(start).as_secs_f64();
-        assert!((secs - 10.0).abs() < 0.5, "10,000 arrivals at 1000/s take ~10 s, got {secs}");
+        assert!(
+            (secs - 10.0).abs() < 0.5,
+            "10,000 arrivals at 1000/s take ~10 s, got {secs}"
+        );
     }
 }

@@ -1,0 +1,111 @@
+//! `storybench seed`: a deterministic dataset at any scale.
+
+use super::{RunSession, VariantArgs};
+use crate::seed::{self, SeedOptions};
+use crate::target::{DbArgs, Target};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct SeedArgs {
+    /// Profile: a name in seed/ (tiny, default, launch) or a path to a profile file.
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// Scale: 1 ≈ 1,000 users (the profile says what that means per table).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub scale: f64,
+    /// Seed of the generator: same seed, scale, profile and anchor → byte-identical data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Date the data leads up to (YYYY-MM-DD, midnight UTC; default: today).
+    #[arg(long)]
+    pub anchor: Option<chrono::NaiveDate>,
+    /// COPY connections (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Replace an existing storybench dataset (drops only storybench's own objects).
+    #[arg(long)]
+    pub reset: bool,
+    /// TOAST compression for storybench's text and jsonb columns: lz4 or pglz (default: the server's).
+    #[arg(long)]
+    pub toast_compression: Option<String>,
+    #[command(flatten)]
+    #[serde(skip)]
+    pub variant: VariantArgs,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl SeedArgs {
+    pub fn options(&self) -> SeedOptions {
+        SeedOptions {
+            profile: self.profile.clone(),
+            scale: self.scale,
+            seed: self.seed,
+            anchor: self
+                .anchor
+                .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            jobs: self.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
+            reset: self.reset,
+            toast_compression: self.toast_compression.clone(),
+            variant: self.variant.request(),
+        }
+    }
+}
+
+pub async fn run(db: &DbArgs, args: SeedArgs) -> Result<i32> {
+    let opts = args.options();
+    seed::validate_options(&opts)?;
+    crate::seed::profile::load(&opts.profile)?;
+    let mut session = RunSession::start("seed", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let target = Target::resolve(db)?;
+    let outcome = async {
+        let (info, report) = session.stage("seed", seed::seed(&target, &opts)).await?;
+        print_report(&info, &report);
+        session.results.dataset = Some(info);
+        session.results.seed = Some(report);
+        session.collect_environment(&target).await
+    }
+    .await;
+    if outcome.is_err() {
+        // Whatever was recorded (an incomplete dataset) is what the results must say.
+        if let Ok(mut conn) = target.connect().await {
+            session.results.dataset = seed::dataset(&mut conn).await.ok().flatten();
+        }
+    }
+    let code = session.finalize(outcome);
+    target.finish()?;
+    code
+}
+
+pub fn print_report(info: &seed::DatasetInfo, r: &seed::SeedReport) {
+    for t in &r.tables {
+        eprintln!(
+            "  {:<28} {:>10} rows  {:>9} heap {:>9} toast {:>9} idx  {:>9.0} rows/s",
+            t.table,
+            crate::report::thousands(t.rows as i64),
+            crate::report::human_bytes(t.heap_bytes as f64),
+            crate::report::human_bytes(t.toast_bytes as f64),
+            crate::report::human_bytes(t.index_bytes as f64),
+            t.rows_per_second
+        );
+    }
+    eprintln!(
+        "seeded {} rows, {} in {:.1} s (load {:.1} s, keys/FKs {:.1} s, indexes {:.1} s, analyze {:.1} s; {} COPY connections; TOAST {})",
+        crate::report::thousands(r.total_rows as i64),
+        crate::report::human_bytes(r.total_bytes as f64),
+        r.seconds,
+        r.load_seconds,
+        r.constraints_seconds,
+        r.indexes_seconds,
+        r.analyze_seconds,
+        r.jobs,
+        r.toast_compression
+    );
+    eprintln!("fingerprint {}", info.fingerprint.as_deref().unwrap_or("-"));
+}
