@@ -40,11 +40,18 @@ pub struct RunArgs {
 impl RunArgs {
     fn seed_options(&self) -> SeedOptions {
         SeedOptions {
-            profile: self.profile.clone().unwrap_or_else(|| if self.quick { "tiny" } else { "default" }.into()),
+            profile: self
+                .profile
+                .clone()
+                .unwrap_or_else(|| if self.quick { "tiny" } else { "default" }.into()),
             scale: self.scale,
             seed: self.seed,
-            anchor: self.anchor.unwrap_or_else(|| chrono::Utc::now().date_naive()),
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            anchor: self
+                .anchor
+                .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+            jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             reset: true,
             toast_compression: None,
             variant: self.variant.request(),
@@ -57,7 +64,11 @@ impl RunArgs {
             queries: Vec::new(),
             runs: if self.quick { 5 } else { 30 },
             warmup: if self.quick { 1 } else { 5 },
-            budget: if self.quick { Duration::from_millis(300) } else { Duration::from_secs(2) },
+            budget: if self.quick {
+                Duration::from_millis(300)
+            } else {
+                Duration::from_secs(2)
+            },
             seed: self.seed,
             statement_timeout: Duration::from_secs(30),
             write_batch: if self.quick { 5 } else { 20 },
@@ -81,19 +92,41 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     code
 }
 
-async fn pipeline(session: &mut RunSession, target: &Target, args: &RunArgs, seed_opts: &SeedOptions) -> Result<()> {
+async fn pipeline(
+    session: &mut RunSession,
+    target: &Target,
+    args: &RunArgs,
+    seed_opts: &SeedOptions,
+) -> Result<()> {
     let mut conn = target.connect().await?;
     crate::schema::check_ownership(&mut conn).await?;
     // Reuse a complete dataset made from the same inputs (nightly reruns); seed otherwise.
     let existing = seed::dataset(&mut conn).await?;
     let reusable = existing.as_ref().is_some_and(|d| {
-        d.status == "complete" && d.profile == seed_opts.profile && d.scale == seed_opts.scale && d.seed == seed_opts.seed && d.anchor == seed_opts.anchor
+        d.status == "complete"
+            && d.profile == seed_opts.profile
+            && d.scale == seed_opts.scale
+            && d.seed == seed_opts.seed
+            && d.anchor == seed_opts.anchor
     });
     if reusable {
         let request = args.variant.request();
-        session.stage("schema", crate::schema::apply(&mut conn, &request, seed_opts.anchor)).await?;
+        session
+            .stage(
+                "schema",
+                crate::schema::apply(&mut conn, &request, seed_opts.anchor),
+            )
+            .await?;
         session.results.dataset = existing;
-        eprintln!("  reusing the dataset seeded {} (same profile, scale, seed and anchor)", session.results.dataset.as_ref().map(|d| d.seeded_at.to_string()).unwrap_or_default());
+        eprintln!(
+            "  reusing the dataset seeded {} (same profile, scale, seed and anchor)",
+            session
+                .results
+                .dataset
+                .as_ref()
+                .map(|d| d.seeded_at.to_string())
+                .unwrap_or_default()
+        );
     } else {
         let outcome = session.stage("seed", seed::seed(target, seed_opts)).await;
         match outcome {
@@ -111,7 +144,12 @@ async fn pipeline(session: &mut RunSession, target: &Target, args: &RunArgs, see
     session.collect_environment(target).await?;
 
     let dir = session.out_dir.clone();
-    let section = session.stage("explain", explain::run(target, &args.explain_options(), &dir)).await?;
+    let section = session
+        .stage(
+            "explain",
+            explain::run(target, &args.explain_options(), &dir),
+        )
+        .await?;
     super::explain::print_verdicts(&section);
     session.results.explain = Some(section);
     Ok(())

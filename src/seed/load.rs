@@ -328,7 +328,7 @@ impl Progress {
     fn chunk_done(&self) {
         let done = self.chunks_done.fetch_add(1, Ordering::SeqCst) + 1;
         let step = (self.chunks / 10).max(1);
-        if self.plain && (done % step == 0 || done == self.chunks) {
+        if self.plain && (done.is_multiple_of(step) || done == self.chunks) {
             eprintln!(
                 "  seed: {done}/{} chunks loaded ({:.0} %)",
                 self.chunks,
