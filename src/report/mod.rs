@@ -15,6 +15,13 @@ const STYLE: &str = include_str!("report.css");
 fn environment() -> Result<Environment<'static>> {
     let mut env = Environment::new();
     env.add_template("report.html", TEMPLATE)?;
+    // One partial per report section, each owned by its stage.
+    env.add_template("sections/seed.html", include_str!("sections/seed.html.j2"))?;
+    env.add_template(
+        "sections/explain.html",
+        include_str!("sections/explain.html.j2"),
+    )?;
+    env.add_template("sections/load.html", include_str!("sections/load.html.j2"))?;
     env.add_filter("bytes", human_bytes);
     env.add_filter("num", |v: f64, digits: Option<usize>| {
         format!("{:.*}", digits.unwrap_or(2), v)
