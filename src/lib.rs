@@ -3,9 +3,11 @@
 //! Pipeline: cluster → schema → seed → catalog → measure → results → report / compare.
 
 pub mod auth;
+pub mod bench_support;
 pub mod catalog;
 pub mod cli;
 pub mod cluster;
+pub mod compare;
 pub mod internal_sql;
 pub mod interrupt;
 pub mod measure;
@@ -14,6 +16,7 @@ pub mod paths;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod scenario;
 pub mod schema;
 pub mod seed;
 pub mod sqlfile;

@@ -195,8 +195,48 @@ pub fn load(path: &Path) -> Result<Catalog> {
 }
 
 /// Loads `scenarios/queries.toml` (see [`crate::paths::project_file`]).
+/// `STORYBENCH_CATALOG` overrides the path (to try a catalog without touching the shipped one).
 pub fn load_default() -> Result<Catalog> {
-    load(&crate::paths::project_file("scenarios/queries.toml"))
+    match std::env::var_os("STORYBENCH_CATALOG") {
+        Some(path) => load(Path::new(&path)),
+        None => load(&crate::paths::project_file("scenarios/queries.toml")),
+    }
+}
+
+/// Prepares every statement of `queries` on the server, so a SQL error is reported with
+/// the file, line and key of the entry before anything is measured.
+pub async fn check_sql(conn: &mut sqlx::PgConnection, queries: &[&QuerySpec]) -> Result<()> {
+    use sqlx::{Executor, SqlSafeStr};
+    let mut errors = Vec::new();
+    for q in queries {
+        for (key, sql) in [
+            ("sql", Some(&q.sql)),
+            ("sql_policy_only", q.sql_policy_only.as_ref()),
+        ] {
+            let Some(sql) = sql else { continue };
+            if let Err(e) = conn
+                .prepare(sqlx::AssertSqlSafe(sql.clone()).into_sql_str())
+                .await
+            {
+                let msg = e
+                    .as_database_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                errors.push(format!(
+                    "{} (query {}, key {key}): {msg}",
+                    q.location(),
+                    q.name
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!(
+            "the catalog has statements PostgreSQL rejects:\n  {}",
+            errors.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// Parses and validates catalog text; `file` is only used in messages and `QuerySpec::file`.

@@ -1,8 +1,12 @@
 //! The `storybench` command line: argument definitions and dispatch.
 
+mod compare;
+mod capacity;
 mod db;
 mod explain;
 mod load;
+mod partitions;
+mod rls;
 mod run;
 mod seed;
 mod session;
@@ -46,6 +50,14 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Load test: an ad hoc statement (or a scenario) under a closed or open model.
     Load(load::LoadArgs),
+    /// Capacity search: the highest arrival rate a scenario sustains within a latency SLO.
+    Capacity(capacity::CapacityArgs),
+    /// RLS overhead per app query (bypass vs policy sets), plan evidence, isolation audit.
+    Rls(rls::RlsArgs),
+    /// api_usage partitioned by month vs flat: analytics latency, pruning, scaling, maintenance.
+    Partitions(partitions::PartitionsArgs),
+    /// Compare two results.json files: exit 0 no regression, 1 regression, 2 invalid input.
+    Compare(compare::CompareArgs),
     /// Re-render report.html from a results.json.
     Report {
         /// A results.json file.
@@ -83,7 +95,7 @@ pub struct VariantArgs {
     /// Index strategy: a file name in schema/indexes/ (fk_only, doc, tuned).
     #[arg(long)]
     pub indexes: Option<String>,
-    /// Policy set: a file name in schema/policies/ (doc, initplan).
+    /// Policy set: a file name in schema/policies/ (doc, initplan, definer).
     #[arg(long)]
     pub policies: Option<String>,
     /// api_usage layout measured on: partitioned or flat.
@@ -159,8 +171,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Schema(cmd) => db::schema(&cli.db, cmd).await,
         Command::Run(args) => run::run(&cli.db, args).await,
         Command::Load(args) => load::run(&cli.db, args).await,
+        Command::Capacity(args) => capacity::run(&cli.db, args).await,
+        Command::Rls(args) => rls::run(&cli.db, args).await,
+        Command::Partitions(args) => partitions::run(&cli.db, args).await,
         Command::Explain(args) => explain::run(&cli.db, args).await,
         Command::Seed(args) => seed::run(&cli.db, args).await,
+        Command::Compare(args) => Ok(compare::run(args)),
         Command::Report { results, out } => {
             let r = crate::results::RunResults::read(&results)?;
             let dir =

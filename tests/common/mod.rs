@@ -21,6 +21,8 @@ struct Shared {
 static SHARED: OnceLock<Shared> = OnceLock::new();
 static STOPPED: Mutex<bool> = Mutex::new(false);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// Temp directories made by this test binary, removed when it exits.
+static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 extern "C" fn stop_at_exit() {
     let mut stopped = STOPPED.lock().unwrap_or_else(|e| e.into_inner());
@@ -31,6 +33,9 @@ extern "C" fn stop_at_exit() {
     if let Some(s) = SHARED.get() {
         let _ = s.cluster.stop();
         let _ = std::fs::remove_dir_all(&s.root);
+    }
+    for dir in TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -44,6 +49,14 @@ pub fn temp_root(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&root).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    TEMP_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(root.clone());
+    unsafe {
+        // Idempotent: the handler runs once (guarded by STOPPED) however often it is registered.
+        nix::libc::atexit(stop_at_exit);
+    }
     root
 }
 

@@ -51,6 +51,7 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
     let specs = catalog.select(&opts.queries)?;
     let mut conn = target.connect().await?;
     let dataset = crate::seed::require_complete(&mut conn).await?;
+    crate::catalog::check_sql(&mut conn, &specs).await?;
     let variant = schema::current_variant(&mut conn)
         .await?
         .unwrap_or_default();

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Seeding speed against its physical limit: `storybench seed` wall time (start to ANALYZE
+# done) vs `pg_restore -j <cores>` of a `pg_dump -Fd` of the very same dataset into an empty
+# database on the same server. Prints both times and the ratio restore/seed (target ≥ 1.0),
+# and `pgbench -i`'s MB/s for reference (narrow rows, not comparable on MB/s).
+#
+# Usage: benches/seed_vs_restore.sh [scale=3] [profile=default] [toast=server default|lz4|pglz]
+# Scale 3 of the default profile is about 1.2 GB on disk. Uses its own embedded cluster in
+# a temporary directory, removed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE=${1:-3}
+PROFILE=${2:-default}
+TOAST=${3:-}
+CORES=$(nproc)
+cargo build --release -q
+SB=./target/release/storybench
+WORK=$(mktemp -d /tmp/storybench-restore-XXXXXX)
+chmod 755 "$WORK"
+DATA="$WORK/pgdata"
+export STORYBENCH_DATA_DIR="$DATA"
+URL=$($SB db start 2>/dev/null | tail -1)
+cleanup() { $SB db stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+BINDIR=${PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}
+# As root the dump directory must be writable by nobody special; pg_dump runs as us.
+base="${URL%%\?*}"; query="${URL#*\?}"
+url_for() { echo "${base%/*}/$1?$query"; }
+
+echo "== storybench seed --profile $PROFILE --scale $SCALE --jobs $CORES ${TOAST:+--toast-compression $TOAST}"
+T0=$(date +%s.%N)
+$SB --database-url "$URL" seed --profile "$PROFILE" --scale "$SCALE" --jobs "$CORES" --reset ${TOAST:+--toast-compression "$TOAST"} --out "$WORK/seed" 2>&1 | grep -E "^seeded|^fingerprint"
+T1=$(date +%s.%N)
+SEED_S=$(python3 -c "import json;print(json.load(open('$WORK/seed/results.json'))['seed']['seconds'])")
+SIZE=$("$BINDIR/psql" -X -At "$URL" -c "select pg_database_size(current_database())")
+echo "seed: ${SEED_S} s (command wall $(echo "$T1 - $T0" | bc) s), database $(numfmt --to=iec "$SIZE")"
+
+echo "== pg_dump -Fd -j $CORES, then pg_restore -j $CORES into an empty database"
+"$BINDIR/pg_dump" -Fd -j "$CORES" -f "$WORK/dump" "$URL"
+"$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE IF EXISTS restore_target" -c "CREATE DATABASE restore_target"
+R0=$(date +%s.%N)
+"$BINDIR/pg_restore" -j "$CORES" -d "$(url_for restore_target)" "$WORK/dump"
+R1=$(date +%s.%N)
+RESTORE_S=$(echo "$R1 - $R0" | bc)
+echo "pg_restore: ${RESTORE_S} s"
+"$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE restore_target"
+
+echo "== pgbench -i -s 20 (reference: narrow rows)"
+"$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE IF EXISTS pgbench_ref" -c "CREATE DATABASE pgbench_ref"
+P0=$(date +%s.%N)
+"$BINDIR/pgbench" -i -s 20 -q "$(url_for pgbench_ref)" >/dev/null 2>&1
+P1=$(date +%s.%N)
+PSIZE=$("$BINDIR/psql" -X -At "$(url_for pgbench_ref)" -c "select pg_database_size(current_database())")
+"$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE pgbench_ref"
+
+python3 - "$SEED_S" "$RESTORE_S" "$SIZE" "$(echo "$P1 - $P0" | bc)" "$PSIZE" <<'PY'
+import sys
+seed, restore, size, pg_s, pg_size = map(float, sys.argv[1:])
+mb = 1024 * 1024
+print(f"storybench seed:  {seed:7.1f} s  {size / mb / seed:6.1f} MB/s  ({size / mb:.0f} MB)")
+print(f"pg_restore -j:    {restore:7.1f} s  {size / mb / restore:6.1f} MB/s")
+print(f"pgbench -i -s 20: {pg_s:7.1f} s  {pg_size / mb / pg_s:6.1f} MB/s  (reference, narrow rows)")
+print(f"ratio restore/seed = {restore / seed:.2f} (target >= 1.0)")
+PY
