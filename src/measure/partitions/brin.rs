@@ -1,0 +1,167 @@
+//! btree vs BRIN on api_usage.created_at, both layouts: size, build time and latency of
+//! the range queries. Everything happens in one transaction that is rolled back: the
+//! strategy's created_at indexes are set aside, each comparison index is built, measured
+//! and dropped, so nothing the comparison builds can outlive it (not even a crash).
+//! The transaction holds the tables' locks meanwhile; nothing else runs during a stage.
+
+use super::layouts::Drawn;
+use super::probe::{self, Arm};
+use super::types::*;
+use super::{context, roles, sql, sql_with, PartitionsOptions};
+use crate::catalog::QuerySpec;
+use crate::measure::exec::principal_for;
+use anyhow::{Context, Result};
+use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Connection};
+use std::time::Instant;
+
+const KINDS: [&str; 2] = ["btree", "brin"];
+
+pub async fn compare(
+    conn: &mut PgConnection,
+    opts: &PartitionsOptions,
+    specs: &[&QuerySpec],
+    drawn: &[Drawn],
+) -> Result<IndexComparison> {
+    // Leftovers could only come from a server crash mid-build; drop them by their prefix.
+    let leftovers: Vec<String> = sqlx::query_scalar(sql("leftover_cmp_indexes"))
+        .fetch_all(&mut *conn)
+        .await?;
+    for index in leftovers {
+        sqlx::raw_sql(AssertSqlSafe(sql_with("drop_index", &[("index", &index)])))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let range: Vec<(&QuerySpec, &Drawn)> = specs
+        .iter()
+        .copied()
+        .zip(drawn)
+        .filter(|(s, _)| roles().created_at_range.contains(&s.name))
+        .collect();
+    let mut out = IndexComparison::default();
+    if range.is_empty() {
+        return Ok(out);
+    }
+    let mut tx = conn.begin().await?;
+    out.set_aside = sqlx::query_scalar(sql("created_at_indexes"))
+        .fetch_all(&mut *tx)
+        .await?;
+    for index in &out.set_aside {
+        sqlx::raw_sql(AssertSqlSafe(sql_with("drop_index", &[("index", index)])))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("setting {index} aside"))?;
+    }
+    for kind in KINDS {
+        crate::interrupt::check()?;
+        let mut figures = IndexKind {
+            kind: kind.into(),
+            ..Default::default()
+        };
+        let mut names = Vec::new();
+        for (layout, create, index) in [
+            (
+                "partitioned",
+                "create_cmp_index_partitioned",
+                format!("public.storybench_cmp_usage_created_{kind}"),
+            ),
+            (
+                "flat",
+                "create_cmp_index_flat",
+                format!("storybench_flat.storybench_cmp_flat_usage_created_{kind}"),
+            ),
+        ] {
+            let started = Instant::now();
+            sqlx::raw_sql(AssertSqlSafe(sql_with(create, &[("kind", kind)])))
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("building the {kind} index on the {layout} layout"))?;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let bytes: i64 = sqlx::query_scalar(sql("index_bytes"))
+                .bind(&index)
+                .fetch_one(&mut *tx)
+                .await?;
+            let tree: Vec<String> = sqlx::query_scalar(sql("index_tree_names"))
+                .bind(&index)
+                .fetch_all(&mut *tx)
+                .await?;
+            names.extend(tree);
+            if layout == "partitioned" {
+                (figures.partitioned_bytes, figures.partitioned_build_ms) = (bytes, ms);
+            } else {
+                (figures.flat_bytes, figures.flat_build_ms) = (bytes, ms);
+            }
+        }
+        eprintln!(
+            "  created_at {kind}: partitioned {} (built in {:.0} ms), flat {} ({:.0} ms)",
+            crate::report::human_bytes(figures.partitioned_bytes as f64),
+            figures.partitioned_build_ms,
+            crate::report::human_bytes(figures.flat_bytes as f64),
+            figures.flat_build_ms
+        );
+        out.kinds.push(figures);
+        for (spec, d) in &range {
+            let who = principal_for(spec, d.user);
+            let (ctx_p, ctx_f) = (context("partitioned", opts), context("flat", opts));
+            let arms = [("partitioned", &ctx_p), ("flat", &ctx_f)].map(|(_, ctx)| Arm {
+                sql: &spec.sql,
+                params: &d.params,
+                who: &who,
+                ctx,
+                settings: vec![],
+            });
+            let mut runs: Vec<IndexQueryRun> = ["partitioned", "flat"]
+                .iter()
+                .map(|l| IndexQueryRun {
+                    query: spec.name.clone(),
+                    layout: l.to_string(),
+                    kind: kind.into(),
+                    ..Default::default()
+                })
+                .collect();
+            for (arm, run) in arms.iter().zip(runs.iter_mut()) {
+                match probe::explain(&mut tx, arm, false)
+                    .await
+                    .and_then(|raw| crate::plan::summarize(&raw))
+                {
+                    Ok(plan) => {
+                        let usage: Vec<_> = plan
+                            .relations
+                            .iter()
+                            .filter(|r| r.relation.starts_with("api_usage"))
+                            .collect();
+                        let mut access: Vec<String> =
+                            usage.iter().map(|r| r.access_with_index()).collect();
+                        access.sort();
+                        access.dedup();
+                        // One line per distinct path; partitions share them.
+                        run.access = access;
+                        run.index_used = usage.iter().any(|r| {
+                            r.index.as_deref().is_some_and(|i| {
+                                i.split(", ").any(|one| names.iter().any(|n| n == one))
+                            })
+                        });
+                    }
+                    Err(e) => run.error = Some(format!("{e:#}")),
+                }
+            }
+            let lat = probe::alternate(&mut tx, &arms, opts.warmup, opts.runs, opts.budget).await;
+            for (l, run) in lat.into_iter().zip(runs.iter_mut()) {
+                match l {
+                    Ok(l) if !l.is_empty() => run.latency = Some(l.summary()),
+                    Ok(_) => {}
+                    Err(e) => run.error = Some(e),
+                }
+            }
+            out.queries.extend(runs);
+        }
+        for drop in ["drop_cmp_index_partitioned", "drop_cmp_index_flat"] {
+            sqlx::raw_sql(AssertSqlSafe(sql_with(drop, &[("kind", kind)])))
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    // Undo everything: the set-aside indexes come back, the comparison indexes never existed.
+    tx.rollback().await?;
+    Ok(out)
+}

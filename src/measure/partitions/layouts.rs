@@ -1,0 +1,293 @@
+//! Per analytics query: partitioned vs flat (custom and generic plans), and
+//! enable_partitionwise_aggregate off vs on for the per-month and per-function aggregates.
+
+use super::probe::{self, Arm, GENERIC};
+use super::types::*;
+use super::{context, roles, PartitionsOptions};
+use crate::catalog::QuerySpec;
+use crate::measure::exec::principal_for;
+use crate::params::{rng_for, ParamValue, Population};
+use crate::plan::PlanSummary;
+use anyhow::Result;
+use sqlx::postgres::PgConnection;
+use std::path::Path;
+use uuid::Uuid;
+
+/// The parameters each query runs with (the heavy user where a user is needed).
+pub struct Drawn {
+    pub user: Uuid,
+    pub params: Vec<ParamValue>,
+}
+
+pub async fn draw(
+    conn: &mut PgConnection,
+    population: &Population,
+    specs: &[&QuerySpec],
+    seed: u64,
+) -> Result<Vec<Drawn>> {
+    let user = population.heavy();
+    let mut out = Vec::new();
+    for spec in specs {
+        let mut rng = rng_for(seed, &format!("partitions:{}", spec.name));
+        out.push(Drawn {
+            user,
+            params: population.draw(conn, spec, user, &mut rng).await?,
+        });
+    }
+    Ok(out)
+}
+
+fn error(section: &mut PartitionsSection, part: &str, query: &str, e: impl std::fmt::Display) {
+    section.errors.push(PartError {
+        part: part.into(),
+        query: Some(query.into()),
+        error: e.to_string(),
+    });
+}
+
+/// EXPLAINs one arm into `run`; errors land in `run.error`.
+async fn explain_into(
+    conn: &mut PgConnection,
+    arm: &Arm<'_>,
+    generic: bool,
+    total: Option<usize>,
+    out_dir: &Path,
+    rel: &str,
+    run: &mut ModeRun,
+) {
+    let outcome = async {
+        let raw = probe::explain(conn, arm, generic).await?;
+        probe::record_plan(run, &raw, total, out_dir, rel)
+    }
+    .await;
+    if let Err(e) = outcome {
+        run.error = Some(format!("{e:#}"));
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+pub async fn compare(
+    conn: &mut PgConnection,
+    opts: &PartitionsOptions,
+    specs: &[&QuerySpec],
+    drawn: &[Drawn],
+    out_dir: &Path,
+    section: &mut PartitionsSection,
+) -> Result<()> {
+    let total = Some(section.partitions_total);
+    let (ctx_p, ctx_f) = (context("partitioned", opts), context("flat", opts));
+    for (spec, d) in specs.iter().zip(drawn) {
+        crate::interrupt::check()?;
+        let who = principal_for(spec, d.user);
+        let arm = |ctx, generic: bool| Arm {
+            sql: &spec.sql,
+            params: &d.params,
+            who: &who,
+            ctx,
+            settings: if generic { vec![GENERIC] } else { vec![] },
+        };
+        let arms = [
+            arm(&ctx_p, false),
+            arm(&ctx_f, false),
+            arm(&ctx_p, true),
+            arm(&ctx_f, true),
+        ];
+        let mut q = QueryLayouts {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            params: d.params.iter().map(ParamValue::display).collect(),
+            partitioned: LayoutRun {
+                layout: "partitioned".into(),
+                ..Default::default()
+            },
+            flat: LayoutRun {
+                layout: "flat".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for (i, a) in arms.iter().enumerate() {
+            let generic = i >= 2;
+            let layout = if i % 2 == 0 { "partitioned" } else { "flat" };
+            let mode = if generic { "generic" } else { "custom" };
+            let run = match (i % 2, generic) {
+                (0, false) => &mut q.partitioned.custom,
+                (0, true) => &mut q.partitioned.generic,
+                (_, false) => &mut q.flat.custom,
+                (_, true) => &mut q.flat.generic,
+            };
+            let rel = format!("plans/partitions/{}.{layout}.{mode}.json", spec.name);
+            let t = if layout == "partitioned" { total } else { None };
+            explain_into(conn, a, generic, t, out_dir, &rel, run).await;
+        }
+        for (a, lr) in [(&arms[0], &mut q.partitioned), (&arms[1], &mut q.flat)] {
+            match probe::digest(conn, a).await {
+                Ok((rows, digest)) => {
+                    lr.rows = Some(rows);
+                    lr.digest = Some(digest);
+                }
+                Err(e) => error(section, "layouts", &spec.name, format!("{e:#}")),
+            }
+        }
+        q.consistent = q.partitioned.digest.is_some()
+            && q.partitioned.digest == q.flat.digest
+            && q.partitioned.rows == q.flat.rows;
+        let lat = probe::alternate(conn, &arms, opts.warmup, opts.runs, opts.budget).await;
+        for (i, l) in lat.into_iter().enumerate() {
+            let run = match i {
+                0 => &mut q.partitioned.custom,
+                1 => &mut q.flat.custom,
+                2 => &mut q.partitioned.generic,
+                _ => &mut q.flat.generic,
+            };
+            match l {
+                Ok(l) if !l.is_empty() => run.latency = Some(l.summary()),
+                Ok(_) => {}
+                Err(e) => run.error = Some(e),
+            }
+        }
+        let p50 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p50_ms);
+        let p95 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p95_ms);
+        q.ratio_p50 = ratio(p50(&q.partitioned.custom), p50(&q.flat.custom));
+        q.ratio_p95 = ratio(p95(&q.partitioned.custom), p95(&q.flat.custom));
+        q.generic_ratio_p50 = ratio(p50(&q.partitioned.generic), p50(&q.flat.generic));
+        q.pruning = pruning_kinds(&q.partitioned, section.partitions_total);
+        for r in [
+            &q.partitioned.custom,
+            &q.partitioned.generic,
+            &q.flat.custom,
+            &q.flat.generic,
+        ] {
+            if let Some(e) = &r.error {
+                error(section, "layouts", &spec.name, e);
+            }
+        }
+        eprintln!(
+            "  {:<28} partitioned/flat p50 {:>6} (generic {:>6}) · partitions scanned {} of {} · {}{}",
+            spec.name,
+            fmt_ratio(q.ratio_p50),
+            fmt_ratio(q.generic_ratio_p50),
+            q.partitioned.custom.scanned.len(),
+            section.partitions_total,
+            if q.pruning.is_empty() {
+                "no pruning".to_string()
+            } else {
+                q.pruning.join(", ")
+            },
+            if q.consistent { "" } else { "  (RESULTS DIFFER)" }
+        );
+        section.queries.push(q);
+    }
+    Ok(())
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("—".into(), |r| format!("{r:.2}×"))
+}
+
+/// The kinds of pruning the partitioned layout's plans show.
+pub fn pruning_kinds(run: &LayoutRun, total: usize) -> Vec<String> {
+    let mut kinds = Vec::new();
+    let parts = [&run.custom, &run.generic]
+        .into_iter()
+        .filter_map(|m| m.partitions.as_ref())
+        .collect::<Vec<_>>();
+    if parts.iter().any(|p| p.in_plan + p.subplans_removed < total) {
+        kinds.push("plan time".to_string());
+    }
+    if parts.iter().any(|p| p.subplans_removed > 0) {
+        kinds.push("executor start".to_string());
+    }
+    if parts.iter().any(|p| p.never_executed > 0) {
+        kinds.push("run time".to_string());
+    }
+    kinds
+}
+
+/// The plan aggregates below an Append: per-partition (partitionwise) aggregation.
+pub fn partitionwise_applied(plan: &PlanSummary) -> bool {
+    let nodes = &plan.nodes;
+    nodes.iter().enumerate().any(|(i, n)| {
+        let agg = n.node_type == "Aggregate";
+        let parent = nodes[..i]
+            .iter()
+            .rev()
+            .find(|p| p.depth + 1 == n.depth)
+            .map(|p| p.node_type.as_str());
+        agg && matches!(parent, Some("Append" | "Merge Append"))
+    })
+}
+
+pub async fn partitionwise(
+    conn: &mut PgConnection,
+    opts: &PartitionsOptions,
+    specs: &[&QuerySpec],
+    drawn: &[Drawn],
+    out_dir: &Path,
+    section: &mut PartitionsSection,
+) -> Result<()> {
+    let ctx = context("partitioned", opts);
+    let total = Some(section.partitions_total);
+    for (spec, d) in specs.iter().zip(drawn) {
+        if !roles().partitionwise.contains(&spec.name) {
+            continue;
+        }
+        crate::interrupt::check()?;
+        let who = principal_for(spec, d.user);
+        let arm = |v: &'static str| Arm {
+            sql: &spec.sql,
+            params: &d.params,
+            who: &who,
+            ctx: &ctx,
+            settings: vec![("enable_partitionwise_aggregate", v)],
+        };
+        let arms = [arm("off"), arm("on")];
+        let mut r = PartitionwiseRun {
+            query: spec.name.clone(),
+            ..Default::default()
+        };
+        let mut digests = Vec::new();
+        for (a, run, v) in [(&arms[0], &mut r.off, "off"), (&arms[1], &mut r.on, "on")] {
+            let rel = format!("plans/partitions/{}.partitionwise_{v}.json", spec.name);
+            explain_into(conn, a, false, total, out_dir, &rel, run).await;
+            digests.push(probe::digest(conn, a).await.ok());
+        }
+        r.consistent = digests[0].is_some() && digests[0] == digests[1];
+        r.applied = r.on.plan.as_ref().is_some_and(partitionwise_applied);
+        let lat = probe::alternate(conn, &arms, opts.warmup, opts.runs, opts.budget).await;
+        for (l, run) in lat.into_iter().zip([&mut r.off, &mut r.on]) {
+            match l {
+                Ok(l) if !l.is_empty() => run.latency = Some(l.summary()),
+                Ok(_) => {}
+                Err(e) => run.error = Some(e),
+            }
+        }
+        r.ratio_p50 = ratio(
+            r.on.latency.as_ref().map(|l| l.p50_ms),
+            r.off.latency.as_ref().map(|l| l.p50_ms),
+        );
+        for run in [&r.off, &r.on] {
+            if let Some(e) = &run.error {
+                error(section, "partitionwise", &spec.name, e);
+            }
+        }
+        eprintln!(
+            "  {:<28} partitionwise aggregate on/off p50 {} ({})",
+            spec.name,
+            fmt_ratio(r.ratio_p50),
+            if r.applied {
+                "per-partition aggregation in the plan"
+            } else {
+                "the planner kept one aggregate"
+            }
+        );
+        section.partitionwise.push(r);
+    }
+    Ok(())
+}
