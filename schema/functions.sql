@@ -119,3 +119,47 @@ $$;
 DROP TRIGGER IF EXISTS audit_content_flags ON public.content_flags;
 CREATE TRIGGER audit_content_flags AFTER INSERT OR UPDATE OR DELETE ON public.content_flags
     FOR EACH ROW EXECUTE FUNCTION public.audit_trigger();
+
+-- ---------------------------------------------------------------- RLS helpers (policy set "definer")
+
+-- Ownership helpers for the child-table policies of schema/policies/definer.sql, the way
+-- Supabase's RLS guide recommends them: SECURITY DEFINER, in a schema the API does not
+-- expose (PostgREST serves public only; storybench_private gets no USAGE for anon), with an
+-- empty search_path so nothing the caller controls can redirect a name. They run as their
+-- owner, so reading stories/heroes here does not pay those tables' own policies; auth.uid()
+-- still reads the caller's claims (a transaction setting). A policy calls them in an
+-- uncorrelated sub-select (`story_id IN (SELECT storybench_private.user_story_ids())`), so
+-- they run once per statement, not once per child row. The schema is storybench's (created
+-- here, recorded in storybench.owned_objects, dropped by `schema reset`).
+CREATE SCHEMA IF NOT EXISTS storybench_private;
+COMMENT ON SCHEMA storybench_private IS 'storybench: SECURITY DEFINER helpers for RLS policies (not exposed to the API)';
+REVOKE ALL ON SCHEMA storybench_private FROM PUBLIC;
+GRANT USAGE ON SCHEMA storybench_private TO authenticated;
+
+-- The caller's story ids (the stories they own).
+CREATE OR REPLACE FUNCTION storybench_private.user_story_ids()
+RETURNS SETOF uuid
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = ''
+ROWS 50
+AS $$
+    SELECT s.id FROM public.stories s WHERE s.user_id = auth.uid()
+$$;
+REVOKE ALL ON FUNCTION storybench_private.user_story_ids() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION storybench_private.user_story_ids() TO authenticated;
+
+-- The caller's hero ids (the heroes they own).
+CREATE OR REPLACE FUNCTION storybench_private.user_hero_ids()
+RETURNS SETOF uuid
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = ''
+ROWS 5
+AS $$
+    SELECT h.id FROM public.heroes h WHERE h.user_id = auth.uid()
+$$;
+REVOKE ALL ON FUNCTION storybench_private.user_hero_ids() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION storybench_private.user_hero_ids() TO authenticated;

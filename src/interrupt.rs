@@ -40,6 +40,17 @@ pub fn install() {
     });
 }
 
+/// Marks the run interrupted from elsewhere: during a goose attack goose's own Ctrl-C handler
+/// replaces ours, and the load runner forwards its killswitch here.
+pub fn raise() {
+    if !INTERRUPTED.swap(true, Ordering::SeqCst) {
+        eprintln!(
+            "storybench: interrupted; finishing the current step and writing partial results"
+        );
+    }
+    notify().notify_waiters();
+}
+
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }

@@ -22,6 +22,12 @@ CREATE INDEX idx_stories_user_recent_incl ON public.stories (user_id, created_at
 CREATE INDEX idx_stories_favorites_recent ON public.stories (user_id, created_at DESC) WHERE is_favorite = true;
 -- a hero's stories, newest first, and the heroes-stories join; ON DELETE SET NULL when a hero is deleted
 CREATE INDEX idx_stories_hero_created ON public.stories (hero_id, created_at DESC);
+-- library search by title prefix (WHERE user_id = $1 AND title LIKE 'pre%'): text_pattern_ops makes the prefix
+-- an index condition. Under RLS LIKE is not leakproof, so it can only be a Filter there (the RLS leakproof trap)
+CREATE INDEX idx_stories_user_title_pattern ON public.stories (user_id, title text_pattern_ops);
+-- library filter by generation model (WHERE user_id = $1 AND generation_metadata->>'model' = 'x'); jsonb ->> is
+-- not leakproof either: under RLS this expression is never an index condition
+CREATE INDEX idx_stories_user_model ON public.stories (user_id, (generation_metadata->>'model'));
 -- ON DELETE SET NULL when a custom event is deleted (built-in stories have NULL here, so partial)
 CREATE INDEX idx_stories_custom_event ON public.stories (custom_event_id) WHERE custom_event_id IS NOT NULL;
 

@@ -1,8 +1,10 @@
 //! `storybench load`: a goose scenario or an ad hoc statement under a closed or open model.
 
 use super::RunSession;
-use crate::measure::load::{adhoc, parse_duration, LoadSection, LoadShape};
+use crate::measure::load::scenario_run::{self, ScenarioOptions};
+use crate::measure::load::{adhoc, parse_duration, LoadSection, LoadShape, ScenarioInfo};
 use crate::measure::server_view::{self, WaitSampler};
+use crate::scenario::Scenario;
 use crate::target::{DbArgs, Target};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -11,11 +13,26 @@ use std::time::Duration;
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
 pub struct LoadArgs {
     /// One statement to run on every client (ad hoc mode, e.g. 'SELECT 1').
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scenario")]
     pub sql: Option<String>,
+    /// A load scenario: a name in scenarios/ (bedtime, create_story, browse_events,
+    /// backend_worker, dashboard, launch_mix, select1) or a scenario file path.
+    #[arg(long)]
+    pub scenario: Option<String>,
     /// Concurrent clients (ad hoc) or goose users (scenarios).
     #[arg(long, visible_alias = "users", default_value_t = 4)]
     pub clients: usize,
+    /// Scenarios: users share a pool of P connections (pool wait reported apart from query
+    /// time) instead of each owning one.
+    #[arg(long)]
+    pub pool: Option<u32>,
+    /// Scenarios: statement_timeout of every request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[serde(with = "secs")]
+    pub statement_timeout: Duration,
+    /// Scenarios, closed model: multiply think times by this (0: none, 0.1: ten times faster).
+    #[arg(long, default_value_t = 1.0)]
+    pub think_scale: f64,
     /// Measured duration after warm-up (e.g. 30s, 2m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     #[serde(with = "secs")]
@@ -69,8 +86,23 @@ impl LoadArgs {
 pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
     let shape = args.shape();
     shape.validate()?;
-    let Some(sql) = args.sql.clone() else {
-        bail!("say what to run: --sql 'STATEMENT'");
+    if !args.think_scale.is_finite() || !(0.0..=100.0).contains(&args.think_scale) {
+        bail!(
+            "--think-scale must be between 0 and 100; got {}",
+            args.think_scale
+        );
+    }
+    if args.pool == Some(0) {
+        bail!("--pool must be at least 1");
+    }
+    // Load the scenario first: a malformed file is an error before anything starts.
+    let scenario = match (&args.sql, &args.scenario) {
+        (Some(_), _) => None,
+        (None, Some(name)) => Some(crate::scenario::load(name)?),
+        (None, None) => bail!(
+            "say what to run: --scenario NAME|FILE (one of: {}) or --sql 'STATEMENT'",
+            crate::scenario::available().join(", ")
+        ),
     };
     let mut session = RunSession::start("load", serde_json::to_value(&args)?, args.out.as_deref())?;
     let target = Target::resolve(db)?;
@@ -78,17 +110,68 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
         let mut conn = target.connect().await?;
         crate::schema::check_ownership(&mut conn).await?;
         session.collect_environment(&target).await?;
-        let section = session
-            .stage("load", measure_adhoc(&target, &sql, &shape))
-            .await?;
+        let section = match (&scenario, &args.sql) {
+            (Some(sc), _) => {
+                let opts = ScenarioOptions {
+                    shape: shape.clone(),
+                    pool: args.pool,
+                    goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
+                    statement_timeout: args.statement_timeout,
+                    think_scale: args.think_scale,
+                };
+                session
+                    .stage("load", measure_scenario(&target, sc, &opts))
+                    .await?
+            }
+            (None, Some(sql)) => {
+                session
+                    .stage("load", measure_adhoc(&target, sql, &shape))
+                    .await?
+            }
+            (None, None) => unreachable!("checked above"),
+        };
         print_summary(&section);
         session.results.load = Some(section);
+        crate::interrupt::check()?;
         Ok(())
     }
     .await;
     let code = session.finalize(outcome);
     target.finish()?;
     code
+}
+
+/// goose's own HTML report, written beside report.html.
+pub const GOOSE_REPORT: &str = "goose-report.html";
+
+/// Runs a scenario through goose with the server-side view around it.
+pub async fn measure_scenario(
+    target: &Target,
+    scenario: &Scenario,
+    opts: &ScenarioOptions,
+) -> Result<LoadSection> {
+    let mut conn = target.connect().await?;
+    let before = server_view::snapshot(&mut conn).await?;
+    let sampler = WaitSampler::start(target.connect().await?, Duration::from_millis(250));
+    let outcome = scenario_run::run(target, scenario, opts).await;
+    sampler.stop();
+    let outcome = outcome?;
+    let after = server_view::snapshot(&mut conn).await?;
+    Ok(LoadSection {
+        mode: "scenario".into(),
+        target: scenario.name.clone(),
+        model: if opts.shape.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        }
+        .into(),
+        shape: opts.shape.clone(),
+        server: Some(server_view::delta(&before, &after, &sampler)),
+        figures: outcome.figures,
+        goose: Some(outcome.goose),
+        scenario: Some(ScenarioInfo::of(scenario, opts.think_scale)),
+    })
 }
 
 /// Runs the ad hoc statement with the server-side view around it.
@@ -112,6 +195,8 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
         shape: shape.clone(),
         server: Some(server_view::delta(&before, &after, &sampler)),
         figures,
+        goose: None,
+        scenario: None,
     })
 }
 
@@ -128,6 +213,98 @@ fn print_summary(s: &LoadSection) {
             lag.p50_ms, lag.p99_ms, lag.max_ms
         );
     }
+    for q in &f.queries {
+        eprintln!(
+            "  {:<28} {:>8} ok {:>5} err  p50 {:>8.3} ms  p95 {:>8.3} ms  p99 {:>8.3} ms",
+            q.name, q.ok, q.errors, q.latency.p50_ms, q.latency.p95_ms, q.latency.p99_ms
+        );
+    }
+    for e in &f.errors {
+        eprintln!(
+            "  error {} {} ×{}: {}",
+            e.query, e.sqlstate, e.count, e.message
+        );
+    }
+    if let Some(p) = &f.pool_wait {
+        eprintln!("pool wait p50 {:.3} ms, p99 {:.3} ms", p.p50_ms, p.p99_ms);
+    }
+    if let Some(g) = &s.goose {
+        eprintln!(
+            "goose: {} users, {} requests ({} failed), mean {:.3} ms{}",
+            g.users,
+            g.requests,
+            g.failures,
+            g.mean_ms,
+            g.report_file
+                .as_ref()
+                .map(|r| format!("; goose report {r}"))
+                .unwrap_or_default()
+        );
+    }
     // Machine-readable last line for scripts: tps.
     println!("tps {:.1}", f.tps);
+}
+
+/// The load and capacity stages of `storybench run`: a short `launch_mix` run (think times
+/// shortened tenfold so a few seconds hold enough transactions) and a bounded capacity
+/// search of `bedtime` (under a minute; a few seconds with --quick).
+pub async fn stages_for_run(
+    session: &mut RunSession,
+    target: &Target,
+    quick: bool,
+    seed: u64,
+) -> Result<()> {
+    let scenario = crate::scenario::load("launch_mix")?;
+    let opts = ScenarioOptions {
+        shape: LoadShape {
+            clients: if quick { 10 } else { 20 },
+            duration: Duration::from_secs(if quick { 3 } else { 10 }),
+            warmup: Duration::from_secs(1),
+            ramp: Duration::ZERO,
+            rate: None,
+            latency_limit: None,
+            seed,
+        },
+        pool: None,
+        goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
+        statement_timeout: Duration::from_secs(30),
+        think_scale: 0.1,
+    };
+    let section = session
+        .stage("load", measure_scenario(target, &scenario, &opts))
+        .await?;
+    print_summary(&section);
+    session.results.load = Some(section);
+
+    let bedtime = crate::scenario::load("bedtime")?;
+    let copts = crate::measure::load::capacity::CapacityOptions {
+        slo: crate::measure::load::capacity::Slo::parse("p95<50ms").map_err(anyhow::Error::msg)?,
+        error_budget: 0.01,
+        start_rate: 20.0,
+        max_rate: if quick { 80.0 } else { 2000.0 },
+        step_duration: if quick {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(4)
+        },
+        warmup: if quick {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(1)
+        },
+        users: 16,
+        pool: None,
+        max_steps: if quick { 3 } else { 7 },
+        seed,
+        statement_timeout: Duration::from_secs(10),
+    };
+    let section = session
+        .stage(
+            "capacity",
+            crate::measure::load::capacity::search(target, &bedtime, &copts),
+        )
+        .await?;
+    super::capacity::print_summary(&section);
+    session.results.capacity = Some(section);
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The `storybench` command line: argument definitions and dispatch.
 
-mod compare;
 mod capacity;
+mod compare;
 mod db;
 mod explain;
 mod load;

@@ -58,6 +58,30 @@ impl RunArgs {
         }
     }
 
+    fn rls_options(&self) -> crate::measure::rls::RlsOptions {
+        crate::measure::rls::RlsOptions {
+            queries: Vec::new(),
+            users: vec!["heavy".into(), "median".into()],
+            policy_sets: vec!["doc".into(), "initplan".into(), "definer".into()],
+            trials: if self.quick { 2 } else { 5 },
+            runs: if self.quick { 3 } else { 20 },
+            warmup: if self.quick { 1 } else { 3 },
+            budget: if self.quick {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(1)
+            },
+            seed: self.seed,
+            statement_timeout: Duration::from_secs(30),
+            trap_indexes: Some("tuned".into()),
+            measure: true,
+            audit: true,
+            audit_users: if self.quick { 2 } else { 5 },
+            setup_runs: if self.quick { 200 } else { 2000 },
+            claims_unset: false,
+        }
+    }
+
     fn explain_options(&self) -> ExplainOptions {
         ExplainOptions {
             strategies: self.strategies.clone(),
@@ -152,5 +176,31 @@ async fn pipeline(
         .await?;
     super::explain::print_verdicts(&section);
     session.results.explain = Some(section);
+
+    let opts = crate::measure::partitions::PartitionsOptions::for_run(args.quick, args.seed);
+    let section = session
+        .stage(
+            "partitions",
+            crate::measure::partitions::run(target, &opts, &dir),
+        )
+        .await?;
+    super::partitions::print_verdicts(&section);
+    session.results.partitions = Some(section);
+
+    let section = session
+        .stage(
+            "rls",
+            crate::measure::rls::run(target, &args.rls_options(), &dir),
+        )
+        .await?;
+    super::rls::print_summary(&section);
+    session.results.rls = Some(section);
+
+    super::load::stages_for_run(session, target, args.quick, args.seed).await?;
+
+    // An RLS leak, wrong rows or missing claims fail the run (after every stage ran).
+    if let Some(why) = session.results.rls.as_ref().and_then(|s| s.failure()) {
+        anyhow::bail!(why);
+    }
     Ok(())
 }

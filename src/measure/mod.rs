@@ -4,4 +4,6 @@ pub mod exec;
 pub mod explain;
 pub mod latency;
 pub mod load;
+pub mod partitions;
+pub mod rls;
 pub mod server_view;

@@ -22,6 +22,15 @@ fn environment() -> Result<Environment<'static>> {
         include_str!("sections/explain.html.j2"),
     )?;
     env.add_template("sections/load.html", include_str!("sections/load.html.j2"))?;
+    env.add_template(
+        "sections/capacity.html",
+        include_str!("sections/capacity.html.j2"),
+    )?;
+    env.add_template(
+        "sections/partitions.html",
+        include_str!("sections/partitions.html.j2"),
+    )?;
+    env.add_template("sections/rls.html", include_str!("sections/rls.html.j2"))?;
     env.add_filter("bytes", human_bytes);
     env.add_filter("num", |v: f64, digits: Option<usize>| {
         format!("{:.*}", digits.unwrap_or(2), v)

@@ -45,6 +45,12 @@ pub struct RunResults {
     pub explain: Option<crate::measure::explain::ExplainSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::measure::load::LoadSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rls: Option<crate::measure::rls::RlsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<crate::measure::partitions::PartitionsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::measure::load::capacity::CapacitySection>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +80,9 @@ impl RunResults {
             seed: None,
             explain: None,
             load: None,
+            rls: None,
+            partitions: None,
+            capacity: None,
         }
     }
 

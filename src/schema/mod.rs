@@ -15,7 +15,13 @@ use sqlx::postgres::PgConnection;
 use sqlx::Connection;
 
 /// Schemas whose every object storybench creates.
-const OWNED_SCHEMAS: &[&str] = &["public", "auth", "storybench_flat", "storybench"];
+const OWNED_SCHEMAS: &[&str] = &[
+    "public",
+    "auth",
+    "storybench_flat",
+    "storybench",
+    "storybench_private",
+];
 /// Roles the auth shim needs; the ones missing before set-up are recorded as ours.
 const AUTH_ROLES: &[&str] = &["anon", "authenticated", "service_role", "authenticator"];
 /// Months of api_usage partitions created ahead of the anchor month.
@@ -207,6 +213,8 @@ pub async fn apply(
     ] {
         run_file(&mut tx, file).await?;
     }
+    // A newer checkout's files may add objects (e.g. a helper function): record them as ours.
+    safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
     tx.commit().await?;
     let current = current.unwrap_or_default();
     if current.indexes != target.indexes {

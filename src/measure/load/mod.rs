@@ -2,7 +2,10 @@
 //! and goose scenarios, both measured from the intended start under a target rate.
 
 pub mod adhoc;
+pub mod capacity;
 pub mod recorder;
+pub mod scenario_run;
+mod scenario_tx;
 pub mod schedule;
 
 pub use recorder::{ErrorCount, LoadFigures, OpStats, TimelinePoint};
@@ -99,4 +102,42 @@ pub struct LoadSection {
     pub shape: LoadShape,
     pub figures: LoadFigures,
     pub server: Option<crate::measure::server_view::ServerView>,
+    /// Scenario runs: what goose itself counted (its report is written beside ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goose: Option<scenario_run::GooseSummary>,
+    /// Scenario runs: the scenario's description, parts and mean think time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioInfo>,
+}
+
+/// What a scenario run ran, for the report.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub description: String,
+    pub file: String,
+    /// (scenario file, weight) of each part of a mix (one entry for a single file).
+    pub parts: Vec<(String, usize)>,
+    /// Mean think time per transaction (closed model), seconds.
+    pub mean_think_s: f64,
+    /// Think times were multiplied by this (closed model; 1 = as the scenario says).
+    #[serde(default = "one")]
+    pub think_scale: f64,
+    pub queries: Vec<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl ScenarioInfo {
+    pub fn of(s: &crate::scenario::Scenario, think_scale: f64) -> Self {
+        Self {
+            think_scale,
+            description: s.description.clone(),
+            file: s.file.display().to_string(),
+            parts: s.parts.iter().map(|p| (p.name.clone(), p.weight)).collect(),
+            mean_think_s: s.mean_think().as_secs_f64(),
+            queries: s.queries(),
+        }
+    }
 }

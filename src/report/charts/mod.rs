@@ -1,8 +1,11 @@
 //! Inline SVG charts for the report, drawn with plotters into strings. Generic chart kinds
 //! live here; each report section builds its charts in its own file.
 
+mod capacity;
 mod explain;
 mod load;
+mod partitions;
+mod rls;
 mod seed;
 
 use crate::results::RunResults;
@@ -17,6 +20,9 @@ pub fn for_results(results: &RunResults) -> BTreeMap<String, String> {
     seed::charts(results, &mut charts);
     explain::charts(results, &mut charts);
     load::charts(results, &mut charts);
+    capacity::charts(results, &mut charts);
+    partitions::charts(results, &mut charts);
+    rls::charts(results, &mut charts);
     charts
 }
 

@@ -1,0 +1,149 @@
+//! `storybench rls`: RLS overhead per app query (bypass vs doc vs initplan vs definer,
+//! with and without the explicit user filter), plan evidence, and the isolation audit.
+
+use super::RunSession;
+use crate::measure::load::parse_duration;
+use crate::measure::rls::{self, RlsOptions, RlsSection};
+use crate::target::{DbArgs, Target};
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct RlsArgs {
+    /// App queries to measure (default: every app query of the catalog).
+    #[arg(long, value_delimiter = ',')]
+    pub queries: Vec<String>,
+    /// Subjects the queries run for: heavy (most stories) and/or median.
+    #[arg(long, value_delimiter = ',', default_value = "heavy,median")]
+    pub users: Vec<String>,
+    /// Policy sets compared with bypass (files in schema/policies/); definer is measured on child-table queries only.
+    #[arg(long, value_delimiter = ',', default_value = "doc,initplan,definer")]
+    pub policy_sets: Vec<String>,
+    /// Timed runs per mode, user and trial, after warm-up.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Trials: each applies every policy set in turn and yields one overhead ratio per mode (the spread).
+    #[arg(long, default_value_t = 5)]
+    pub trials: usize,
+    /// Untimed warm-up runs per mode at the start of each block.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Time cap per query, user and trial (slow modes stop early, after ≥ 3 runs).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[serde(skip)]
+    pub budget: Duration,
+    /// Statement timeout for each measured query.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[serde(skip)]
+    pub statement_timeout: Duration,
+    /// Index strategy the leakproof-trap queries are measured on (it needs indexes able to serve LIKE and ->>).
+    #[arg(long, default_value = "tuned")]
+    pub trap_indexes: String,
+    /// Also run the isolation audit (every table, as sampled users and as anon, under each policy set).
+    #[arg(long)]
+    pub audit: bool,
+    /// Run only the isolation audit (no latency measurements).
+    #[arg(long)]
+    pub audit_only: bool,
+    /// Users sampled (by activity, from --seed) as attackers in the audit.
+    #[arg(long, default_value_t = 5)]
+    pub audit_users: usize,
+    /// Transactions timed with and without the claims set-up (0 skips that measurement).
+    #[arg(long, default_value_t = 2000)]
+    pub setup_runs: usize,
+    /// Run the RLS modes without any claims, as a misconfigured client would: every such query must
+    /// be reported as a configuration error (a check of the harness itself).
+    #[arg(long)]
+    pub claims_unset: bool,
+    /// Seed for parameter and audit sampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl RlsArgs {
+    pub fn options(&self) -> RlsOptions {
+        RlsOptions {
+            queries: self.queries.clone(),
+            users: self.users.clone(),
+            policy_sets: self.policy_sets.clone(),
+            trials: self.trials.max(1),
+            runs: self.runs.max(1),
+            warmup: self.warmup,
+            budget: self.budget,
+            seed: self.seed,
+            statement_timeout: self.statement_timeout,
+            trap_indexes: Some(self.trap_indexes.clone()),
+            measure: !self.audit_only,
+            audit: self.audit || self.audit_only,
+            audit_users: self.audit_users,
+            setup_runs: self.setup_runs,
+            claims_unset: self.claims_unset,
+        }
+    }
+}
+
+pub async fn run(db: &DbArgs, args: RlsArgs) -> Result<i32> {
+    let opts = args.options();
+    opts.validate()?;
+    let mut session = RunSession::start("rls", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let target = Target::resolve(db)?;
+    let outcome = async {
+        session.collect_environment(&target).await?;
+        let dir = session.out_dir.clone();
+        let section = session.stage("rls", rls::run(&target, &opts, &dir)).await?;
+        print_summary(&section);
+        let failure = section.failure();
+        session.results.rls = Some(section);
+        match failure {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => Ok(()),
+        }
+    }
+    .await;
+    let code = session.finalize(outcome);
+    target.finish()?;
+    code
+}
+
+pub fn print_summary(s: &RlsSection) {
+    for q in &s.queries {
+        for sub in &q.subjects {
+            let cells: Vec<String> = sub
+                .modes
+                .iter()
+                .filter(|m| m.mode != rls::BYPASS)
+                .map(|m| match (&m.overhead, &m.config_error, &m.error) {
+                    (_, Some(_), _) => format!("{} CONFIG ERROR", m.mode),
+                    (_, _, Some(_)) => format!("{} error", m.mode),
+                    (Some(r), _, _) => format!("{} {:.2}×", m.mode, r.median),
+                    _ => format!("{} –", m.mode),
+                })
+                .collect();
+            eprintln!("  {:<26} {:<6} {}", q.name, sub.subject, cells.join(" · "));
+        }
+    }
+    if let Some(c) = &s.setup_cost {
+        eprintln!(
+            "  claims set-up: +{:.3} ms per transaction at p50 ({:.2}× a bare one)",
+            c.overhead_p50_ms, c.ratio_p50
+        );
+    }
+    if let Some(a) = &s.audit {
+        eprintln!(
+            "  isolation audit: {} attempts, {} leaks{}",
+            a.attempts,
+            a.leaks,
+            if a.leaks > 0 { "  ← FAILURE" } else { "" }
+        );
+    }
+    for e in s.config_errors.iter().chain(s.correctness_failures.iter()) {
+        eprintln!("  error: {e}");
+    }
+    for a in &s.advice {
+        eprintln!("  · {a}");
+    }
+}

@@ -1,0 +1,305 @@
+//! Scenario load through goose: one goose scenario per scenario file, one goose transaction
+//! per scenario transaction, each goose user a seeded app user holding its own connection in
+//! session data (or sharing a pool of P connections, whose wait is recorded apart). Goose
+//! drives the users and writes its own report; storybench's recorders measure (per query
+//! and per transaction, HDR), and storybench's schedule sets arrivals in the open model,
+//! because goose's throttle does not limit custom requests.
+
+use super::recorder::{LoadFigures, Recorders};
+use super::scenario_tx::{self, TxPlan};
+use super::schedule::Schedule;
+use super::LoadShape;
+use crate::params::Population;
+use crate::scenario::Scenario;
+use crate::target::Target;
+use anyhow::{anyhow, Context, Result};
+use goose::config::GooseDefault;
+use goose::prelude::*;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A dummy host: goose needs one, storybench sends it nothing.
+const GOOSE_HOST: &str = "http://storybench.invalid";
+
+#[derive(Clone, Debug)]
+pub struct ScenarioOptions {
+    pub shape: LoadShape,
+    /// Users share a pool of this many connections (else each owns one).
+    pub pool: Option<u32>,
+    /// Where goose writes its HTML report (none: no report).
+    pub goose_report: Option<PathBuf>,
+    pub statement_timeout: Duration,
+    /// Closed model: think times are multiplied by this (0: no think time).
+    pub think_scale: f64,
+}
+
+/// What goose itself counted, beside storybench's figures.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GooseSummary {
+    pub users: usize,
+    /// Requests (SQL statements) goose recorded, and how many of them failed.
+    pub requests: u64,
+    pub failures: u64,
+    /// Mean response time of the recorded requests, as goose aggregates them (ms).
+    pub mean_ms: f64,
+    pub report_file: Option<String>,
+    /// Connections re-established after a lost one, and failed attempts to.
+    pub reconnects: u64,
+    pub reconnect_failures: u64,
+    pub pool: Option<u32>,
+}
+
+pub struct ScenarioOutcome {
+    pub figures: LoadFigures,
+    pub goose: GooseSummary,
+}
+
+/// The run's clock, fixed once every user has started (launch is not measured).
+pub(super) struct Clock {
+    pub recorders: Recorders,
+    pub schedule: Option<Schedule>,
+    pub measure_from: Instant,
+    pub deadline: Instant,
+}
+
+/// Shared by every goose user of one run.
+pub(super) struct Shared {
+    pub options: PgConnectOptions,
+    pub pool: Option<PgPool>,
+    pub population: Option<Arc<Population>>,
+    pub search_path: String,
+    pub statement_timeout: String,
+    pub seed: u64,
+    pub users: usize,
+    pub rate: Option<f64>,
+    pub latency_limit: Option<Duration>,
+    pub think_scale: f64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub started: AtomicUsize,
+    pub clock: OnceLock<Clock>,
+    pub reconnects: AtomicU64,
+    pub reconnect_failures: AtomicU64,
+}
+
+impl Shared {
+    /// Counts a started user; the last one starts the clock.
+    pub fn user_started(&self) {
+        if self.started.fetch_add(1, Ordering::SeqCst) + 1 >= self.users {
+            let now = Instant::now();
+            let measure_from = now + self.warmup;
+            let _ = self.clock.set(Clock {
+                recorders: Recorders::new(self.users.min(64), measure_from),
+                schedule: self.rate.map(|r| Schedule::new(now, r, self.seed)),
+                measure_from,
+                deadline: measure_from + self.duration,
+            });
+        }
+    }
+}
+
+/// Runs the scenario under goose and returns storybench's figures and goose's own counts.
+pub async fn run(
+    target: &Target,
+    scenario: &Scenario,
+    opts: &ScenarioOptions,
+) -> Result<ScenarioOutcome> {
+    let shape = &opts.shape;
+    shape.validate()?;
+    let mut conn = target.connect().await?;
+    let variant = crate::schema::current_variant(&mut conn)
+        .await?
+        .unwrap_or_default();
+    let population = if scenario.needs_population() {
+        let dataset = crate::seed::require_complete(&mut conn).await?;
+        Some(Arc::new(Population::load(&mut conn, dataset.anchor).await?))
+    } else {
+        None
+    };
+    let options = target.connect_options()?;
+    let pool = match opts.pool {
+        Some(p) => Some(
+            // No ping before each acquire: the pool's own cost is what is measured.
+            PgPoolOptions::new()
+                .max_connections(p.max(1))
+                .min_connections(p.max(1))
+                .test_before_acquire(false)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.clone())
+                .await
+                .map_err(|e| anyhow!("opening the pool of {p} connections: {e}"))?,
+        ),
+        None => None,
+    };
+    let ctx = crate::measure::exec::RequestContext::new(&variant.api_usage, opts.statement_timeout);
+    let shared = Arc::new(Shared {
+        options,
+        pool,
+        population,
+        search_path: ctx.search_path,
+        statement_timeout: ctx.statement_timeout,
+        seed: shape.seed,
+        users: shape.clients,
+        rate: shape.rate,
+        latency_limit: shape.latency_limit,
+        think_scale: opts.think_scale.max(0.0),
+        warmup: shape.warmup,
+        duration: shape.duration,
+        started: AtomicUsize::new(0),
+        clock: OnceLock::new(),
+        reconnects: AtomicU64::new(0),
+        reconnect_failures: AtomicU64::new(0),
+    });
+
+    let attack = build_attack(scenario, shape, &shared, opts.goose_report.as_deref())?;
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(bridge_interrupts(done.clone()));
+    let metrics = attack.execute().await;
+    done.store(true, Ordering::SeqCst);
+    let _ = watcher.await;
+    let metrics = metrics.map_err(|e| anyhow!("goose: {e}"))?;
+
+    let Some(clock) = shared.clock.get() else {
+        anyhow::bail!(
+            "the load never started: {} of {} goose users started",
+            shared.started.load(Ordering::SeqCst),
+            shape.clients
+        );
+    };
+    let measured = Instant::now()
+        .min(clock.deadline)
+        .saturating_duration_since(clock.measure_from);
+    let figures = clock.recorders.finish(measured);
+    let (mut requests, mut failures, mut total_us) = (0u64, 0u64, 0u64);
+    for r in metrics.requests.values() {
+        requests += (r.success_count + r.fail_count) as u64;
+        failures += r.fail_count as u64;
+        total_us += r.raw_data.total_time_us;
+    }
+    let goose = GooseSummary {
+        users: shape.clients,
+        requests,
+        failures,
+        mean_ms: total_us as f64 / 1000.0 / requests.max(1) as f64,
+        report_file: opts
+            .goose_report
+            .as_ref()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string()),
+        reconnects: shared.reconnects.load(Ordering::SeqCst),
+        reconnect_failures: shared.reconnect_failures.load(Ordering::SeqCst),
+        pool: opts.pool,
+    };
+    Ok(ScenarioOutcome { figures, goose })
+}
+
+fn build_attack(
+    scenario: &Scenario,
+    shape: &LoadShape,
+    shared: &Arc<Shared>,
+    report: Option<&std::path::Path>,
+) -> Result<GooseAttack> {
+    let g = |e: GooseError| anyhow!("goose: {e}");
+    let mut attack =
+        GooseAttack::initialize_with_config(goose::config::GooseConfiguration::default())
+            .map_err(g)?
+            .set_scheduler(GooseScheduler::RoundRobin);
+    for part in &scenario.parts {
+        let mut gs = goose::goose::Scenario::new(&part.name)
+            .set_weight(part.weight)
+            .map_err(g)?;
+        let s = shared.clone();
+        gs = gs.register_transaction(
+            Transaction::new(Arc::new(move |user| {
+                let s = s.clone();
+                Box::pin(async move { scenario_tx::on_start(user, &s).await })
+            }))
+            .set_name("connect")
+            .set_on_start(),
+        );
+        for t in &part.transactions {
+            let plan = Arc::new(TxPlan::new(part, t));
+            let s = shared.clone();
+            let name = plan.key.clone();
+            gs = gs.register_transaction(
+                Transaction::new(Arc::new(move |user| {
+                    let (s, plan) = (s.clone(), plan.clone());
+                    Box::pin(async move { scenario_tx::run(user, &s, &plan).await })
+                }))
+                .set_name(&name)
+                .set_weight(t.weight)
+                .map_err(g)?,
+            );
+        }
+        attack = attack.register_scenario(gs);
+    }
+    // Goose's run time counts once every user has started; storybench's clock too, so the
+    // attack lasts the warm-up and the measurement plus a second for stragglers.
+    let run_time = (shape.warmup + shape.duration).as_secs_f64().ceil() as usize + 1;
+    // set_default hands back a Box; unbox after each.
+    let mut attack = *attack
+        .set_default(GooseDefault::Host, GOOSE_HOST)
+        .map_err(g)?;
+    attack = *attack
+        .set_default(GooseDefault::Users, shape.clients)
+        .map_err(g)?;
+    attack = *attack
+        .set_default(GooseDefault::RunTime, run_time)
+        .map_err(g)?;
+    attack = *attack.set_default(GooseDefault::Quiet, 1).map_err(g)?;
+    attack = *attack
+        .set_default(GooseDefault::NoPrintMetrics, true)
+        .map_err(g)?;
+    // No telnet/WebSocket controllers: nothing listens, and runs never fight over ports.
+    attack = *attack
+        .set_default(GooseDefault::NoTelnet, true)
+        .map_err(g)?;
+    attack = *attack
+        .set_default(GooseDefault::NoWebSocket, true)
+        .map_err(g)?;
+    let ramp = shape.ramp.as_secs_f64().round() as usize;
+    attack = if ramp >= 1 && shape.clients >= 2 {
+        *attack
+            .set_default(GooseDefault::IncreaseTime, ramp)
+            .map_err(g)?
+    } else {
+        // All users within about a second (goose starts them at this many per second).
+        let per_second = shape.clients.to_string();
+        *attack
+            .set_default(GooseDefault::IncreaseRate, per_second.as_str())
+            .map_err(g)?
+    };
+    if let Some(path) = report {
+        let path = path
+            .to_str()
+            .context("the goose report path is not UTF-8")?;
+        attack = *attack
+            .set_default(GooseDefault::ReportFile, path)
+            .map_err(g)?;
+    }
+    Ok(attack)
+}
+
+/// Goose replaces our Ctrl-C handler during an attack: forward its killswitch to our
+/// interrupt flag, and our interrupt (SIGTERM, SIGHUP) to its killswitch.
+async fn bridge_interrupts(done: Arc<AtomicBool>) {
+    let mut ours = false;
+    while !done.load(Ordering::SeqCst) {
+        tokio::select! {
+            _ = crate::interrupt::wait(), if !ours => {
+                ours = true;
+                goose::trigger_killswitch("storybench interrupted");
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                if !ours && goose::is_killswitch_triggered() {
+                    ours = true;
+                    crate::interrupt::raise();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Plain-language findings, each built from figures of the section (no canned verdicts:
+//! a sentence is only emitted when the measurements say so).
+
+use super::matrix::BYPASS;
+use super::types::{ModeRun, RlsQuery, RlsSection};
+
+/// Geometric mean of (query, ratio) pairs and the worst one.
+fn geomean(v: &[(String, f64)]) -> Option<(f64, String, f64)> {
+    let v: Vec<&(String, f64)> = v.iter().filter(|x| x.1 > 0.0).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let g = (v.iter().map(|x| x.1.ln()).sum::<f64>() / v.len() as f64).exp();
+    let worst = v.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    Some((g, worst.0.clone(), worst.1))
+}
+
+fn mode<'a>(modes: &'a [ModeRun], name: &str) -> Option<&'a ModeRun> {
+    modes.iter().find(|m| m.mode == name)
+}
+
+/// (query, overhead median) of a mode over the read queries, for one subject.
+fn overheads(queries: &[RlsQuery], subject: &str, name: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for q in queries.iter().filter(|q| q.kind == "read") {
+        for s in q.subjects.iter().filter(|s| s.subject == subject) {
+            if let Some(r) = mode(&s.modes, name).and_then(|m| m.overhead.as_ref()) {
+                out.push((q.name.clone(), r.median));
+            }
+        }
+    }
+    out
+}
+
+fn pct(r: f64) -> String {
+    let p = (r - 1.0) * 100.0;
+    if p >= 0.0 {
+        format!("+{p:.0} %")
+    } else {
+        format!("{p:.0} %")
+    }
+}
+
+pub fn derive(s: &RlsSection) -> Vec<String> {
+    let mut out = Vec::new();
+    let subject = if s
+        .queries
+        .iter()
+        .any(|q| q.subjects.iter().any(|x| x.subject == "heavy"))
+    {
+        "heavy"
+    } else {
+        s.queries
+            .first()
+            .and_then(|q| q.subjects.first())
+            .map_or("heavy", |x| x.subject.as_str())
+    };
+    let doc = geomean(&overheads(&s.queries, subject, "doc"));
+    let init = geomean(&overheads(&s.queries, subject, "initplan"));
+    if let (Some((d, dq, dw)), Some((i, iq, iw))) = (&doc, &init) {
+        let n = overheads(&s.queries, subject, "initplan").len();
+        if *d > i * 1.10 {
+            out.push(format!(
+                "Wrap auth.uid() in (select auth.uid()) and scope policies TO authenticated: on the {subject} user, app reads \
+                 with the initplan policies cost {} over bypass (geometric mean of {n} queries; worst {iq} {iw:.2}×) while the \
+                 doc policies cost {d:.2}× bypass (worst {dq} {dw:.2}×).",
+                pct(*i)
+            ));
+        } else if *i > d * 1.10 {
+            out.push(format!(
+                "Unexpected: on the {subject} user the initplan policies ({i:.2}× bypass, geometric mean of {n} reads) are slower \
+                 than the doc policies ({d:.2}×); see the plans below."
+            ));
+        } else {
+            out.push(format!(
+                "On the {subject} user, doc ({d:.2}× bypass) and initplan ({i:.2}×) policies cost the same within 10 % \
+                 (geometric mean of {n} reads with the explicit user filter): on this data the per-row auth.uid() is not \
+                 where the time goes."
+            ));
+        }
+    }
+    for set in ["doc", "initplan"] {
+        let with = overheads(&s.queries, subject, set);
+        let without = overheads(&s.queries, subject, &format!("{set}_policy_only"));
+        let pairs: Vec<(String, f64)> = without
+            .iter()
+            .filter_map(|(q, po)| {
+                with.iter()
+                    .find(|(w, _)| w == q)
+                    .map(|(_, f)| (q.clone(), po / f))
+            })
+            .collect();
+        if let Some((g, wq, w)) = geomean(&pairs) {
+            if g > 1.10 {
+                out.push(format!(
+                    "Keep the explicit user_id filter in app queries: with the {set} policies, relying on the policy alone is \
+                     {g:.2}× slower than with the filter (geometric mean, {subject} user; worst {wq} {w:.2}×)."
+                ));
+            } else if g < 0.90 {
+                out.push(format!(
+                    "With the {set} policies, the policy-only form is {:.2}× faster than the form with the explicit user_id \
+                     filter (geometric mean, {subject} user; compare their plans below).",
+                    1.0 / g
+                ));
+            } else {
+                out.push(format!(
+                    "With the {set} policies, dropping the explicit user_id filter changes little ({}, geometric mean, \
+                     {subject} user): the policy alone is as selective as the filter.",
+                    pct(g)
+                ));
+            }
+        }
+    }
+    // Sequential scans that only RLS introduces.
+    let mut seq: Vec<String> = Vec::new();
+    let mut ored = false;
+    for q in &s.queries {
+        for x in q.subjects.iter().filter(|x| x.subject == subject) {
+            let bypass_seq = mode(&x.modes, BYPASS)
+                .and_then(|m| m.evidence.as_ref())
+                .is_some_and(|e| e.seq_scan);
+            for m in x.modes.iter().filter(|m| m.mode != BYPASS) {
+                if let Some(e) = &m.evidence {
+                    if e.seq_scan && !bypass_seq {
+                        seq.push(format!("{} ({})", q.name, m.mode));
+                        ored |= e.service_policy_in_qual;
+                    }
+                }
+            }
+        }
+    }
+    if !seq.is_empty() {
+        out.push(format!(
+            "RLS turns index scans into sequential scans on the {subject} user in {} case(s): {}.{}",
+            seq.len(),
+            seq.join(", "),
+            if ored {
+                " Their filters OR the service-role check into the user's predicate (a policy without TO applies to every \
+                 role): scope service policies TO service_role."
+            } else {
+                ""
+            }
+        ));
+    }
+    for c in s.child_tables.iter().filter(|c| c.form == "sql") {
+        let r = c.definer_vs_exists;
+        let verdict = if r > 1.05 {
+            format!("the SECURITY DEFINER helper is {r:.2}× slower than the EXISTS policy")
+        } else if r < 0.95 {
+            format!(
+                "the SECURITY DEFINER helper is {:.2}× faster than the EXISTS policy",
+                1.0 / r
+            )
+        } else {
+            "the SECURITY DEFINER helper and the EXISTS policy cost the same within 5 %".to_string()
+        };
+        out.push(format!(
+            "Child tables, {} ({} user): {verdict} (p50 {:.3} ms vs {:.3} ms).",
+            c.query, c.subject, c.definer_p50_ms, c.exists_p50_ms
+        ));
+    }
+    for t in s.trap.iter().filter(|t| t.subject == subject) {
+        if t.bypass_uses_index && t.under_rls.iter().all(|m| !m.uses_index) {
+            let costs: Vec<String> = t
+                .under_rls
+                .iter()
+                .filter_map(|m| m.overhead.map(|o| format!("{} {o:.2}×", m.mode)))
+                .collect();
+            out.push(format!(
+                "Leakproof trap, {}: the index serves the filter only without RLS; under RLS it is a Filter ({} bypass). \
+                 Express such filters with leakproof operators (e.g. equality on a stored generated column) or accept the \
+                 filter cost.",
+                t.query,
+                costs.join(", ")
+            ));
+        }
+    }
+    if let Some(c) = &s.setup_cost {
+        let fastest = s
+            .queries
+            .iter()
+            .flat_map(|q| q.subjects.iter().map(move |x| (q, x)))
+            .filter_map(|(q, x)| {
+                mode(&x.modes, BYPASS)
+                    .and_then(|m| m.latency.as_ref())
+                    .map(|l| (q.name.clone(), l.p50_ms))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        out.push(format!(
+            "PostgREST's per-request set-up (set_config of role and claims, one more round trip) adds {:.3} ms per \
+             transaction at p50 ({} over a bare BEGIN/{}/COMMIT){}.",
+            c.overhead_p50_ms,
+            pct(c.ratio_p50),
+            c.statement,
+            fastest
+                .filter(|f| f.1 > 0.0)
+                .map(|(q, p)| format!(
+                    "; that is {:.0} % of the fastest app query's own time ({q}, {p:.3} ms bypass p50)",
+                    100.0 * c.overhead_p50_ms / p
+                ))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(a) = &s.audit {
+        if a.leaks == 0 {
+            out.push(format!(
+                "Isolation audit: no leak in {} attempts ({} users and anon, {} policy set(s)).",
+                a.attempts,
+                a.users.len(),
+                a.sets.len()
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,253 @@
+//! Load scenarios: TOML files under `scenarios/` that reference catalog queries by name,
+//! with weighted transactions, step sequences, per-step probabilities, think times and the
+//! principal that runs them. A mix file (`[[mix]]`) combines other scenario files with
+//! weights. Loading validates everything and names `file:line` in every error.
+
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use crate::catalog::{Catalog, QuerySpec};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who runs a transaction's statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrincipalKind {
+    /// The goose user's seeded app user, PostgREST-style under RLS.
+    App,
+    /// The backend as service_role.
+    Service,
+    /// The connecting role, without request set-up (calibration queries only).
+    Direct,
+}
+
+impl PrincipalKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "app" => Some(Self::App),
+            "service" => Some(Self::Service),
+            "direct" => Some(Self::Direct),
+            _ => None,
+        }
+    }
+}
+
+/// A think time drawn uniformly from `min..=max`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Think {
+    #[serde(with = "secs")]
+    pub min: Duration,
+    #[serde(with = "secs")]
+    pub max: Duration,
+}
+
+impl Think {
+    pub fn mean(&self) -> Duration {
+        (self.min + self.max) / 2
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.max.is_zero()
+    }
+
+    /// Parses `2s..6s`, `500ms` (fixed) or `0`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parse = |t: &str| crate::measure::load::parse_duration(t.trim());
+        let (min, max) = match text.split_once("..") {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => {
+                let d = parse(text)?;
+                (d, d)
+            }
+        };
+        if min > max {
+            return Err(format!(
+                "think time {text:?}: the minimum is above the maximum"
+            ));
+        }
+        if max > Duration::from_secs(3600) {
+            return Err(format!("think time {text:?} is over an hour"));
+        }
+        Ok(Self { min, max })
+    }
+}
+
+mod secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    #[serde(serialize_with = "query_name")]
+    pub query: Arc<QuerySpec>,
+    pub probability: f64,
+    pub think: Think,
+}
+
+fn query_name<S: serde::Serializer>(q: &Arc<QuerySpec>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&q.name)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Transaction {
+    pub name: String,
+    pub weight: usize,
+    pub principal: PrincipalKind,
+    /// All steps in one database transaction (else one request transaction per step).
+    pub atomic: bool,
+    /// Think time after the transaction (closed model).
+    pub think: Think,
+    pub steps: Vec<Step>,
+}
+
+impl Transaction {
+    /// Mean think time one execution adds (steps by their probability, then the pause).
+    pub fn mean_think(&self) -> Duration {
+        let steps: f64 = self
+            .steps
+            .iter()
+            .map(|s| s.probability * s.think.mean().as_secs_f64())
+            .sum();
+        Duration::from_secs_f64(steps) + self.think.mean()
+    }
+}
+
+/// One scenario file's transactions: one goose scenario, given `weight` of the users.
+#[derive(Debug, Clone, Serialize)]
+pub struct Part {
+    pub name: String,
+    pub description: String,
+    pub weight: usize,
+    pub transactions: Vec<Transaction>,
+}
+
+impl Part {
+    fn mean_think(&self) -> f64 {
+        let total: usize = self.transactions.iter().map(|t| t.weight).sum();
+        self.transactions
+            .iter()
+            .map(|t| t.weight as f64 * t.mean_think().as_secs_f64())
+            .sum::<f64>()
+            / total.max(1) as f64
+    }
+}
+
+/// A loaded scenario (a single file, or a mix of files).
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: String,
+    pub parts: Vec<Part>,
+}
+
+impl Scenario {
+    /// Mean think time per transaction over the mix (users split by part weight): the `Z`
+    /// of Little's law, users = rate × (response time + think time).
+    pub fn mean_think(&self) -> Duration {
+        let total: usize = self.parts.iter().map(|p| p.weight).sum();
+        let z = self
+            .parts
+            .iter()
+            .map(|p| p.weight as f64 * p.mean_think())
+            .sum::<f64>()
+            / total.max(1) as f64;
+        Duration::from_secs_f64(z)
+    }
+
+    /// Every distinct catalog query the scenario references.
+    pub fn queries(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for p in &self.parts {
+            for t in &p.transactions {
+                for s in &t.steps {
+                    if !out.contains(&s.query.name) {
+                        out.push(s.query.name.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether some step needs the seeded population (an app principal or a sampled value).
+    pub fn needs_population(&self) -> bool {
+        self.parts.iter().flat_map(|p| &p.transactions).any(|t| {
+            t.principal == PrincipalKind::App || t.steps.iter().any(|s| !s.query.params.is_empty())
+        })
+    }
+}
+
+/// Where a scenario argument points: a path (has a `/` or ends in `.toml`) or a name in
+/// `scenarios/`.
+pub fn resolve_path(name_or_file: &str) -> PathBuf {
+    if name_or_file.contains('/') || name_or_file.ends_with(".toml") {
+        PathBuf::from(name_or_file)
+    } else {
+        crate::paths::project_file(format!("scenarios/{name_or_file}.toml"))
+    }
+}
+
+/// Loads a scenario by name or file against the default catalog.
+pub fn load(name_or_file: &str) -> Result<Scenario> {
+    let catalog = crate::catalog::load_default()?;
+    load_with(name_or_file, &catalog)
+}
+
+/// Loads a scenario against a given catalog.
+pub fn load_with(name_or_file: &str, catalog: &Catalog) -> Result<Scenario> {
+    let path = resolve_path(name_or_file);
+    if !path.exists() {
+        let known = available().join(", ");
+        anyhow::bail!(
+            "no scenario {name_or_file:?} ({} does not exist; scenarios: {known})",
+            path.display()
+        );
+    }
+    validate::load_file(&path, catalog, true)
+}
+
+/// Parses scenario text (`file` is used for messages and relative paths).
+pub fn parse(text: &str, file: &Path, catalog: &Catalog) -> Result<Scenario> {
+    validate::parse(text, file, catalog, true)
+}
+
+/// Scenario names in `scenarios/` (files with transactions or a mix; not catalogs).
+pub fn available() -> Vec<String> {
+    let dir = crate::paths::project_file("scenarios");
+    let mut out: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    let text = std::fs::read_to_string(&p).ok()?;
+                    let is_scenario = p.extension().is_some_and(|x| x == "toml")
+                        && (text.contains("[[transaction]]") || text.contains("[[mix]]"));
+                    if is_scenario {
+                        Some(p.file_stem()?.to_string_lossy().into_owned())
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Reads a file, naming it in the error.
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
