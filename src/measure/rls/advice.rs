@@ -79,6 +79,9 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
             ));
         }
     }
+    if let Some(line) = absolute_initplan(s, subject) {
+        out.push(line);
+    }
     for set in ["doc", "initplan"] {
         let with = overheads(&s.queries, subject, set);
         let without = overheads(&s.queries, subject, &format!("{set}_policy_only"));
@@ -213,3 +216,49 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
     }
     out
 }
+
+/// The initplan overhead in milliseconds: a fixed per-statement cost shows as a large ratio
+/// on sub-millisecond queries and vanishes on longer ones.
+fn absolute_initplan(s: &RlsSection, subject: &str) -> Option<String> {
+    let mut added = Vec::new();
+    let mut long = Vec::new();
+    for q in s.queries.iter().filter(|q| q.kind == "read") {
+        for x in q.subjects.iter().filter(|x| x.subject == subject) {
+            let p = |name: &str| {
+                mode(&x.modes, name)
+                    .filter(|m| m.config_error.is_none())
+                    .and_then(|m| m.latency.as_ref())
+                    .map(|l| l.p50_ms)
+            };
+            if let (Some(b), Some(i)) = (p(BYPASS), p("initplan")) {
+                added.push(i - b);
+                if b >= LONG_QUERY_MS {
+                    long.push((q.name.clone(), i / b));
+                }
+            }
+        }
+    }
+    if added.len() < 2 {
+        return None;
+    }
+    added.sort_by(|a, b| a.total_cmp(b));
+    let median = added[added.len() / 2];
+    let mut line = format!(
+        "In absolute terms the initplan policies add a median {median:.3} ms per read on the {subject} user (range \
+         {:.3} to {:.3} ms): a per-statement cost (each policy's InitPlan evaluates auth.uid() once), so the ratio is \
+         large on sub-millisecond queries.",
+        added[0],
+        added[added.len() - 1]
+    );
+    if let Some((g, _, _)) = geomean(&long) {
+        line.push_str(&format!(
+            " On the reads taking at least {LONG_QUERY_MS} ms bypass ({}), initplan costs {} over bypass (geometric mean).",
+            long.iter().map(|l| l.0.as_str()).collect::<Vec<_>>().join(", "),
+            pct(g)
+        ));
+    }
+    Some(line)
+}
+
+/// Bypass p50 from which a query counts as long enough for a fixed cost to fade.
+const LONG_QUERY_MS: f64 = 0.5;
