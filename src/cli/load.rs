@@ -34,7 +34,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1.0)]
     pub think_scale: f64,
     /// Measured duration after warm-up (e.g. 30s, 2m).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     #[serde(with = "secs")]
     pub duration: Duration,
     /// Warm-up before measuring (not counted).
@@ -46,7 +46,7 @@ pub struct LoadArgs {
     #[serde(with = "secs")]
     pub ramp: Duration,
     /// Open model: target transactions per second (latency from each intended start).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open model: drop (and count) arrivals later than this instead of running them.
     #[arg(long, value_parser = parse_duration)]
@@ -182,7 +182,16 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
     let figures = adhoc::run(target, sql, shape).await;
     sampler.stop();
     let figures = figures?;
-    let after = server_view::snapshot(&mut conn).await?;
+    // The server may have restarted during the run: take the closing snapshot on a fresh
+    // connection, and report no server-side view (rather than no results) if that fails.
+    drop(conn);
+    let after = match target.connect().await {
+        Ok(mut c) => server_view::snapshot(&mut c).await.ok(),
+        Err(_) => None,
+    };
+    if after.is_none() {
+        tracing::warn!("could not read the server's statistics after the run; the server-side view is left out");
+    }
     Ok(LoadSection {
         mode: "adhoc".into(),
         target: sql.to_string(),
@@ -193,7 +202,7 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
         }
         .into(),
         shape: shape.clone(),
-        server: Some(server_view::delta(&before, &after, &sampler)),
+        server: after.map(|after| server_view::delta(&before, &after, &sampler)),
         figures,
         goose: None,
         scenario: None,
