@@ -190,10 +190,21 @@ async fn catalog_errors_name_file_and_line() {
         let err = stderr(&out);
         // The line of the entry's header or of the offending key within it.
         let marker = format!("{tag}.queries.toml:");
-        let at = err.find(&marker).unwrap_or_else(|| panic!("{tag}: names the file: {err}")) + marker.len();
-        let line: usize = err[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap();
+        let at = err
+            .find(&marker)
+            .unwrap_or_else(|| panic!("{tag}: names the file: {err}"))
+            + marker.len();
+        let line: usize = err[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap();
         let header = shipped_lines + 2;
-        assert!((header..header + 8).contains(&line), "{tag}: line {line} is within the broken entry (starts at {header}): {err}");
+        assert!(
+            (header..header + 8).contains(&line),
+            "{tag}: line {line} is within the broken entry (starts at {header}): {err}"
+        );
         assert!(
             err.contains(needle) && err.contains(needle2),
             "{tag}: {err}"

@@ -14,9 +14,18 @@ fn results(dir: &Path) -> Value {
 
 fn assert_counts_add_up(r: &Value) {
     let f = &r["load"]["figures"];
-    let (attempted, ok, failed) = (f["attempted"].as_u64().unwrap(), f["ok"].as_u64().unwrap(), f["failed"].as_u64().unwrap());
+    let (attempted, ok, failed) = (
+        f["attempted"].as_u64().unwrap(),
+        f["ok"].as_u64().unwrap(),
+        f["failed"].as_u64().unwrap(),
+    );
     assert_eq!(attempted, ok + failed, "ok + errors = attempted");
-    let by_query: u64 = f["queries"].as_array().unwrap().iter().map(|q| q["ok"].as_u64().unwrap() + q["errors"].as_u64().unwrap()).sum();
+    let by_query: u64 = f["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["ok"].as_u64().unwrap() + q["errors"].as_u64().unwrap())
+        .sum();
     assert_eq!(by_query, attempted, "per-query counts add up too");
 }
 
@@ -25,7 +34,20 @@ async fn load_survives_terminated_connections_and_counts_them() {
     let db = TestDb::new("terminate").await;
     let out = temp_root("terminate");
     let child = storybench_cmd()
-        .args(["--database-url", &db.url, "load", "--sql", "SELECT pg_sleep(0.001)", "--clients", "4", "--duration", "4s", "--warmup", "0s", "--out"])
+        .args([
+            "--database-url",
+            &db.url,
+            "load",
+            "--sql",
+            "SELECT pg_sleep(0.001)",
+            "--clients",
+            "4",
+            "--duration",
+            "4s",
+            "--warmup",
+            "0s",
+            "--out",
+        ])
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -41,30 +63,71 @@ async fn load_survives_terminated_connections_and_counts_them() {
     .unwrap();
     assert!(killed >= 1, "terminated some load connections");
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let r = results(&out);
     assert_counts_add_up(&r);
     let f = &r["load"]["figures"];
-    assert!(f["failed"].as_u64().unwrap() >= 1, "failed requests counted");
+    assert!(
+        f["failed"].as_u64().unwrap() >= 1,
+        "failed requests counted"
+    );
     let errors = f["errors"].as_array().unwrap();
-    assert!(errors.iter().any(|e| e["sqlstate"] == "57P01" || e["sqlstate"] == "connection"), "by SQLSTATE: {errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["sqlstate"] == "57P01" || e["sqlstate"] == "connection"),
+        "by SQLSTATE: {errors:?}"
+    );
     // Reconnected: work continued after the kill.
-    let late_ok: u64 = f["timeline"].as_array().unwrap().iter().filter(|p| p["second"].as_u64().unwrap() >= 2).map(|p| p["ok"].as_u64().unwrap()).sum();
+    let late_ok: u64 = f["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["second"].as_u64().unwrap() >= 2)
+        .map(|p| p["ok"].as_u64().unwrap())
+        .sum();
     assert!(late_ok > 0, "requests succeed after the kill");
-    assert!(errors.iter().all(|e| e["first_at_s"].as_f64().is_some() && e["last_at_s"].as_f64().is_some()), "affected window recorded");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["first_at_s"].as_f64().is_some() && e["last_at_s"].as_f64().is_some()),
+        "affected window recorded"
+    );
 }
 
 #[test]
 fn load_survives_a_server_restart() {
     let root = temp_root("restart");
     let data = root.join("pgdata");
-    let sb = |args: &[&str]| storybench_cmd().arg("--data-dir").arg(&data).args(args).output().unwrap();
+    let sb = |args: &[&str]| {
+        storybench_cmd()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
     assert!(sb(&["db", "start"]).status.success());
     let out = root.join("out");
     let child = storybench_cmd()
         .arg("--data-dir")
         .arg(&data)
-        .args(["load", "--sql", "SELECT 1", "--clients", "2", "--duration", "6s", "--warmup", "0s", "--out"])
+        .args([
+            "load",
+            "--sql",
+            "SELECT 1",
+            "--clients",
+            "2",
+            "--duration",
+            "6s",
+            "--warmup",
+            "0s",
+            "--out",
+        ])
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -79,33 +142,80 @@ fn load_survives_a_server_restart() {
     let r = results(&out);
     assert_counts_add_up(&r);
     let f = &r["load"]["figures"];
-    assert!(f["failed"].as_u64().unwrap() >= 1, "requests failed while the server was down");
-    let late_ok: u64 = f["timeline"].as_array().unwrap().iter().filter(|p| p["second"].as_u64().unwrap() >= 4).map(|p| p["ok"].as_u64().unwrap()).sum();
-    assert!(late_ok > 0, "the run reconnected after the restart (exit {status:?})");
+    assert!(
+        f["failed"].as_u64().unwrap() >= 1,
+        "requests failed while the server was down"
+    );
+    let late_ok: u64 = f["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["second"].as_u64().unwrap() >= 4)
+        .map(|p| p["ok"].as_u64().unwrap())
+        .sum();
+    assert!(
+        late_ok > 0,
+        "the run reconnected after the restart (exit {status:?})"
+    );
     sb(&["db", "stop"]);
 }
 
 #[tokio::test]
 async fn a_statement_timeout_is_reported_per_query_and_others_are_measured() {
     let db = TestDb::new("timeout").await;
-    assert!(db.storybench(&["seed", "--profile", "tiny"]).status.success());
+    assert!(db
+        .storybench(&["seed", "--profile", "tiny"])
+        .status
+        .success());
     let dir = temp_root("timeout");
-    let shipped = std::fs::read_to_string(format!("{}/scenarios/queries.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let shipped = std::fs::read_to_string(format!(
+        "{}/scenarios/queries.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let slow = "\n[[query]]\nname = \"slow_query\"\ndescription = \"sleeps past the timeout\"\nrole = \"service\"\nkind = \"read\"\nparams = []\nsql = \"SELECT pg_sleep(2)\"\n";
     let catalog = dir.join("queries.toml");
     std::fs::write(&catalog, format!("{shipped}{slow}")).unwrap();
     let out = storybench_cmd()
         .env("STORYBENCH_CATALOG", &catalog)
-        .args(["--database-url", &db.url, "explain", "--strategies", "doc", "--queries", "slow_query,recent_stories", "--runs", "2", "--statement-timeout", "300ms", "--out"])
+        .args([
+            "--database-url",
+            &db.url,
+            "explain",
+            "--strategies",
+            "doc",
+            "--queries",
+            "slow_query,recent_stories",
+            "--runs",
+            "2",
+            "--statement-timeout",
+            "300ms",
+            "--out",
+        ])
         .arg(dir.join("out"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let r = results(&dir.join("out"));
     let errors = r["explain"]["errors"].as_array().unwrap();
-    assert!(errors.iter().any(|e| e["query"] == "slow_query" && e["error"].as_str().unwrap().contains("statement timeout")), "{errors:?}");
-    let recent = r["explain"]["queries"].as_array().unwrap().iter().find(|q| q["name"] == "recent_stories").unwrap();
-    assert!(recent["subjects"][0]["by_strategy"][0]["latency"]["count"].as_u64().unwrap() >= 1, "the other query was measured");
+    assert!(
+        errors.iter().any(|e| e["query"] == "slow_query"
+            && e["error"].as_str().unwrap().contains("statement timeout")),
+        "{errors:?}"
+    );
+    let recent = r["explain"]["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "recent_stories")
+        .unwrap();
+    assert!(
+        recent["subjects"][0]["by_strategy"][0]["latency"]["count"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "the other query was measured"
+    );
 }
 
 #[test]
@@ -116,7 +226,18 @@ fn sigterm_writes_partial_results_and_stops_the_cluster_it_started() {
     let mut child = storybench_cmd()
         .arg("--data-dir")
         .arg(&data)
-        .args(["load", "--sql", "SELECT 1", "--clients", "2", "--duration", "60s", "--warmup", "0s", "--out"])
+        .args([
+            "load",
+            "--sql",
+            "SELECT 1",
+            "--clients",
+            "2",
+            "--duration",
+            "60s",
+            "--warmup",
+            "0s",
+            "--out",
+        ])
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -128,17 +249,32 @@ fn sigterm_writes_partial_results_and_stops_the_cluster_it_started() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(3));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let t = Instant::now();
     let status = child.wait().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(10), "stopped within seconds");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stopped within seconds"
+    );
     assert!(!status.success());
     let r = results(&out);
     assert_eq!(r["status"], "interrupted");
     assert_eq!(r["partial"], true);
     assert!(out.join("report.html").is_file());
-    assert!(!data.join("postmaster.pid").exists(), "the embedded cluster it started was stopped");
-    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with(".tmp")).collect();
+    assert!(
+        !data.join("postmaster.pid").exists(),
+        "the embedded cluster it started was stopped"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
 }
 
@@ -152,17 +288,92 @@ async fn bad_input_gets_one_clear_message_and_changes_nothing() {
     std::fs::create_dir_all(&ro_out).unwrap();
     std::fs::set_permissions(&ro_out, std::fs::Permissions::from_mode(0o555)).unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--database-url", "not a url", "schema", "show"], "malformed"),
-        (vec!["--database-url", "postgres://nobody@127.0.0.1:1/x", "schema", "show"], "cannot connect"),
-        (vec!["--database-url", &db.url, "seed", "--scale", "-3"], "--scale"),
-        (vec!["--database-url", &db.url, "seed", "--profile", "nosuch"], "nosuch"),
-        (vec!["--database-url", &db.url, "explain", "--strategies", "nosuch"], "nosuch"),
-        (vec!["--database-url", &db.url, "schema", "apply", "--policies", "nosuch"], "nosuch"),
-        (vec!["--database-url", &db.url, "load", "--sql", "SELECT 1", "--rate", "-5"], "--rate"),
-        (vec!["--database-url", &db.url, "load", "--sql", "SELECT 1", "--clients", "0"], "between 1"),
-        (vec!["--database-url", &db.url, "load", "--sql", "SELECT 1", "--duration", "-1s"], "duration"),
-        (vec!["--database-url", &db.url, "load", "--scenario", "nosuch"], "nosuch"),
-        (vec!["--database-url", &db.url, "explain", "--queries", "nosuch"], "nosuch"),
+        (
+            vec!["--database-url", "not a url", "schema", "show"],
+            "malformed",
+        ),
+        (
+            vec![
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/x",
+                "schema",
+                "show",
+            ],
+            "cannot connect",
+        ),
+        (
+            vec!["--database-url", &db.url, "seed", "--scale", "-3"],
+            "--scale",
+        ),
+        (
+            vec!["--database-url", &db.url, "seed", "--profile", "nosuch"],
+            "nosuch",
+        ),
+        (
+            vec![
+                "--database-url",
+                &db.url,
+                "explain",
+                "--strategies",
+                "nosuch",
+            ],
+            "nosuch",
+        ),
+        (
+            vec![
+                "--database-url",
+                &db.url,
+                "schema",
+                "apply",
+                "--policies",
+                "nosuch",
+            ],
+            "nosuch",
+        ),
+        (
+            vec![
+                "--database-url",
+                &db.url,
+                "load",
+                "--sql",
+                "SELECT 1",
+                "--rate",
+                "-5",
+            ],
+            "--rate",
+        ),
+        (
+            vec![
+                "--database-url",
+                &db.url,
+                "load",
+                "--sql",
+                "SELECT 1",
+                "--clients",
+                "0",
+            ],
+            "between 1",
+        ),
+        (
+            vec![
+                "--database-url",
+                &db.url,
+                "load",
+                "--sql",
+                "SELECT 1",
+                "--duration",
+                "-1s",
+            ],
+            "duration",
+        ),
+        (
+            vec!["--database-url", &db.url, "load", "--scenario", "nosuch"],
+            "nosuch",
+        ),
+        (
+            vec!["--database-url", &db.url, "explain", "--queries", "nosuch"],
+            "nosuch",
+        ),
     ];
     for (args, needle) in &cases {
         let out = storybench_cmd().args(args).output().unwrap();
@@ -174,8 +385,18 @@ async fn bad_input_gets_one_clear_message_and_changes_nothing() {
     // A read-only --out is refused before anything is measured (running as root ignores
     // permission bits, so only check where they apply).
     if !nix::unistd::geteuid().is_root() {
-        let out = db.storybench(&["load", "--sql", "SELECT 1", "--out", ro_out.to_str().unwrap()]);
-        assert!(!out.status.success() && stderr(&out).contains("not writable"), "{}", stderr(&out));
+        let out = db.storybench(&[
+            "load",
+            "--sql",
+            "SELECT 1",
+            "--out",
+            ro_out.to_str().unwrap(),
+        ]);
+        assert!(
+            !out.status.success() && stderr(&out).contains("not writable"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert_eq!(before, db.dump(), "bad input changed nothing");
 }
@@ -184,7 +405,12 @@ async fn bad_input_gets_one_clear_message_and_changes_nothing() {
 async fn every_command_refuses_a_foreign_database_and_protected_names() {
     let db = TestDb::new("foreign_all").await;
     let mut conn = db.conn().await;
-    sqlx::Executor::execute(&mut conn, "CREATE TABLE invoices (id int PRIMARY KEY); INSERT INTO invoices VALUES (1)").await.unwrap();
+    sqlx::Executor::execute(
+        &mut conn,
+        "CREATE TABLE invoices (id int PRIMARY KEY); INSERT INTO invoices VALUES (1)",
+    )
+    .await
+    .unwrap();
     let before = db.dump();
     let out_dir = temp_root("foreign-out");
     let o = out_dir.to_str().unwrap();
@@ -201,15 +427,40 @@ async fn every_command_refuses_a_foreign_database_and_protected_names() {
     ] {
         let out = db.storybench(&args);
         assert!(!out.status.success(), "{args:?} must refuse");
-        assert!(stderr(&out).contains("did not create"), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("did not create"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
     assert_eq!(before, db.dump(), "byte-for-byte unchanged");
     // Protected names are refused before connecting.
     let prod = db.url.replacen(&format!("/{}", db.name), "/app_prod", 1);
-    let out = storybench_cmd().args(["--database-url", &prod, "schema", "apply"]).output().unwrap();
-    assert!(!out.status.success() && stderr(&out).contains("protected"), "{}", stderr(&out));
-    let out = storybench_cmd().args(["--database-url", &db.url, "--protect", "foreign", "schema", "show"]).output().unwrap();
-    assert!(!out.status.success() && stderr(&out).contains("protected"), "{}", stderr(&out));
+    let out = storybench_cmd()
+        .args(["--database-url", &prod, "schema", "apply"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && stderr(&out).contains("protected"),
+        "{}",
+        stderr(&out)
+    );
+    let out = storybench_cmd()
+        .args([
+            "--database-url",
+            &db.url,
+            "--protect",
+            "foreign",
+            "schema",
+            "show",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && stderr(&out).contains("protected"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -218,10 +469,40 @@ async fn passwords_never_reach_output_results_or_reports() {
     // The test cluster trusts local connections, so any password is accepted and must be hidden.
     let url = db.url.replacen("postgres@", "postgres:s3cr3tPassw0rd@", 1);
     let dir = temp_root("secret");
-    let out = storybench_cmd().args(["--database-url", &url, "-v", "load", "--sql", "SELECT 1", "--duration", "1s", "--warmup", "0s", "--out"]).arg(&dir).output().unwrap();
+    let out = storybench_cmd()
+        .args([
+            "--database-url",
+            &url,
+            "-v",
+            "load",
+            "--sql",
+            "SELECT 1",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let err = storybench_cmd().args(["--database-url", &url.replace("localhost", "127.0.0.2").replace("host=", "x="), "schema", "show"]).output().unwrap();
-    for text in [stdout(&out), stderr(&out), stderr(&err), std::fs::read_to_string(dir.join("results.json")).unwrap(), std::fs::read_to_string(dir.join("report.html")).unwrap()] {
+    let err = storybench_cmd()
+        .args([
+            "--database-url",
+            &url.replace("localhost", "127.0.0.2").replace("host=", "x="),
+            "schema",
+            "show",
+        ])
+        .output()
+        .unwrap();
+    for text in [
+        stdout(&out),
+        stderr(&out),
+        stderr(&err),
+        std::fs::read_to_string(dir.join("results.json")).unwrap(),
+        std::fs::read_to_string(dir.join("report.html")).unwrap(),
+    ] {
         assert!(!text.contains("s3cr3tPassw0rd"), "password leaked: {text}");
     }
 }
@@ -230,8 +511,22 @@ async fn passwords_never_reach_output_results_or_reports() {
 fn seeding_refuses_up_front_when_the_disk_cannot_hold_it() {
     let root = temp_root("disk");
     let data = root.join("pgdata");
-    let out = storybench_cmd().arg("--data-dir").arg(&data).args(["seed", "--scale", "100000", "--out"]).arg(root.join("o")).output().unwrap();
+    let out = storybench_cmd()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["seed", "--scale", "100000", "--out"])
+        .arg(root.join("o"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not enough disk space"), "{}", stderr(&out));
-    let _ = storybench_cmd().arg("--data-dir").arg(&data).args(["db", "stop"]).output();
+    assert!(
+        stderr(&out).contains("not enough disk space"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = storybench_cmd()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["db", "stop"])
+        .output();
 }

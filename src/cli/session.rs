@@ -88,6 +88,12 @@ impl RunSession {
         let json = serde_json::to_vec_pretty(&self.results)?;
         write_atomic(&self.out_dir.join(RESULTS_FILE), &json)?;
         let report = crate::report::write(&self.results, &self.out_dir)?;
+        // Keep the reports directory's index current (runs written elsewhere are not listed).
+        if let Some(parent) = self.out_dir.parent().filter(|p| p.ends_with("reports")) {
+            if let Err(e) = crate::report::index::write_index(parent) {
+                tracing::warn!("could not update {}/index.html: {e:#}", parent.display());
+            }
+        }
         if let Err(e) = &outcome {
             eprintln!("error: {e:#}");
         }

@@ -3,6 +3,7 @@
 //! figure that `results.json` does not hold.
 
 pub mod charts;
+pub mod index;
 
 use crate::results::{write_atomic, RunResults, REPORT_FILE};
 use anyhow::{Context, Result};
@@ -10,7 +11,7 @@ use minijinja::{context, Environment};
 use std::path::{Path, PathBuf};
 
 const TEMPLATE: &str = include_str!("report.html.j2");
-const STYLE: &str = include_str!("report.css");
+pub(crate) const STYLE: &str = include_str!("report.css");
 
 fn environment() -> Result<Environment<'static>> {
     let mut env = Environment::new();

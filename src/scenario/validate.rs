@@ -295,6 +295,13 @@ pub(super) fn parse(
                     }
                 }
             };
+            if let (true, Some(x)) = (t.atomic, &s.think) {
+                errors.push(format!(
+                    "{}: no think time inside an atomic transaction (it would hold the database \
+                     transaction open); put it on the transaction",
+                    c.at(x)
+                ));
+            }
             let step_think = s
                 .think
                 .as_ref()

@@ -93,13 +93,19 @@ impl Shared {
             let now = Instant::now();
             let measure_from = now + self.warmup;
             let _ = self.clock.set(Clock {
-                recorders: Recorders::new(self.users.min(64), measure_from),
+                // A shard holds ~50 HDR histograms of ~190 KB: a few shards (the runtime has
+                // one thread per core) keep contention low without growing with the users.
+                recorders: Recorders::new(self.users.min(shards()), measure_from),
                 schedule: self.rate.map(|r| Schedule::new(now, r, self.seed)),
                 measure_from,
                 deadline: measure_from + self.duration,
             });
         }
     }
+}
+
+fn shards() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Runs the scenario under goose and returns storybench's figures and goose's own counts.
@@ -207,7 +213,13 @@ fn build_attack(
     let mut attack =
         GooseAttack::initialize_with_config(goose::config::GooseConfiguration::default())
             .map_err(g)?
-            .set_scheduler(GooseScheduler::RoundRobin);
+            .set_scheduler(GooseScheduler::RoundRobin)
+            // One HTTP client shared by every user (never used): by default goose builds one
+            // per user, with its own TLS context, ~150 KB each.
+            .set_client_builder_without_cookies(
+                goose::client::GooseClientBuilder::new().without_cookies(),
+            )
+            .map_err(g)?;
     for part in &scenario.parts {
         let mut gs = goose::goose::Scenario::new(&part.name)
             .set_weight(part.weight)
@@ -254,12 +266,10 @@ fn build_attack(
     attack = *attack
         .set_default(GooseDefault::NoPrintMetrics, true)
         .map_err(g)?;
-    // No telnet/WebSocket controllers: nothing listens, and runs never fight over ports.
+    // No telnet controller: nothing listens, and runs never fight over its port (goose's
+    // WebSocket controller is off unless asked for).
     attack = *attack
         .set_default(GooseDefault::NoTelnet, true)
-        .map_err(g)?;
-    attack = *attack
-        .set_default(GooseDefault::NoWebSocket, true)
         .map_err(g)?;
     let ramp = shape.ramp.as_secs_f64().round() as usize;
     attack = if ramp >= 1 && shape.clients >= 2 {

@@ -24,7 +24,10 @@ pub fn charts(results: &RunResults, out: &mut BTreeMap<String, String>) {
             values: steps.iter().map(|s| s.latency.p99_ms).collect(),
         },
         Series {
-            name: c.slo.as_ref().map_or("SLO".into(), |s| format!("SLO {}", s.text)),
+            name: c
+                .slo
+                .as_ref()
+                .map_or("SLO".into(), |s| format!("SLO {}", s.text)),
             values: steps
                 .iter()
                 .map(|_| c.slo.as_ref().map_or(f64::NAN, |s| s.limit_ms))
