@@ -126,6 +126,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     tmp.as_file().sync_all().ok();
+    // Reports are meant to be shared (CI artifacts, web servers): not the temp file's 0600.
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .ok();
     tmp.persist(path)
         .with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
