@@ -63,13 +63,13 @@ impl RunArgs {
             queries: Vec::new(),
             users: vec!["heavy".into(), "median".into()],
             policy_sets: vec!["doc".into(), "initplan".into(), "definer".into()],
-            trials: if self.quick { 2 } else { 5 },
-            runs: if self.quick { 3 } else { 20 },
+            trials: if self.quick { 2 } else { 3 },
+            runs: if self.quick { 3 } else { 10 },
             warmup: if self.quick { 1 } else { 3 },
             budget: if self.quick {
                 Duration::from_millis(200)
             } else {
-                Duration::from_secs(1)
+                Duration::from_millis(500)
             },
             seed: self.seed,
             statement_timeout: Duration::from_secs(30),
@@ -77,7 +77,7 @@ impl RunArgs {
             measure: true,
             audit: true,
             audit_users: if self.quick { 2 } else { 5 },
-            setup_runs: if self.quick { 200 } else { 2000 },
+            setup_runs: if self.quick { 200 } else { 1000 },
             claims_unset: false,
         }
     }
@@ -86,12 +86,12 @@ impl RunArgs {
         ExplainOptions {
             strategies: self.strategies.clone(),
             queries: Vec::new(),
-            runs: if self.quick { 5 } else { 30 },
-            warmup: if self.quick { 1 } else { 5 },
+            runs: if self.quick { 5 } else { 20 },
+            warmup: if self.quick { 1 } else { 3 },
             budget: if self.quick {
                 Duration::from_millis(300)
             } else {
-                Duration::from_secs(2)
+                Duration::from_secs(1)
             },
             seed: self.seed,
             statement_timeout: Duration::from_secs(30),

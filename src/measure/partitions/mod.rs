@@ -128,8 +128,12 @@ impl PartitionsOptions {
         if quick {
             Self::quick(seed)
         } else {
+            // The whole `run` must fit in about five minutes on a 2-core machine.
             Self {
                 seed,
+                runs: 15,
+                budget: Duration::from_millis(1500),
+                scaling_repetitions: 3,
                 ..Self::default()
             }
         }
