@@ -32,6 +32,12 @@ pub struct RunArgs {
     /// Index strategies the explain stage compares; the first is the baseline.
     #[arg(long, value_delimiter = ',', default_value = "fk_only,doc,tuned")]
     pub strategies: Vec<String>,
+    /// Compare with this results.json at the end: exit 1 on a regression (see `compare`).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// With --baseline: the largest tolerated slowdown (it must also exceed the noise).
+    #[arg(long, default_value = "10%", value_parser = crate::compare::parse_percent)]
+    pub max_regression: f64,
     #[command(flatten)]
     #[serde(skip)]
     pub variant: VariantArgs,
@@ -107,13 +113,41 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     for s in &args.strategies {
         crate::schema::validate_name("indexes", s)?;
     }
+    // Read the baseline up front: a bad file is exit 2 before anything is measured.
+    let baseline = match &args.baseline {
+        Some(path) => match crate::results::RunResults::read(path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("error: --baseline: {e:#}");
+                return Ok(2);
+            }
+        },
+        None => None,
+    };
     let mut session = RunSession::start("run", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let out_dir = session.out_dir.clone();
     let target = Target::resolve(db)?;
     eprintln!("storybench run on {}", target.describe());
     let outcome = pipeline(&mut session, &target, &args, &seed_opts).await;
     let code = session.finalize(outcome);
     target.finish()?;
-    code
+    let code = code?;
+    let Some(base) = baseline else {
+        return Ok(code);
+    };
+    if code != 0 {
+        return Ok(code);
+    }
+    // Compare with the baseline and let a regression set the exit code (1), as `compare` does.
+    let new = crate::results::RunResults::read(&out_dir.join(crate::results::RESULTS_FILE))?;
+    let c = crate::compare::compare(&base, &new, args.max_regression);
+    let text = crate::compare::render(&c, crate::compare::Format::Markdown);
+    crate::results::write_atomic(&out_dir.join("compare.md"), text.as_bytes())?;
+    eprint!(
+        "{}",
+        crate::compare::render(&c, crate::compare::Format::Text)
+    );
+    Ok(if c.regressions() > 0 { 1 } else { 0 })
 }
 
 async fn pipeline(
