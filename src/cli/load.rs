@@ -156,18 +156,13 @@ pub async fn measure_scenario(
     let outcome = scenario_run::run(target, scenario, opts).await;
     sampler.stop();
     let outcome = outcome?;
-    let after = server_view::snapshot(&mut conn).await?;
+    drop(conn);
     Ok(LoadSection {
         mode: "scenario".into(),
         target: scenario.name.clone(),
-        model: if opts.shape.rate.is_some() {
-            "open"
-        } else {
-            "closed"
-        }
-        .into(),
+        model: model_name(&opts.shape).into(),
         shape: opts.shape.clone(),
-        server: Some(server_view::delta(&before, &after, &sampler)),
+        server: closing_view(target, &before, &sampler).await,
         figures: outcome.figures,
         goose: Some(outcome.goose),
         scenario: Some(ScenarioInfo::of(scenario, opts.think_scale)),
@@ -182,9 +177,34 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
     let figures = adhoc::run(target, sql, shape).await;
     sampler.stop();
     let figures = figures?;
-    // The server may have restarted during the run: take the closing snapshot on a fresh
-    // connection, and report no server-side view (rather than no results) if that fails.
     drop(conn);
+    Ok(LoadSection {
+        mode: "adhoc".into(),
+        target: sql.to_string(),
+        model: model_name(shape).into(),
+        shape: shape.clone(),
+        server: closing_view(target, &before, &sampler).await,
+        figures,
+        goose: None,
+        scenario: None,
+    })
+}
+
+fn model_name(shape: &LoadShape) -> &'static str {
+    if shape.rate.is_some() {
+        "open"
+    } else {
+        "closed"
+    }
+}
+
+/// The server-side deltas of a run. The server may have restarted during it, so the closing
+/// snapshot uses a fresh connection, and a failure leaves the view out rather than the results.
+async fn closing_view(
+    target: &Target,
+    before: &server_view::Snapshot,
+    sampler: &WaitSampler,
+) -> Option<server_view::ServerView> {
     let after = match target.connect().await {
         Ok(mut c) => server_view::snapshot(&mut c).await.ok(),
         Err(_) => None,
@@ -192,21 +212,7 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
     if after.is_none() {
         tracing::warn!("could not read the server's statistics after the run; the server-side view is left out");
     }
-    Ok(LoadSection {
-        mode: "adhoc".into(),
-        target: sql.to_string(),
-        model: if shape.rate.is_some() {
-            "open"
-        } else {
-            "closed"
-        }
-        .into(),
-        shape: shape.clone(),
-        server: after.map(|after| server_view::delta(&before, &after, &sampler)),
-        figures,
-        goose: None,
-        scenario: None,
-    })
+    after.map(|after| server_view::delta(before, &after, sampler))
 }
 
 fn print_summary(s: &LoadSection) {

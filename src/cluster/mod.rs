@@ -12,7 +12,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 /// The database storybench creates and works in inside its embedded cluster.
 pub const EMBEDDED_DATABASE: &str = "storybench";
@@ -441,6 +440,3 @@ impl Drop for ClusterGuard {
         }
     }
 }
-
-/// Waits a little for a server that was just started to accept connections.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
