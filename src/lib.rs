@@ -13,6 +13,7 @@ pub mod interrupt;
 pub mod measure;
 pub mod params;
 pub mod paths;
+pub mod pg_version;
 pub mod plan;
 pub mod report;
 pub mod results;

@@ -154,6 +154,8 @@ pub struct Target {
     pub url: SecretUrl,
     pub embedded: Option<EmbeddedCluster>,
     guard: Option<ClusterGuard>,
+    /// The server's major, checked against [`crate::pg_version`] on the first connection.
+    server_major: tokio::sync::OnceCell<u32>,
 }
 
 impl Target {
@@ -173,9 +175,15 @@ impl Target {
                 url,
                 embedded: None,
                 guard: None,
+                server_major: Default::default(),
             });
         }
         let cluster = EmbeddedCluster::new(&args.data_dir, args.port)?;
+        // Refuse binaries that are too old before initdb writes anything.
+        crate::pg_version::check(
+            cluster.bins.major,
+            &format!("the embedded cluster ({})", cluster.bins.bindir.display()),
+        )?;
         let started = cluster.ensure_running()?;
         let url = SecretUrl::new(cluster.url()?);
         check_protected(&url, &args.protect)?;
@@ -184,6 +192,7 @@ impl Target {
             url,
             embedded: Some(cluster),
             guard: Some(guard),
+            server_major: Default::default(),
         })
     }
 
@@ -223,10 +232,20 @@ impl Target {
     }
 
     pub async fn connect(&self) -> Result<PgConnection> {
-        self.connect_options()?
+        let mut conn = self
+            .connect_options()?
             .connect()
             .await
-            .map_err(|e| connect_error(e, &self.url))
+            .map_err(|e| connect_error(e, &self.url))?;
+        self.server_major
+            .get_or_try_init(|| server_major(&mut conn, &self.url))
+            .await?;
+        Ok(conn)
+    }
+
+    /// The server's major version (known after the first [`Target::connect`]).
+    pub fn server_major(&self) -> Option<u32> {
+        self.server_major.get().copied()
     }
 
     /// Stops the embedded cluster if this command started it.
@@ -236,6 +255,17 @@ impl Target {
             None => Ok(()),
         }
     }
+}
+
+/// Reads the server's major once and refuses or warns per [`crate::pg_version`].
+async fn server_major(conn: &mut PgConnection, url: &SecretUrl) -> Result<u32> {
+    let (_, num): (String, i32) = sqlx::query_as(crate::internal_sql::sql("server_version"))
+        .fetch_one(&mut *conn)
+        .await
+        .context("reading the server version")?;
+    let major = crate::pg_version::major_of(num);
+    crate::pg_version::check(major, &format!("the server at {url}"))?;
+    Ok(major)
 }
 
 fn connect_error(e: sqlx::Error, url: &SecretUrl) -> anyhow::Error {

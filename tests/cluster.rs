@@ -135,3 +135,75 @@ fn an_explicit_port_that_is_taken_is_a_clear_error() {
     sb(&root.join("pgdata"), &["db", "stop"]);
     std::fs::remove_dir_all(&root).ok();
 }
+
+/// Every entry under `dir`: path, owner, group, mode and a hash of the contents.
+fn listing(dir: &Path) -> Vec<(String, u32, u32, u32, u64)> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        } else if meta.is_file() {
+            std::fs::read(&p).unwrap().hash(&mut h);
+        }
+        let rel = p.strip_prefix(dir).unwrap().display().to_string();
+        out.push((rel, meta.uid(), meta.gid(), meta.mode(), h.finish()));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_data_directory_owned_by_another_user_is_refused_untouched() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: handing a directory to another user needs root");
+        return;
+    }
+    let root = temp_root("owner");
+    // A real cluster made by storybench, stopped, then handed to another OS user.
+    let data = root.join("pgdata");
+    assert!(sb(&data, &["db", "start"]).status.success());
+    assert!(sb(&data, &["db", "stop"]).status.success());
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "nobody:nogroup"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    // And an empty directory of that user.
+    let empty = root.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    nix::unistd::chown(&empty, Some(65534.into()), Some(65534.into())).unwrap();
+
+    for (dir, cluster) in [(&data, true), (&empty, false)] {
+        let before = listing(dir);
+        assert_eq!(before[0].1, 65534, "owned by nobody");
+        for args in [&["db", "start"][..], &["schema", "show"]] {
+            let out = sb(dir, args);
+            let err = stderr(&out);
+            assert!(!out.status.success(), "{args:?} must refuse: {err}");
+            assert!(
+                err.contains("owned by the OS user nobody (uid 65534)")
+                    && err.contains("must run as postgres")
+                    && err.contains("--data-dir")
+                    && err.contains("will not change the owner"),
+                "{args:?}: {err}"
+            );
+            assert_eq!(
+                err.contains("(a PostgreSQL cluster)"),
+                cluster,
+                "says what it found: {err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            assert_eq!(before, listing(dir), "{args:?} changed {}", dir.display());
+        }
+        assert!(!dir.join("postmaster.pid").exists(), "no server started");
+    }
+    std::fs::remove_dir_all(&root).ok();
+}

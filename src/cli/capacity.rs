@@ -88,6 +88,8 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
     let outcome = async {
         let mut conn = target.connect().await?;
         crate::schema::check_ownership(&mut conn).await?;
+        // Before anything is created (pg_stat_statements): a broken scenario changes nothing.
+        scenario.check_sql(&mut conn).await?;
         crate::schema::ensure_pg_stat_statements(&mut conn).await?;
         session.collect_environment(&target).await?;
         let section = session

@@ -110,6 +110,9 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
         let mut conn = target.connect().await?;
         crate::schema::check_ownership(&mut conn).await?;
         session.collect_environment(&target).await?;
+        if let Some(sc) = &scenario {
+            sc.check_sql(&mut conn).await?;
+        }
         let section = match (&scenario, &args.sql) {
             (Some(sc), _) => {
                 let opts = ScenarioOptions {

@@ -5,6 +5,7 @@
 //! user through `runuser`, on a data directory that user owns.
 
 mod binaries;
+mod owner;
 
 pub use binaries::{parse_major, PgBinaries};
 
@@ -71,18 +72,19 @@ impl EmbeddedCluster {
     /// Initializes the data directory if needed and starts the server if it is down.
     /// Returns true when this call started it.
     pub fn ensure_running(&self) -> Result<bool> {
+        // Read-only checks first: the version, then the owner, before pg_ctl touches anything.
+        if self.data_dir.join("PG_VERSION").is_file() {
+            self.check_version()?;
+        }
+        owner::check_owner(&self.data_dir)?;
         match self.state()? {
-            ClusterState::Running => {
-                self.check_version()?;
-                Ok(false)
-            }
+            ClusterState::Running => Ok(false),
             ClusterState::NotInitialized => {
                 self.init()?;
                 self.start()?;
                 Ok(true)
             }
             ClusterState::Stopped => {
-                self.check_version()?;
                 self.start()?;
                 Ok(true)
             }
@@ -350,9 +352,7 @@ impl EmbeddedCluster {
         if !is_root() {
             return Ok(());
         }
-        let user = nix::unistd::User::from_name(SUPERUSER)
-            .context("looking up the postgres OS user")?
-            .ok_or_else(|| anyhow!("running as root needs a `postgres` OS user to run the server (it comes with `apt-get install postgresql`)"))?;
+        let user = owner::postgres_user()?;
         nix::unistd::chown(path, Some(user.uid), Some(user.gid))
             .with_context(|| format!("chown {} to postgres", path.display()))
     }

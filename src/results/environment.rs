@@ -34,6 +34,12 @@ const KEY_SETTINGS: &[&str] = &[
 pub struct Environment {
     pub postgres_version: String,
     pub postgres_version_num: i32,
+    /// Whether the server's major is one storybench was tested with (`tested_majors`);
+    /// absent in results written before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_major_tested: Option<bool>,
+    #[serde(default)]
+    pub tested_majors: Vec<u32>,
     pub settings: BTreeMap<String, String>,
     /// "embedded" or "external".
     pub server: String,
@@ -65,6 +71,10 @@ impl Environment {
         Ok(Self {
             postgres_version: version,
             postgres_version_num: num,
+            postgres_major_tested: Some(crate::pg_version::is_tested(crate::pg_version::major_of(
+                num,
+            ))),
+            tested_majors: crate::pg_version::TESTED_MAJORS.to_vec(),
             settings: rows.into_iter().collect(),
             server: server.to_string(),
             database_url: redacted_url.to_string(),

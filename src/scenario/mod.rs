@@ -181,6 +181,30 @@ impl Scenario {
         out
     }
 
+    /// Prepares every statement the scenario runs (its own extra catalog included), so a SQL
+    /// error names the catalog file, line and key before any load starts. Statements read the
+    /// dataset's tables, so a scenario that needs the dataset checks it is complete first.
+    pub async fn check_sql(&self, conn: &mut sqlx::PgConnection) -> Result<()> {
+        if self.needs_population() {
+            crate::seed::require_complete(conn).await?;
+        }
+        let specs: Vec<&QuerySpec> = self
+            .parts
+            .iter()
+            .flat_map(|p| &p.transactions)
+            .flat_map(|t| &t.steps)
+            .map(|s| s.query.as_ref())
+            .fold(Vec::new(), |mut all, q| {
+                if !all.iter().any(|seen: &&QuerySpec| seen.name == q.name) {
+                    all.push(q);
+                }
+                all
+            });
+        crate::catalog::check_sql(conn, &specs)
+            .await
+            .with_context(|| format!("scenario {}", self.file.display()))
+    }
+
     /// Whether some step needs the seeded population (an app principal or a sampled value).
     pub fn needs_population(&self) -> bool {
         self.parts.iter().flat_map(|p| &p.transactions).any(|t| {

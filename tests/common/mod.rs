@@ -66,11 +66,37 @@ fn shared() -> &'static Shared {
         let cluster = EmbeddedCluster::new(&root.join("pgdata"), None)
             .expect("PostgreSQL binaries for the tests");
         cluster.ensure_running().expect("start the test cluster");
+        require_password_for(&cluster, PASSWORD_ROLE);
         unsafe {
             nix::libc::atexit(stop_at_exit);
         }
         Shared { cluster, root }
     })
+}
+
+/// The one role the test cluster authenticates by password (scram-sha-256, on the unix
+/// socket and TCP); every other role stays `trust`. Tests create it with a password.
+pub const PASSWORD_ROLE: &str = "storybench_pw";
+
+/// Puts password lines for `role` at the top of pg_hba.conf (first match wins) and reloads.
+fn require_password_for(cluster: &EmbeddedCluster, role: &str) {
+    let hba = cluster.data_dir.join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    let lines = format!(
+        "local all {role} scram-sha-256\nhost all {role} 127.0.0.1/32 scram-sha-256\nhost all {role} ::1/128 scram-sha-256\n"
+    );
+    // Rewriting in place keeps the file's owner (postgres when the tests run as root).
+    std::fs::write(&hba, format!("{lines}{old}")).unwrap();
+    let out = Command::new(cluster.bins.tool("psql"))
+        .args(["-X", "-q", "-t", "-A", "-c", "SELECT pg_reload_conf()"])
+        .arg(cluster.url().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reloading pg_hba.conf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The shared test cluster's URL for the database `name`.
