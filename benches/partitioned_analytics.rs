@@ -5,8 +5,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
-use storybench::bench_support::{heavy_user_queries, tiny_dataset};
-use storybench::measure::exec::{self, RequestContext};
+use storybench::bench_support::{heavy_user_queries, time_iterations, tiny_dataset};
+use storybench::measure::exec::RequestContext;
 
 fn partitioned_analytics(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -26,29 +26,8 @@ fn partitioned_analytics(c: &mut Criterion) {
             .measurement_time(Duration::from_millis(800));
         for (layout, ctx) in &layouts {
             group.bench_function(*layout, |b| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let target = &target;
-                    async move {
-                        // Its own connection, so the pool never shows up in the timings.
-                        let mut conn = target.connect().await.expect("connection");
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let (d, _) = exec::timed(
-                                &mut conn,
-                                &q.spec,
-                                &q.spec.sql,
-                                &q.params,
-                                &q.principal,
-                                ctx,
-                                false,
-                            )
-                            .await
-                            .expect("query");
-                            total += d;
-                        }
-                        total
-                    }
-                })
+                b.to_async(&rt)
+                    .iter_custom(|iters| time_iterations(&target, q, ctx, iters))
             });
         }
         group.finish();

@@ -4,8 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
-use storybench::bench_support::{heavy_user_queries, tiny_dataset};
-use storybench::measure::exec;
+use storybench::bench_support::{heavy_user_queries, time_iterations, tiny_dataset};
 
 fn query_plans(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -28,29 +27,8 @@ fn query_plans(c: &mut Criterion) {
                 .warm_up_time(Duration::from_millis(300))
                 .measurement_time(Duration::from_secs(1));
             group.bench_function(strategy, |b| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let target = &target;
-                    let ctx = &ctx;
-                    async move {
-                        let mut conn = target.connect().await.expect("connection");
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let (d, _) = exec::timed(
-                                &mut conn,
-                                &q.spec,
-                                &q.spec.sql,
-                                &q.params,
-                                &q.principal,
-                                ctx,
-                                false,
-                            )
-                            .await
-                            .expect("query");
-                            total += d;
-                        }
-                        total
-                    }
-                })
+                b.to_async(&rt)
+                    .iter_custom(|iters| time_iterations(&target, q, &ctx, iters))
             });
             group.finish();
         }

@@ -84,3 +84,30 @@ pub async fn heavy_user_queries(
         RequestContext::new("partitioned", Duration::from_secs(30)),
     ))
 }
+
+/// Criterion's `iter_custom` body: `iters` executions of `q` on a connection of its own
+/// (so no pool shows up in the timings), summing the query time only.
+pub async fn time_iterations(
+    target: &Target,
+    q: &PreparedQuery,
+    ctx: &RequestContext,
+    iters: u64,
+) -> Duration {
+    let mut conn = target.connect().await.expect("connection");
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let (d, _) = crate::measure::exec::timed(
+            &mut conn,
+            &q.spec,
+            &q.spec.sql,
+            &q.params,
+            &q.principal,
+            ctx,
+            false,
+        )
+        .await
+        .expect("query");
+        total += d;
+    }
+    total
+}

@@ -2,10 +2,10 @@
 //! the file and line the server complained about.
 
 use crate::paths::{line_of_offset, read_project_file};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Executor};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Executes a project SQL file as one simple-protocol script on `conn`.
 pub async fn run_file(conn: &mut PgConnection, rel: impl AsRef<Path>) -> Result<()> {
@@ -18,10 +18,89 @@ pub async fn run_script(conn: &mut PgConnection, path: &Path, text: &str) -> Res
     conn.execute(sqlx::raw_sql(AssertSqlSafe(text.to_string())))
         .await
         .map(|_| ())
-        .map_err(|e| script_error(e, path, text))
+        .map_err(|e| script_error(e, path, text, 1))
 }
 
-fn script_error(e: sqlx::Error, path: &Path, text: &str) -> anyhow::Error {
+/// One statement of a project SQL file, with where it starts (for error messages).
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub path: PathBuf,
+    pub line: usize,
+    pub sql: String,
+}
+
+/// Splits a DDL file into its statements so they can run on several connections.
+/// Understands `--` and `/* */` comments and quoted strings and identifiers; refuses
+/// dollar-quoted bodies (functions), which only run as whole scripts.
+pub fn statements(rel: impl AsRef<Path>) -> Result<Vec<Statement>> {
+    let (path, text) = read_project_file(rel)?;
+    split_statements(&path, &text)
+}
+
+fn split_statements(path: &Path, text: &str) -> Result<Vec<Statement>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = text[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + n + 4);
+                continue;
+            }
+            b'$' => bail!(
+                "{}:{}: dollar quoting is not supported in a file run statement by statement",
+                path.display(),
+                line_of_offset(text, i)
+            ),
+            b';' => {
+                if let Some(s) = start.take() {
+                    out.push(Statement {
+                        path: path.to_path_buf(),
+                        line: line_of_offset(text, s),
+                        sql: text[s..=i].to_string(),
+                    });
+                }
+            }
+            _ if c.is_ascii_whitespace() => {}
+            _ => {
+                start.get_or_insert(i);
+                if c == b'\'' || c == b'"' {
+                    // Quotes are doubled inside quoted text, so the next lone one closes it.
+                    i = text[i + 1..]
+                        .find(c as char)
+                        .map_or(bytes.len(), |n| i + n + 2);
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        bail!(
+            "{}:{}: statement without a terminating semicolon",
+            path.display(),
+            line_of_offset(text, s)
+        );
+    }
+    Ok(out)
+}
+
+/// Executes one statement of a file; errors name the file and line.
+pub async fn run_statement(conn: &mut PgConnection, stmt: &Statement) -> Result<()> {
+    conn.execute(sqlx::raw_sql(AssertSqlSafe(stmt.sql.clone())))
+        .await
+        .map(|_| ())
+        .map_err(|e| script_error(e, &stmt.path, &stmt.sql, stmt.line))
+}
+
+/// Maps a server error to `path:line` (`first_line`: where `text` starts in the file).
+fn script_error(e: sqlx::Error, path: &Path, text: &str, first_line: usize) -> anyhow::Error {
     if let sqlx::Error::Database(db) = &e {
         let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
         if let Some(pg) = pg {
@@ -35,7 +114,7 @@ fn script_error(e: sqlx::Error, path: &Path, text: &str) -> anyhow::Error {
                 return anyhow!(
                     "{}:{}: {}",
                     path.display(),
-                    line_of_offset(text, byte),
+                    first_line + line_of_offset(text, byte) - 1,
                     pg.message()
                 );
             }
@@ -47,4 +126,36 @@ fn script_error(e: sqlx::Error, path: &Path, text: &str) -> anyhow::Error {
         }
     }
     anyhow!("{}: {e}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_semicolons_outside_comments_and_quotes() {
+        let text = "-- a; comment\nCREATE INDEX a ON t (x);\n/* b; */ ALTER TABLE t\n  ADD CONSTRAINT \"c;d\" CHECK (s <> ';');\n";
+        let got = split_statements(Path::new("f.sql"), text).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].sql, "CREATE INDEX a ON t (x);");
+        assert_eq!(got[0].line, 2);
+        assert!(got[1].sql.starts_with("ALTER TABLE t"));
+        assert!(got[1].sql.ends_with("';');"));
+        assert_eq!(got[1].line, 3);
+    }
+
+    #[test]
+    fn refuses_dollar_quotes_and_unterminated_statements() {
+        let err = split_statements(Path::new("f.sql"), "SELECT 1;\nDO $$ BEGIN END $$;")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("f.sql:2"), "{err}");
+        let err = split_statements(Path::new("f.sql"), "SELECT 1;\n\nSELECT 2")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f.sql:3") && err.contains("semicolon"),
+            "{err}"
+        );
+    }
 }

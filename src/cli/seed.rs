@@ -96,13 +96,13 @@ pub fn print_report(info: &seed::DatasetInfo, r: &seed::SeedReport) {
         );
     }
     eprintln!(
-        "seeded {} rows, {} in {:.1} s (load {:.1} s, keys/FKs {:.1} s, indexes {:.1} s, analyze {:.1} s; {} COPY connections; TOAST {})",
+        "seeded {} rows, {} in {:.1} s (load {:.1} s, keys {:.1} s, FKs and indexes {:.1} s, analyze {:.1} s; {} COPY connections; TOAST {})",
         crate::report::thousands(r.total_rows as i64),
         crate::report::human_bytes(r.total_bytes as f64),
         r.seconds,
         r.load_seconds,
-        r.constraints_seconds,
-        r.indexes_seconds,
+        r.keys_seconds,
+        r.fks_indexes_seconds,
         r.analyze_seconds,
         r.jobs,
         r.toast_compression

@@ -1,13 +1,14 @@
 //! Applying the InfiniteStories schema (`schema/*.sql`) and switching its variants:
 //! index strategy, policy set and the `api_usage` layout measured on.
 
+mod parallel;
 mod safety;
 
 pub use safety::{check_ownership, owned_identities, Ownership};
 
 use crate::internal_sql::sql;
 use crate::paths::project_file;
-use crate::sqlfile::run_file;
+use crate::sqlfile::{run_file, statements};
 use anyhow::{bail, Context, Result};
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -135,49 +136,52 @@ pub async fn create_bare(conn: &mut PgConnection, anchor: NaiveDate) -> Result<V
 /// Adds keys, foreign keys, functions and triggers, RLS, and the variant's indexes and
 /// policies: the second half of set-up, after any bulk load.
 pub async fn finish(conn: &mut PgConnection, variant: &Variant) -> Result<()> {
-    finish_timed(conn, variant).await.map(|_| ())
+    finish_timed(std::slice::from_mut(conn), variant)
+        .await
+        .map(|_| ())
 }
 
 /// Wall time of the steps after a bulk load.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct FinishTimings {
-    /// Keys, foreign keys, triggers, RLS (validating every constraint).
-    pub constraints: std::time::Duration,
-    /// The variant's secondary indexes.
-    pub indexes: std::time::Duration,
+    /// Primary keys and UNIQUE constraints (each builds its index).
+    pub keys: std::time::Duration,
+    /// Foreign keys (each validated by a scan) and the variant's secondary indexes, built
+    /// together: they only need the keys, and an index build never waits for a FK check
+    /// on another table.
+    pub fks_and_indexes: std::time::Duration,
 }
 
-/// [`finish`], timing its two halves.
-pub async fn finish_timed(conn: &mut PgConnection, variant: &Variant) -> Result<FinishTimings> {
-    let started = std::time::Instant::now();
+/// [`finish`] over several connections (`conns[0]` also runs the single-script steps),
+/// timing its phases. The tables must have no keys or secondary indexes yet.
+pub async fn finish_timed(conns: &mut [PgConnection], variant: &Variant) -> Result<FinishTimings> {
     validate_name("indexes", &variant.indexes)?;
     validate_name("policies", &variant.policies)?;
     validate_layout(&variant.api_usage)?;
-    for (step, file) in [
-        ("keys", "schema/keys.sql"),
-        ("foreign keys", "schema/foreign_keys.sql"),
-        ("functions and triggers", "schema/functions.sql"),
-        ("row level security", "schema/rls.sql"),
-    ] {
-        let started = std::time::Instant::now();
-        let mut tx = conn.begin().await?;
-        run_file(&mut tx, file)
-            .await
-            .with_context(|| format!("adding {step}"))?;
-        safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
-        tx.commit().await?;
-        tracing::debug!("{step} added after {:.2?}", started.elapsed());
-    }
-    let constraints = started.elapsed();
     let started = std::time::Instant::now();
-    set_indexes(conn, &variant.indexes).await?;
-    let indexes = started.elapsed();
+    parallel::run_parallel(conns, statements("schema/keys.sql")?).await?;
+    let keys = started.elapsed();
+    let started = std::time::Instant::now();
+    let mut later = statements("schema/foreign_keys.sql")?;
+    later.extend(statements(format!(
+        "schema/indexes/{}.sql",
+        variant.indexes
+    ))?);
+    parallel::run_parallel(conns, later).await?;
+    let fks_and_indexes = started.elapsed();
+    let conn = &mut conns[0];
+    let mut tx = conn.begin().await?;
+    for file in ["schema/functions.sql", "schema/rls.sql"] {
+        run_file(&mut tx, file).await?;
+    }
+    safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
+    tx.commit().await?;
     set_policies(conn, &variant.policies).await?;
     set_meta(conn, "variant", &serde_json::to_value(variant)?).await?;
     set_meta(conn, "schema", &serde_json::json!({"complete": true})).await?;
     Ok(FinishTimings {
-        constraints,
-        indexes,
+        keys,
+        fks_and_indexes,
     })
 }
 

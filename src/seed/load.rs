@@ -64,7 +64,7 @@ pub(super) async fn load_chunks(
     let tallies: Tallies = Arc::default();
     let mut loaders = tokio::task::JoinSet::new();
     for _ in 0..jobs {
-        let mut conn = target.connect().await?;
+        let mut conn = bulk_connection(target).await?;
         let (rx, tallies, progress) = (rx.clone(), tallies.clone(), progress.clone());
         loaders.spawn(async move {
             loop {
@@ -127,14 +127,11 @@ async fn copy_table(
     let mut copy = conn
         .copy_in_raw(statement)
         .await
-        .with_context(|| format!("COPY into {name}"))?;
+        .map_err(|e| copy_error(name, e))?;
     copy.send(data.copy.as_slice())
         .await
-        .with_context(|| format!("COPY into {name}"))?;
-    let rows = copy
-        .finish()
-        .await
-        .with_context(|| format!("COPY into {name}"))?;
+        .map_err(|e| copy_error(name, e))?;
+    let rows = copy.finish().await.map_err(|e| copy_error(name, e))?;
     if rows != data.rows {
         bail!(
             "COPY into {name} stored {rows} rows, expected {}",
@@ -147,6 +144,27 @@ async fn copy_table(
     e.bytes += data.copy.len() as u64;
     e.busy += started.elapsed();
     Ok(())
+}
+
+/// A failed COPY as one line. When the connection dies (pg_terminate_backend, a crash, a
+/// restart) the server's reason is usually lost with the socket, so say what happened.
+fn copy_error(name: &str, e: sqlx::Error) -> anyhow::Error {
+    match e {
+        sqlx::Error::Io(io) => anyhow::anyhow!(
+            "COPY into {name}: lost the connection to the server ({io}): it was terminated \
+             (e.g. pg_terminate_backend) or the server went away"
+        ),
+        other => anyhow::anyhow!("COPY into {name}: {other}"),
+    }
+}
+
+/// A connection of the seeder's own, with its session settings for bulk work.
+async fn bulk_connection(target: &Target) -> Result<PgConnection> {
+    let mut conn = target.connect().await?;
+    for stmt in &queries().bulk_session {
+        conn.execute(q(stmt)).await.with_context(|| stmt.clone())?;
+    }
+    Ok(conn)
 }
 
 /// The flat twin's COPY: the same columns and data, into `storybench_flat.api_usage`.
@@ -165,30 +183,32 @@ pub(super) async fn after_load(
     jobs: usize,
     report: &mut SeedReport,
 ) -> Result<()> {
-    let timings = schema::finish_timed(conn, variant).await?;
-    report.constraints_seconds = timings.constraints.as_secs_f64();
-    report.indexes_seconds = timings.indexes.as_secs_f64();
+    // The DDL and ANALYZE run on `jobs` connections of their own, like pg_restore -j.
+    let mut conns = Vec::with_capacity(jobs.max(1));
+    for _ in 0..jobs.max(1) {
+        conns.push(bulk_connection(target).await?);
+    }
+    let timings = schema::finish_timed(&mut conns, variant).await?;
+    report.keys_seconds = timings.keys.as_secs_f64();
+    report.fks_indexes_seconds = timings.fks_and_indexes.as_secs_f64();
     interrupt::check()?;
 
     let started = Instant::now();
-    let statements = Arc::new(Mutex::new(queries().analyze_tables.clone()));
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..jobs.max(1) {
-        let mut c = target.connect().await?;
-        let statements = statements.clone();
-        set.spawn(async move {
+    let statements = Mutex::new(queries().analyze_tables.clone());
+    let workers = conns.iter_mut().map(|c| {
+        let statements = &statements;
+        async move {
             loop {
                 let next = statements.lock().expect("analyze list").pop();
                 let Some(stmt) = next else {
                     return Ok::<(), anyhow::Error>(());
                 };
+                interrupt::check()?;
                 c.execute(q(&stmt)).await.with_context(|| stmt.clone())?;
             }
-        });
-    }
-    while let Some(r) = set.join_next().await {
-        r??;
-    }
+        }
+    });
+    futures::future::try_join_all(workers).await?;
     report.analyze_seconds = started.elapsed().as_secs_f64();
 
     let not_valid: Vec<String> = sqlx::query_scalar(q(&queries().not_valid_constraints))

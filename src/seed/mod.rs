@@ -39,8 +39,12 @@ pub struct SeedReport {
     /// Wall time, start to ANALYZE done.
     pub seconds: f64,
     pub load_seconds: f64,
-    pub constraints_seconds: f64,
-    pub indexes_seconds: f64,
+    /// Primary keys and UNIQUE constraints, on `jobs` connections.
+    #[serde(alias = "constraints_seconds")]
+    pub keys_seconds: f64,
+    /// Foreign keys and the variant's secondary indexes, together on `jobs` connections.
+    #[serde(alias = "indexes_seconds")]
+    pub fks_indexes_seconds: f64,
     pub analyze_seconds: f64,
     pub jobs: usize,
     pub toast_compression: String,

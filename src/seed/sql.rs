@@ -10,6 +10,7 @@ pub struct SeedQueries {
     pub not_valid_constraints: String,
     pub disabled_triggers: String,
     pub toast_compression: String,
+    pub bulk_session: Vec<String>,
     pub set_compression: String,
     pub set_compression_method: String,
     pub analyze_tables: Vec<String>,
