@@ -4,14 +4,16 @@
 # database on the same server. Prints both times and the ratio restore/seed (target ≥ 1.0),
 # and `pgbench -i`'s MB/s for reference (narrow rows, not comparable on MB/s).
 #
-# Usage: benches/seed_vs_restore.sh [scale=3] [profile=default] [toast=server default|lz4|pglz]
-# Scale 3 of the default profile is about 1.2 GB on disk. Uses its own embedded cluster in
-# a temporary directory, removed at the end.
+# Usage: benches/seed_vs_restore.sh [scale=3] [profile=default] [toast=server default|lz4|pglz] [trials=3]
+# Scale 3 of the default profile is about 1.2 GB on disk. Seed and restore alternate (seed,
+# restore, seed, restore, …) so machine noise hits both; the ratio is of the medians. Uses
+# its own embedded cluster in a temporary directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${1:-3}
 PROFILE=${2:-default}
 TOAST=${3:-}
+TRIALS=${4:-3}
 CORES=$(nproc)
 cargo build --release -q
 SB=./target/release/storybench
@@ -27,23 +29,28 @@ BINDIR=${PG_BIN:-$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*
 base="${URL%%\?*}"; query="${URL#*\?}"
 url_for() { echo "${base%/*}/$1?$query"; }
 
-echo "== storybench seed --profile $PROFILE --scale $SCALE --jobs $CORES ${TOAST:+--toast-compression $TOAST}"
-T0=$(date +%s.%N)
-$SB --database-url "$URL" seed --profile "$PROFILE" --scale "$SCALE" --jobs "$CORES" --reset ${TOAST:+--toast-compression "$TOAST"} --out "$WORK/seed" 2>&1 | grep -E "^seeded|^fingerprint"
-T1=$(date +%s.%N)
-SEED_S=$(python3 -c "import json;print(json.load(open('$WORK/seed/results.json'))['seed']['seconds'])")
-SIZE=$("$BINDIR/psql" -X -At "$URL" -c "select pg_database_size(current_database())")
-echo "seed: ${SEED_S} s (command wall $(echo "$T1 - $T0" | bc) s), database $(numfmt --to=iec "$SIZE")"
-
-echo "== pg_dump -Fd -j $CORES, then pg_restore -j $CORES into an empty database"
-"$BINDIR/pg_dump" -Fd -j "$CORES" -f "$WORK/dump" "$URL"
-"$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE IF EXISTS restore_target" -c "CREATE DATABASE restore_target"
-R0=$(date +%s.%N)
-"$BINDIR/pg_restore" -j "$CORES" -d "$(url_for restore_target)" "$WORK/dump"
-R1=$(date +%s.%N)
-RESTORE_S=$(echo "$R1 - $R0" | bc)
-echo "pg_restore: ${RESTORE_S} s"
-"$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE restore_target"
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+seed_times=(); restore_times=()
+for t in $(seq "$TRIALS"); do
+  echo "== trial $t: storybench seed --profile $PROFILE --scale $SCALE --jobs $CORES ${TOAST:+--toast-compression $TOAST}"
+  $SB --database-url "$URL" seed --profile "$PROFILE" --scale "$SCALE" --jobs "$CORES" --reset ${TOAST:+--toast-compression "$TOAST"} --out "$WORK/seed$t" 2>&1 | grep -E "^seeded|^fingerprint"
+  seed_times+=("$(python3 -c "import json;print(json.load(open('$WORK/seed$t/results.json'))['seed']['seconds'])")")
+  if [ "$t" = 1 ]; then
+    SIZE=$("$BINDIR/psql" -X -At "$URL" -c "select pg_database_size(current_database())")
+    echo "database $(numfmt --to=iec "$SIZE"); pg_dump -Fd -j $CORES of it"
+    "$BINDIR/pg_dump" -Fd -j "$CORES" -f "$WORK/dump" "$URL"
+  fi
+  echo "== trial $t: pg_restore -j $CORES into an empty database"
+  "$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE IF EXISTS restore_target" -c "CREATE DATABASE restore_target"
+  R0=$(date +%s.%N)
+  "$BINDIR/pg_restore" -j "$CORES" -d "$(url_for restore_target)" "$WORK/dump"
+  R1=$(date +%s.%N)
+  restore_times+=("$(echo "$R1 - $R0" | bc)")
+  "$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE restore_target"
+  echo "trial $t: seed ${seed_times[-1]} s, pg_restore ${restore_times[-1]} s"
+done
+SEED_S=$(printf '%s\n' "${seed_times[@]}" | median)
+RESTORE_S=$(printf '%s\n' "${restore_times[@]}" | median)
 
 echo "== pgbench -i -s 20 (reference: narrow rows)"
 "$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE IF EXISTS pgbench_ref" -c "CREATE DATABASE pgbench_ref"
@@ -57,8 +64,8 @@ python3 - "$SEED_S" "$RESTORE_S" "$SIZE" "$(echo "$P1 - $P0" | bc)" "$PSIZE" <<'
 import sys
 seed, restore, size, pg_s, pg_size = map(float, sys.argv[1:])
 mb = 1024 * 1024
-print(f"storybench seed:  {seed:7.1f} s  {size / mb / seed:6.1f} MB/s  ({size / mb:.0f} MB)")
-print(f"pg_restore -j:    {restore:7.1f} s  {size / mb / restore:6.1f} MB/s")
+print(f"storybench seed:  {seed:7.1f} s (median)  {size / mb / seed:6.1f} MB/s  ({size / mb:.0f} MB)")
+print(f"pg_restore -j:    {restore:7.1f} s (median)  {size / mb / restore:6.1f} MB/s")
 print(f"pgbench -i -s 20: {pg_s:7.1f} s  {pg_size / mb / pg_s:6.1f} MB/s  (reference, narrow rows)")
 print(f"ratio restore/seed = {restore / seed:.2f} (target >= 1.0)")
 PY
