@@ -36,37 +36,70 @@ pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFi
     let schedule = shape
         .rate
         .map(|r| Arc::new(Schedule::new(start, r, shape.seed)));
-    let mut set = tokio::task::JoinSet::new();
-    for worker in 0..shape.clients {
-        let conn = options.connect().await.map_err(|e| {
-            anyhow::anyhow!(
-                "connecting client {worker}: {}",
-                crate::target::scrub(&e.to_string(), &target.url)
-            )
-        })?;
-        let ctx = Worker {
-            id: worker,
-            sql: AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str(),
-            options: options.clone(),
-            recorders: recorders.clone(),
-            schedule: schedule.clone(),
-            latency_limit: shape.latency_limit,
-            // Stagger starts over the ramp.
-            start: start
-                + shape
-                    .ramp
-                    .mul_f64(worker as f64 / shape.clients.max(1) as f64),
-            deadline,
-        };
-        set.spawn(ctx.run(conn));
+    // Like `pgbench -j`: one OS thread per core, each with a single-threaded runtime that
+    // owns its clients' connections. Nothing migrates between threads, so a response wakes
+    // its client on the thread already polling that socket (measured: a work-stealing
+    // runtime costs about a tenth of the TPS here, see benches/load_vs_pgbench.sh).
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(shape.clients)
+        .max(1);
+    let mut handles = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let workers: Vec<Worker> = (thread..shape.clients)
+            .step_by(threads)
+            .map(|worker| Worker {
+                id: worker,
+                sql: AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str(),
+                options: options.clone(),
+                recorders: recorders.clone(),
+                schedule: schedule.clone(),
+                latency_limit: shape.latency_limit,
+                // Stagger starts over the ramp.
+                start: start
+                    + shape
+                        .ramp
+                        .mul_f64(worker as f64 / shape.clients.max(1) as f64),
+                deadline,
+            })
+            .collect();
+        let url = target.url.clone();
+        handles.push(tokio::task::spawn_blocking(move || {
+            run_thread(workers, &url)
+        }));
     }
-    while let Some(r) = set.join_next().await {
-        r?;
+    for handle in handles {
+        handle.await??;
     }
     let measured = Instant::now()
         .min(deadline)
         .saturating_duration_since(measure_from);
     Ok(recorders.finish(measured))
+}
+
+/// Connects this thread's clients, then runs them to the deadline on its own runtime.
+fn run_thread(workers: Vec<Worker>, url: &crate::target::SecretUrl) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for w in workers {
+            let conn = w.options.connect().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "connecting client {}: {}",
+                    w.id,
+                    crate::target::scrub(&e.to_string(), url)
+                )
+            })?;
+            set.spawn(w.run(conn));
+        }
+        while let Some(r) = set.join_next().await {
+            r?;
+        }
+        Ok(())
+    })
 }
 
 struct Worker {
