@@ -1,9 +1,9 @@
 //! `storybench explain`: index strategies compared query by query.
 
-use super::RunSession;
+use super::measuring_command;
 use crate::measure::explain::{self, ExplainOptions, ExplainSection};
 use crate::measure::load::parse_duration;
-use crate::target::{DbArgs, Target};
+use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,23 +59,23 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
         crate::schema::validate_name("indexes", s)?;
     }
     crate::catalog::load_default()?.select(&opts.queries)?;
-    let mut session =
-        RunSession::start("explain", serde_json::to_value(&args)?, args.out.as_deref())?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        session.collect_environment(&target).await?;
-        let dir = session.out_dir.clone();
-        let section = session
-            .stage("explain", explain::run(&target, &opts, &dir))
-            .await?;
-        print_verdicts(&section);
-        session.results.explain = Some(section);
-        Ok(())
-    }
-    .await;
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+    let config = serde_json::to_value(&args)?;
+    measuring_command(
+        db,
+        "explain",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let dir = session.out_dir.clone();
+            let section = session
+                .stage("explain", explain::run(target, &opts, &dir))
+                .await?;
+            print_verdicts(&section);
+            session.results.explain = Some(section);
+            Ok(())
+        },
+    )
+    .await
 }
 
 pub fn print_verdicts(s: &ExplainSection) {

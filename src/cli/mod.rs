@@ -16,7 +16,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-pub use session::RunSession;
+pub use session::{measuring_command, RunSession};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,10 +1,10 @@
 //! `storybench partitions`: api_usage partitioned by month vs the flat twin, on every
 //! analytics query, plus the scaling curve and the maintenance comparison.
 
-use super::RunSession;
+use super::measuring_command;
 use crate::measure::load::parse_duration;
 use crate::measure::partitions::{self, PartitionsOptions, PartitionsSection};
-use crate::target::{DbArgs, Target};
+use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,26 +78,23 @@ impl PartitionsArgs {
 pub async fn run(db: &DbArgs, args: PartitionsArgs) -> Result<i32> {
     let opts = args.options();
     partitions::select_queries(&crate::catalog::load_default()?, &opts.queries)?;
-    let mut session = RunSession::start(
+    let config = serde_json::to_value(&args)?;
+    measuring_command(
+        db,
         "partitions",
-        serde_json::to_value(&args)?,
+        config,
         args.out.as_deref(),
-    )?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        session.collect_environment(&target).await?;
-        let dir = session.out_dir.clone();
-        let section = session
-            .stage("partitions", partitions::run(&target, &opts, &dir))
-            .await?;
-        print_verdicts(&section);
-        session.results.partitions = Some(section);
-        Ok(())
-    }
-    .await;
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+        async |session, target| {
+            let dir = session.out_dir.clone();
+            let section = session
+                .stage("partitions", partitions::run(target, &opts, &dir))
+                .await?;
+            print_verdicts(&section);
+            session.results.partitions = Some(section);
+            Ok(())
+        },
+    )
+    .await
 }
 
 pub fn print_verdicts(s: &PartitionsSection) {

@@ -1,10 +1,10 @@
 //! `storybench rls`: RLS overhead per app query (bypass vs doc vs initplan vs definer,
 //! with and without the explicit user filter), plan evidence, and the isolation audit.
 
-use super::RunSession;
+use super::measuring_command;
 use crate::measure::load::parse_duration;
 use crate::measure::rls::{self, RlsOptions, RlsSection};
-use crate::target::{DbArgs, Target};
+use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,24 +89,25 @@ impl RlsArgs {
 pub async fn run(db: &DbArgs, args: RlsArgs) -> Result<i32> {
     let opts = args.options();
     opts.validate()?;
-    let mut session = RunSession::start("rls", serde_json::to_value(&args)?, args.out.as_deref())?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        session.collect_environment(&target).await?;
-        let dir = session.out_dir.clone();
-        let section = session.stage("rls", rls::run(&target, &opts, &dir)).await?;
-        print_summary(&section);
-        let failure = section.failure();
-        session.results.rls = Some(section);
-        match failure {
-            Some(why) => Err(anyhow::anyhow!(why)),
-            None => Ok(()),
-        }
-    }
-    .await;
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+    let config = serde_json::to_value(&args)?;
+    measuring_command(
+        db,
+        "rls",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let dir = session.out_dir.clone();
+            let section = session.stage("rls", rls::run(target, &opts, &dir)).await?;
+            print_summary(&section);
+            let failure = section.failure();
+            session.results.rls = Some(section);
+            match failure {
+                Some(why) => Err(anyhow::anyhow!(why)),
+                None => Ok(()),
+            }
+        },
+    )
+    .await
 }
 
 pub fn print_summary(s: &RlsSection) {

@@ -10,6 +10,27 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The frame of a measuring command: starts the run, resolves the target, records the
+/// environment, runs `body`, then always writes the results and stops what it started.
+pub async fn measuring_command(
+    db: &crate::target::DbArgs,
+    command: &str,
+    config: serde_json::Value,
+    out: Option<&Path>,
+    body: impl AsyncFnOnce(&mut RunSession, &Target) -> Result<()>,
+) -> Result<i32> {
+    let mut session = RunSession::start(command, config, out)?;
+    let target = Target::resolve(db)?;
+    let outcome = async {
+        session.collect_environment(&target).await?;
+        body(&mut session, &target).await
+    }
+    .await;
+    let code = session.finalize(outcome);
+    target.finish()?;
+    code
+}
+
 pub struct RunSession {
     pub results: RunResults,
     pub out_dir: PathBuf,
