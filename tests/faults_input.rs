@@ -20,18 +20,43 @@ fn tcp_url(db: &TestDb) -> String {
     url.to_string()
 }
 
-/// storybench as `nobody` when we are root (mode bits bind it), else as ourselves.
-fn storybench_unprivileged(args: &[&str]) -> Output {
-    let bin = env!("CARGO_BIN_EXE_storybench");
+/// A copy of the binary and the project files in a world-readable directory: the checkout
+/// may sit under a directory other users cannot enter (a CI clone in a 0700 temp dir).
+fn world_readable_install(root: &Path) -> std::path::PathBuf {
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("cp")
+        .arg("-r")
+        .args(["schema", "seed", "scenarios"].map(|d| project.join(d)))
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying the project files");
+    std::fs::copy(env!("CARGO_BIN_EXE_storybench"), home.join("storybench")).unwrap();
+    let status = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(status.success(), "making the copy world-readable");
+    home
+}
+
+/// storybench (the copy in `home`) as `nobody` when we are root (mode bits bind it), else
+/// as ourselves.
+fn storybench_unprivileged(home: &Path, args: &[&str]) -> Output {
+    let bin = home.join("storybench");
     let mut cmd = if nix::unistd::geteuid().is_root() {
         let mut c = Command::new("runuser");
-        c.args(["-u", UNPRIVILEGED, "--", bin]);
+        c.args(["-u", UNPRIVILEGED, "--"]).arg(&bin);
         c
     } else {
-        Command::new(bin)
+        Command::new(&bin)
     };
     cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(home)
+        .env("STORYBENCH_HOME", home)
         .env_remove("DATABASE_URL")
         .env("NO_COLOR", "1")
         .output()
@@ -64,17 +89,17 @@ async fn a_read_only_out_is_refused_even_when_running_as_root() {
     std::fs::set_permissions(&rw, std::fs::Permissions::from_mode(0o777)).unwrap();
     // Preconditions, so a pass means something: that user can run storybench and read the
     // project, and really cannot write into the read-only directory.
-    let bin = Path::new(env!("CARGO_BIN_EXE_storybench"));
-    let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = world_readable_install(&root);
+    let bin = home.join("storybench");
     assert!(
-        unprivileged_test("-x", bin),
+        unprivileged_test("-x", &bin),
         "{UNPRIVILEGED} cannot run {}",
         bin.display()
     );
     assert!(
-        unprivileged_test("-r", &project.join("scenarios/queries.toml")),
+        unprivileged_test("-r", &home.join("scenarios/queries.toml")),
         "{UNPRIVILEGED} cannot read the project at {}",
-        project.display()
+        home.display()
     );
     assert!(
         !unprivileged_test("-w", &ro),
@@ -82,19 +107,22 @@ async fn a_read_only_out_is_refused_even_when_running_as_root() {
     );
 
     let run = |out: &Path| {
-        storybench_unprivileged(&[
-            "--database-url",
-            &url,
-            "load",
-            "--sql",
-            "SELECT 1",
-            "--duration",
-            "1s",
-            "--warmup",
-            "0s",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        storybench_unprivileged(
+            &home,
+            &[
+                "--database-url",
+                &url,
+                "load",
+                "--sql",
+                "SELECT 1",
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
     };
     let out = run(&ro);
     let err = stderr(&out);
