@@ -243,11 +243,6 @@ impl Target {
         Ok(conn)
     }
 
-    /// The server's major version (known after the first [`Target::connect`]).
-    pub fn server_major(&self) -> Option<u32> {
-        self.server_major.get().copied()
-    }
-
     /// Stops the embedded cluster if this command started it.
     pub fn finish(mut self) -> Result<()> {
         match self.guard.take() {

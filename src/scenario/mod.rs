@@ -188,18 +188,15 @@ impl Scenario {
         if self.needs_population() {
             crate::seed::require_complete(conn).await?;
         }
+        let mut seen = std::collections::HashSet::new();
         let specs: Vec<&QuerySpec> = self
             .parts
             .iter()
             .flat_map(|p| &p.transactions)
             .flat_map(|t| &t.steps)
             .map(|s| s.query.as_ref())
-            .fold(Vec::new(), |mut all, q| {
-                if !all.iter().any(|seen: &&QuerySpec| seen.name == q.name) {
-                    all.push(q);
-                }
-                all
-            });
+            .filter(|q| seen.insert(q.name.as_str()))
+            .collect();
         crate::catalog::check_sql(conn, &specs)
             .await
             .with_context(|| format!("scenario {}", self.file.display()))

@@ -4,6 +4,7 @@
 mod parallel;
 mod safety;
 
+pub use parallel::on_connections;
 pub use safety::{check_ownership, owned_identities, Ownership};
 
 use crate::internal_sql::sql;

@@ -18,8 +18,22 @@ pub async fn run_parallel(conns: &mut [PgConnection], statements: Vec<Statement>
         anyhow::bail!("no connection to run the schema statements on");
     };
     let ordered = largest_first(first, statements).await?;
-    let queue = Mutex::new(ordered.into_iter());
+    on_connections(conns, ordered, async |conn, stmt| {
+        run_statement(conn, &stmt).await
+    })
+    .await
+}
+
+/// Runs `run` once per item, in order, each connection taking the next item as soon as it
+/// is free; stops at the first error (the others finish their current item) or on Ctrl-C.
+pub async fn on_connections<T>(
+    conns: &mut [PgConnection],
+    items: Vec<T>,
+    run: impl AsyncFn(&mut PgConnection, T) -> Result<()>,
+) -> Result<()> {
+    let queue = Mutex::new(items.into_iter());
     let failed = AtomicBool::new(false);
+    let run = &run;
     let workers = conns.iter_mut().map(|conn| {
         let (queue, failed) = (&queue, &failed);
         async move {
@@ -27,10 +41,10 @@ pub async fn run_parallel(conns: &mut [PgConnection], statements: Vec<Statement>
                 if failed.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                let next = queue.lock().expect("statement queue").next();
-                let Some(stmt) = next else { return Ok(()) };
+                let next = queue.lock().expect("work queue").next();
+                let Some(item) = next else { return Ok(()) };
                 let result = match interrupt::check() {
-                    Ok(()) => run_statement(conn, &stmt).await,
+                    Ok(()) => run(conn, item).await,
                     Err(e) => Err(e.into()),
                 };
                 if let Err(e) = result {

@@ -194,21 +194,15 @@ pub(super) async fn after_load(
     interrupt::check()?;
 
     let started = Instant::now();
-    let statements = Mutex::new(queries().analyze_tables.clone());
-    let workers = conns.iter_mut().map(|c| {
-        let statements = &statements;
-        async move {
-            loop {
-                let next = statements.lock().expect("analyze list").pop();
-                let Some(stmt) = next else {
-                    return Ok::<(), anyhow::Error>(());
-                };
-                interrupt::check()?;
-                c.execute(q(&stmt)).await.with_context(|| stmt.clone())?;
-            }
-        }
-    });
-    futures::future::try_join_all(workers).await?;
+    schema::on_connections(
+        &mut conns,
+        queries().analyze_tables.clone(),
+        async |c, stmt| {
+            c.execute(q(&stmt)).await.with_context(|| stmt.clone())?;
+            Ok(())
+        },
+    )
+    .await?;
     report.analyze_seconds = started.elapsed().as_secs_f64();
 
     let not_valid: Vec<String> = sqlx::query_scalar(q(&queries().not_valid_constraints))
