@@ -21,4 +21,5 @@ pub mod scenario;
 pub mod schema;
 pub mod seed;
 pub mod sqlfile;
+pub mod stats;
 pub mod target;

@@ -56,6 +56,16 @@ impl Latency {
         self.hist.value_at_quantile(p / 100.0) as f64 / 1000.0
     }
 
+    /// The value whose cumulative count first reaches `rank` (1-based), in milliseconds: the
+    /// rank-th order statistic, as far as the histogram's precision tells.
+    pub fn value_at_rank_ms(&self, rank: u64) -> f64 {
+        if self.hist.is_empty() {
+            return 0.0;
+        }
+        let q = (rank as f64 / self.count() as f64).clamp(0.0, 1.0);
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+
     pub fn summary(&self) -> LatencySummary {
         LatencySummary {
             count: self.count(),
