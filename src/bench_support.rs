@@ -30,6 +30,7 @@ pub async fn tiny_dataset() -> Result<Target> {
         data_dir: dir,
         port: None,
         protect: vec!["prod".into()],
+        keep_copies: false,
     };
     let target = Target::resolve(&args)?;
     let mut conn = target.connect().await?;

@@ -92,8 +92,13 @@ impl PristineCopy {
         &self.name
     }
 
-    /// Drops the copy (terminating any session still connected to it).
+    /// Drops the copy (terminating any session still connected to it), unless the command
+    /// was asked to keep its copies.
     pub async fn drop(self) -> Result<()> {
+        if self.target.keep_copies {
+            eprintln!("  kept pristine copy {} (--keep-copies)", self.name);
+            return Ok(());
+        }
         drop_database(&self.admin, &self.name).await
     }
 }

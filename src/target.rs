@@ -33,6 +33,10 @@ pub struct DbArgs {
     /// (case-insensitive; `*` matches anything).
     #[arg(long, default_value = "prod", value_delimiter = ',', global = true)]
     pub protect: Vec<String>,
+    /// Keep each stage's pristine copy of the dataset after the command, for inspection
+    /// (named in results.json `stages[].copy`); the next command on this host drops it.
+    #[arg(long, env = "STORYBENCH_KEEP_COPIES", global = true)]
+    pub keep_copies: bool,
 }
 
 /// A database URL whose password never reaches logs, results or error messages.
@@ -158,6 +162,8 @@ pub struct Target {
     server_major: tokio::sync::OnceCell<u32>,
     /// Another database on the same server (a pristine copy, the maintenance database).
     database: Option<String>,
+    /// `--keep-copies`: pristine copies outlive their stage.
+    pub keep_copies: bool,
 }
 
 impl Target {
@@ -179,6 +185,7 @@ impl Target {
                 guard: None,
                 server_major: Default::default(),
                 database: None,
+                keep_copies: args.keep_copies,
             });
         }
         let cluster = EmbeddedCluster::new(&args.data_dir, args.port)?;
@@ -197,6 +204,7 @@ impl Target {
             guard: Some(guard),
             server_major: Default::default(),
             database: None,
+            keep_copies: args.keep_copies,
         })
     }
 
@@ -209,6 +217,7 @@ impl Target {
             guard: None,
             server_major: self.server_major.clone(),
             database: Some(name.to_string()),
+            keep_copies: self.keep_copies,
         }
     }
 

@@ -28,6 +28,7 @@ fn target(db: &TestDb) -> Target {
         data_dir: "/nonexistent".into(),
         port: None,
         protect: vec!["prod".into()],
+        keep_copies: false,
     })
     .unwrap()
 }

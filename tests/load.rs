@@ -55,6 +55,7 @@ fn results(dir: &Path) -> Value {
 fn run_scenario(db: &TestDb, scenario: &str) -> Value {
     let out_dir = tmp(scenario);
     let out = db.storybench(&[
+        "--keep-copies",
         "load",
         "--scenario",
         scenario,
@@ -109,8 +110,13 @@ async fn bedtime_and_create_story_run_clean_and_write_owned_rows() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
+    // The dataset is the template of the load's copy: no session may stay on it.
+    drop(conn);
     run_scenario(&db, "bedtime");
     let r = run_scenario(&db, "create_story");
+    // The load wrote to its own pristine copy (kept for this check), not to the dataset.
+    let copy = r["stages"][0]["copy"].as_str().unwrap().to_string();
+    let mut conn = common::connect(&common::url_for(&copy)).await;
     let created = r["load"]["figures"]["queries"]
         .as_array()
         .unwrap()
@@ -162,6 +168,8 @@ async fn bedtime_and_create_story_run_clean_and_write_owned_rows() {
         assert!(visible > 0, "user {owner} sees none of their new stories");
         tx.rollback().await.unwrap();
     }
+    drop(conn);
+    common::drop_database(&copy).await;
 }
 
 const PROBE: &str = r#"
@@ -208,18 +216,24 @@ async fn open_model_reports_a_stall_no_coordinated_omission() {
             .output()
             .unwrap()
     });
-    // Wait for the users' connections, then past the warm-up, then stall the table 500 ms.
-    let mut conn = db.conn().await;
-    for _ in 0..200 {
-        let n: i64 = sqlx::query_scalar(q("storybench_active"))
-            .fetch_one(&mut conn)
+    // Wait for the users' connections on the load's pristine copy, then past the warm-up,
+    // then stall its stories table 500 ms.
+    let mut admin = common::connect(&common::url_for("postgres")).await;
+    let mut copy = None;
+    for _ in 0..600 {
+        let row: Option<(String, i64)> = sqlx::query_as(q("storybench_on_copies"))
+            .fetch_optional(&mut admin)
             .await
             .unwrap();
-        if n >= 4 {
+        if let Some((name, n)) = row.filter(|(_, n)| *n >= 4) {
+            copy = Some(name);
+            let _ = n;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let copy = copy.expect("the load's users never connected to its copy");
+    let mut conn = common::connect(&common::url_for(&copy)).await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let mut tx = conn.begin().await.unwrap();
     sqlx::query(q("lock_stories"))

@@ -28,22 +28,22 @@ pub struct LoadArgs {
     pub pool: Option<u32>,
     /// Scenarios: statement_timeout of every request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Scenarios, closed model: multiply think times by this (0: none, 0.1: ten times faster).
     #[arg(long, default_value_t = 1.0)]
     pub think_scale: f64,
     /// Measured duration after warm-up (e.g. 30s, 2m).
     #[arg(long, default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub duration: Duration,
     /// Warm-up before measuring (not counted).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub warmup: Duration,
     /// Spread client starts over this time.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub ramp: Duration,
     /// Open model: target transactions per second (latency from each intended start).
     #[arg(long, allow_negative_numbers = true)]
@@ -58,15 +58,6 @@ pub struct LoadArgs {
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
-}
-
-mod secs {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
 }
 
 impl LoadArgs {
@@ -285,25 +276,10 @@ fn print_summary(s: &LoadSection) {
 pub async fn stages_for_run(
     session: &mut RunSession,
     target: &Target,
-    quick: bool,
-    seed: u64,
+    config: &crate::config::RunConfig,
 ) -> Result<()> {
-    let scenario = crate::scenario::load("launch_mix")?;
-    let opts = ScenarioOptions {
-        shape: LoadShape {
-            clients: if quick { 10 } else { 20 },
-            duration: Duration::from_secs(if quick { 3 } else { 10 }),
-            warmup: Duration::from_secs(1),
-            ramp: Duration::ZERO,
-            rate: None,
-            latency_limit: None,
-            seed,
-        },
-        pool: None,
-        goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
-        statement_timeout: Duration::from_secs(30),
-        think_scale: 0.1,
-    };
+    let scenario = crate::scenario::load(&config.load.scenario)?;
+    let opts = config.load_options(Some(session.out_dir.join(GOOSE_REPORT)));
     let section = session
         .stage_on_copy("load", target, async |t| {
             measure_scenario(t, &scenario, &opts).await
@@ -312,28 +288,8 @@ pub async fn stages_for_run(
     print_summary(&section);
     session.results.load = Some(section);
 
-    let bedtime = crate::scenario::load("bedtime")?;
-    let copts = crate::measure::load::capacity::CapacityOptions {
-        slo: crate::measure::load::capacity::Slo::parse("p95<50ms").map_err(anyhow::Error::msg)?,
-        error_budget: 0.01,
-        start_rate: 20.0,
-        max_rate: if quick { 80.0 } else { 2000.0 },
-        step_duration: if quick {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(4)
-        },
-        warmup: if quick {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1)
-        },
-        users: 16,
-        pool: None,
-        max_steps: if quick { 3 } else { 7 },
-        seed,
-        statement_timeout: Duration::from_secs(10),
-    };
+    let bedtime = crate::scenario::load(&config.capacity.scenario)?;
+    let copts = config.capacity_options()?;
     let section = session
         .stage_on_copy("capacity", target, async |t| {
             crate::measure::load::capacity::search(t, &bedtime, &copts).await

@@ -2,117 +2,100 @@
 //! Later stages add themselves here rather than building new pipelines.
 
 use super::{RunSession, VariantArgs};
-use crate::measure::explain::{self, ExplainOptions};
+use crate::config::RunConfig;
+use crate::measure::explain;
 use crate::seed::{self, SeedOptions};
 use crate::target::{DbArgs, Target};
 use anyhow::Result;
 use std::path::PathBuf;
-use std::time::Duration;
 
-#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// A short smoke run for CI (tiny profile, few repetitions; under a minute).
-    #[arg(long)]
+    /// The CI smoke run: preset `quick` of presets/run.toml (tiny profile, under a minute).
+    #[arg(long, conflicts_with = "config")]
     pub quick: bool,
-    /// Seed profile (default: `default`, or `tiny` with --quick).
+    /// Replay a configuration: a results.json written by `run`, or a TOML run file shaped
+    /// like `[full]` in presets/run.toml. Flags given beside it override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed profile (preset: `default`, or `tiny` with --quick).
     #[arg(long)]
     pub profile: Option<String>,
-    /// Dataset scale (1 ≈ 1,000 users).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub scale: f64,
-    /// Generator seed (also seeds parameter sampling).
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Date the data leads up to (default: today).
+    /// Dataset scale (1 ≈ 1,000 users; preset: 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub scale: Option<f64>,
+    /// Generator seed, also seeding parameter sampling (preset: 42).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Date the data leads up to (default: today, recorded in results.json).
     #[arg(long)]
     pub anchor: Option<chrono::NaiveDate>,
     /// Index strategies the explain stage compares; the first is the baseline.
-    #[arg(long, value_delimiter = ',', default_value = "fk_only,doc,tuned")]
-    pub strategies: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Option<Vec<String>>,
     /// Compare with this results.json at the end: exit 1 on a regression (see `compare`).
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// With --baseline: the largest tolerated slowdown (it must also exceed the noise).
-    #[arg(long, default_value = "10%", value_parser = crate::compare::parse_percent)]
-    pub max_regression: f64,
+    /// With --baseline: the largest tolerated slowdown (it must also exceed the noise; preset 10%).
+    #[arg(long, value_parser = crate::units::parse_percent)]
+    pub max_regression: Option<f64>,
     #[command(flatten)]
-    #[serde(skip)]
     pub variant: VariantArgs,
 }
 
 impl RunArgs {
-    fn seed_options(&self) -> SeedOptions {
-        SeedOptions {
-            profile: self
-                .profile
-                .clone()
-                .unwrap_or_else(|| if self.quick { "tiny" } else { "default" }.into()),
-            scale: self.scale,
-            seed: self.seed,
-            anchor: self
-                .anchor
-                .unwrap_or_else(|| chrono::Utc::now().date_naive()),
-            jobs: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            reset: true,
-            toast_compression: None,
-            variant: self.variant.request(),
+    /// The run's whole configuration: the preset or replayed file, then the flags given.
+    pub fn config(&self) -> Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(file) => RunConfig::from_file(file)?,
+            None => RunConfig::preset(if self.quick { "quick" } else { "full" })?,
+        };
+        let d = &mut c.dataset;
+        if let Some(p) = &self.profile {
+            d.profile = p.clone();
         }
-    }
-
-    fn rls_options(&self) -> crate::measure::rls::RlsOptions {
-        crate::measure::rls::RlsOptions {
-            queries: Vec::new(),
-            users: vec!["heavy".into(), "median".into()],
-            policy_sets: vec!["doc".into(), "initplan".into(), "definer".into()],
-            trials: if self.quick { 2 } else { 3 },
-            runs: if self.quick { 3 } else { 10 },
-            warmup: if self.quick { 1 } else { 3 },
-            budget: if self.quick {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_millis(500)
-            },
-            seed: self.seed,
-            statement_timeout: Duration::from_secs(30),
-            trap_indexes: Some("tuned".into()),
-            measure: true,
-            audit: true,
-            audit_users: if self.quick { 2 } else { 5 },
-            setup_runs: if self.quick { 200 } else { 1000 },
-            claims_unset: false,
+        if let Some(s) = self.scale {
+            d.scale = s;
         }
-    }
-
-    fn explain_options(&self) -> ExplainOptions {
-        ExplainOptions {
-            strategies: self.strategies.clone(),
-            queries: Vec::new(),
-            runs: if self.quick { 5 } else { 20 },
-            warmup: if self.quick { 1 } else { 3 },
-            budget: if self.quick {
-                Duration::from_millis(300)
-            } else {
-                Duration::from_secs(1)
-            },
-            seed: self.seed,
-            statement_timeout: Duration::from_secs(30),
-            write_batch: if self.quick { 5 } else { 20 },
+        if let Some(s) = self.seed {
+            d.seed = s;
         }
+        if let Some(a) = self.anchor {
+            d.anchor = Some(a);
+        }
+        if let Some(s) = &self.strategies {
+            c.explain.strategies = s.clone();
+        }
+        if let Some(m) = self.max_regression {
+            c.max_regression = m;
+        }
+        let v = &self.variant;
+        for (slot, given) in [
+            (&mut c.variant.indexes, &v.indexes),
+            (&mut c.variant.policies, &v.policies),
+            (&mut c.variant.api_usage, &v.api_usage),
+        ] {
+            if given.is_some() {
+                slot.clone_from(given);
+            }
+        }
+        c.resolve();
+        Ok(c)
     }
 }
 
 pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
-    let seed_opts = args.seed_options();
+    let config = args.config()?;
+    let seed_opts = config.seed_options();
     seed::validate_options(&seed_opts)?;
     seed::profile::load(&seed_opts.profile)?;
-    for s in &args.strategies {
+    for s in &config.explain.strategies {
         crate::schema::validate_name("indexes", s)?;
     }
+    config.rls.validate()?;
     // Read the baseline up front: a bad file is exit 2 before anything is measured.
     let baseline = match &args.baseline {
         Some(path) => match crate::results::RunResults::read(path) {
@@ -124,11 +107,12 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
         },
         None => None,
     };
-    let mut session = RunSession::start("run", serde_json::to_value(&args)?, args.out.as_deref())?;
+    let mut session =
+        RunSession::start("run", serde_json::to_value(&config)?, args.out.as_deref())?;
     let out_dir = session.out_dir.clone();
     let target = Target::resolve(db)?;
     eprintln!("storybench run on {}", target.describe());
-    let outcome = pipeline(&mut session, &target, &args, &seed_opts).await;
+    let outcome = pipeline(&mut session, &target, &config, &seed_opts).await;
     let code = session.finalize(outcome);
     target.finish()?;
     let code = code?;
@@ -140,7 +124,7 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     }
     // Compare with the baseline and let a regression set the exit code (1), as `compare` does.
     let new = crate::results::RunResults::read(&out_dir.join(crate::results::RESULTS_FILE))?;
-    let c = crate::compare::compare(&base, &new, args.max_regression);
+    let c = crate::compare::compare(&base, &new, config.max_regression);
     let text = crate::compare::render(&c, crate::compare::Format::Markdown);
     crate::results::write_atomic(&out_dir.join("compare.md"), text.as_bytes())?;
     eprint!(
@@ -153,7 +137,7 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
 async fn pipeline(
     session: &mut RunSession,
     target: &Target,
-    args: &RunArgs,
+    config: &RunConfig,
     seed_opts: &SeedOptions,
 ) -> Result<()> {
     let mut conn = target.connect().await?;
@@ -179,7 +163,7 @@ async fn pipeline(
         }
     }
     if let Some(d) = reused {
-        let request = args.variant.request();
+        let request = config.variant_request();
         session
             .stage(
                 "schema",
@@ -216,16 +200,15 @@ async fn pipeline(
     let dir = session.out_dir.clone();
     let section = session
         .stage_on_copy("explain", target, async |t| {
-            explain::run(t, &args.explain_options(), &dir).await
+            explain::run(t, &config.explain, &dir).await
         })
         .await?;
     super::explain::print_verdicts(&section);
     session.results.explain = Some(section);
 
-    let opts = crate::measure::partitions::PartitionsOptions::for_run(args.quick, args.seed);
     let section = session
         .stage_on_copy("partitions", target, async |t| {
-            crate::measure::partitions::run(t, &opts, &dir).await
+            crate::measure::partitions::run(t, &config.partitions, &dir).await
         })
         .await?;
     super::partitions::print_verdicts(&section);
@@ -233,13 +216,13 @@ async fn pipeline(
 
     let section = session
         .stage_on_copy("rls", target, async |t| {
-            crate::measure::rls::run(t, &args.rls_options(), &dir).await
+            crate::measure::rls::run(t, &config.rls, &dir).await
         })
         .await?;
     super::rls::print_summary(&section);
     session.results.rls = Some(section);
 
-    super::load::stages_for_run(session, target, args.quick, args.seed).await?;
+    super::load::stages_for_run(session, target, config).await?;
 
     // An RLS leak, wrong rows or missing claims fail the run (after every stage ran).
     if let Some(why) = session.results.rls.as_ref().and_then(|s| s.failure()) {

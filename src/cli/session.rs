@@ -83,6 +83,7 @@ impl RunSession {
             seconds,
             status: status.to_string(),
             copy_seconds: None,
+            copy: None,
         });
         outcome
     }
@@ -103,6 +104,7 @@ impl RunSession {
         let outcome = self.stage(name, body(copy.target())).await;
         if let Some(last) = self.results.stages.last_mut() {
             last.copy_seconds = Some(copy_seconds);
+            last.copy = Some(copy.name().to_string());
         }
         let dropped = copy.drop().await;
         let value = outcome?;

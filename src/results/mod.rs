@@ -61,6 +61,9 @@ pub struct StageTiming {
     /// Time to make the stage's pristine copy of the dataset (not included in `seconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_seconds: Option<f64>,
+    /// The copy's database name (dropped after the stage unless `--keep-copies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<String>,
 }
 
 impl RunResults {

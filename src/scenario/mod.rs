@@ -41,9 +41,9 @@ impl PrincipalKind {
 /// A think time drawn uniformly from `min..=max`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Think {
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub min: Duration,
-    #[serde(with = "secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub max: Duration,
 }
 
@@ -75,15 +75,6 @@ impl Think {
             return Err(format!("think time {text:?} is over an hour"));
         }
         Ok(Self { min, max })
-    }
-}
-
-mod secs {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
     }
 }
 

@@ -107,6 +107,17 @@ pub fn url_for(name: &str) -> String {
 }
 
 /// A fresh, empty database on the shared cluster.
+/// Drops a database of the test cluster (a copy a test kept with `--keep-copies`).
+pub async fn drop_database(name: &str) {
+    let mut admin = connect(&url_for("postgres")).await;
+    admin
+        .execute(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .await
+        .unwrap();
+}
+
 pub struct TestDb {
     pub name: String,
     pub url: String,

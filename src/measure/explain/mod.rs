@@ -22,7 +22,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExplainOptions {
     pub strategies: Vec<String>,
     pub queries: Vec<String>,
@@ -30,8 +31,12 @@ pub struct ExplainOptions {
     pub runs: usize,
     pub warmup: usize,
     /// Time cap per query, strategy and user: slow analytics stop early (with ≥ 3 runs).
+    #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
+    /// The run's `--seed` (not written in presets: every stage takes the dataset's).
+    #[serde(default)]
     pub seed: u64,
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Writes per WAL measurement batch.
     pub write_batch: usize,

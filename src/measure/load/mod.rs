@@ -18,11 +18,11 @@ use std::time::Duration;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoadShape {
     pub clients: usize,
-    #[serde(with = "humantime_serde_secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub duration: Duration,
-    #[serde(with = "humantime_serde_secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub warmup: Duration,
-    #[serde(with = "humantime_serde_secs")]
+    #[serde(with = "crate::units::duration_secs")]
     pub ramp: Duration,
     /// Open model: target arrivals per second. `None`: closed model.
     pub rate: Option<f64>,
@@ -62,33 +62,7 @@ impl LoadShape {
     }
 }
 
-/// Durations as fractional seconds in results.json.
-mod humantime_serde_secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(secs.max(0.0)))
-    }
-}
-
-/// Parses `30s`, `2m`, `1h30m`, or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if let Ok(secs) = text.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
-        return Err(format!(
-            "{text:?} is not a valid duration (negative or not finite)"
-        ));
-    }
-    humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a valid duration: {e}"))
-}
+pub use crate::units::parse_duration;
 
 /// The load section of results.json.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -80,15 +80,20 @@ pub(crate) fn sql_with(name: &str, vars: &[(&str, &str)]) -> String {
     text
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PartitionsOptions {
     /// Catalog queries to measure (default: every analytics query reading api_usage).
     pub queries: Vec<String>,
     pub runs: usize,
     pub warmup: usize,
     /// Time cap per query and comparison (after ≥ 3 timed runs per arm).
+    #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
+    /// The run's `--seed` (not written in presets: every stage takes the dataset's).
+    #[serde(default)]
     pub seed: u64,
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     pub indexes: bool,
     pub scaling: bool,
@@ -97,8 +102,10 @@ pub struct PartitionsOptions {
     pub maintenance: bool,
     /// Concurrent insert tasks during maintenance, and the pause between their inserts.
     pub writers: usize,
+    #[serde(with = "crate::units::duration_secs")]
     pub insert_interval: Duration,
     /// Insert-only window before the first maintenance operation (the baseline).
+    #[serde(with = "crate::units::duration_secs")]
     pub baseline: Duration,
 }
 
@@ -118,38 +125,6 @@ impl Default for PartitionsOptions {
             writers: 3,
             insert_interval: Duration::from_millis(5),
             baseline: Duration::from_secs(1),
-        }
-    }
-}
-
-impl PartitionsOptions {
-    /// Settings for the `partitions` stage of `storybench run` (short with `--quick`).
-    pub fn for_run(quick: bool, seed: u64) -> Self {
-        if quick {
-            Self::quick(seed)
-        } else {
-            // The whole `run` must fit in about five minutes on a 2-core machine.
-            Self {
-                seed,
-                runs: 15,
-                budget: Duration::from_millis(1500),
-                scaling_repetitions: 3,
-                ..Self::default()
-            }
-        }
-    }
-
-    /// Settings for `storybench run --quick`.
-    pub fn quick(seed: u64) -> Self {
-        Self {
-            runs: 5,
-            warmup: 1,
-            budget: Duration::from_millis(400),
-            seed,
-            scaling_repetitions: 3,
-            writers: 2,
-            baseline: Duration::from_millis(400),
-            ..Self::default()
         }
     }
 }

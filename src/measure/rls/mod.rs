@@ -27,7 +27,8 @@ use std::path::Path;
 use std::time::Duration;
 use uuid::Uuid;
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RlsOptions {
     /// App queries to measure (empty: every app query of the catalog).
     pub queries: Vec<String>,
@@ -39,8 +40,12 @@ pub struct RlsOptions {
     pub runs: usize,
     pub warmup: usize,
     /// Time cap per (query, subject, trial) block.
+    #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
+    /// The run's `--seed` (not written in presets: every stage takes the dataset's).
+    #[serde(default)]
     pub seed: u64,
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Index strategy the leakproof-trap queries are measured on (None: the current one).
     pub trap_indexes: Option<String>,
