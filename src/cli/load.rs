@@ -265,7 +265,7 @@ fn print_summary(s: &LoadSection) {
 
 /// The load and capacity stages of `storybench run`: a short `launch_mix` run (think times
 /// shortened tenfold so a few seconds hold enough transactions) and a bounded capacity
-/// search of `bedtime` (under a minute; a few seconds with --quick).
+/// search of `bedtime` (about a minute and a half; a few seconds with --quick).
 pub async fn stages_for_run(
     session: &mut RunSession,
     target: &Target,
@@ -295,27 +295,7 @@ pub async fn stages_for_run(
     session.results.load = Some(section);
 
     let bedtime = crate::scenario::load("bedtime")?;
-    let copts = crate::measure::load::capacity::CapacityOptions {
-        slo: crate::measure::load::capacity::Slo::parse("p95<50ms").map_err(anyhow::Error::msg)?,
-        error_budget: 0.01,
-        start_rate: 20.0,
-        max_rate: if quick { 80.0 } else { 2000.0 },
-        step_duration: if quick {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(4)
-        },
-        warmup: if quick {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(1)
-        },
-        users: 16,
-        pool: None,
-        max_steps: if quick { 3 } else { 7 },
-        seed,
-        statement_timeout: Duration::from_secs(10),
-    };
+    let copts = crate::measure::load::capacity::CapacityOptions::for_run(quick, seed)?;
     let section = session
         .stage(
             "capacity",
