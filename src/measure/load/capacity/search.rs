@@ -76,7 +76,8 @@ fn choose(table: &[RateVerdict], opts: &CapacityOptions) -> Option<(f64, &'stati
     match bracket(table) {
         (Some(g), None) if g.rate >= opts.max_rate * (1.0 - 1e-9) => None,
         (Some(g), None) => Some(((g.rate * 2.0).min(opts.max_rate), "climb")),
-        (None, Some(b)) if b.rate / 2.0 < MIN_RATE => None,
+        (None, Some(b)) if b.rate / 2.0 < MIN_RATE.max(opts.start_rate / 16.0) => None,
+        (None, Some(_)) if latency_floor(table, opts).is_some() => None,
         (None, Some(b)) => Some((b.rate / 2.0, "climb")),
         (Some(g), Some(b)) if b.rate / g.rate - 1.0 > opts.resolution * (1.0 + 1e-9) => {
             Some(((g.rate * b.rate).sqrt(), "bisect"))
@@ -91,6 +92,19 @@ fn choose(table: &[RateVerdict], opts: &CapacityOptions) -> Option<(f64, &'stati
         }
         (None, None) => None,
     }
+}
+
+/// Halving the rate did not bring the SLO statistic down (by 20 %): the limit is the latency
+/// at light load (the queries, or a busy machine), not the load. The two lowest rates.
+fn latency_floor<'a>(
+    table: &'a [RateVerdict],
+    opts: &CapacityOptions,
+) -> Option<(&'a RateVerdict, &'a RateVerdict)> {
+    let (low, next) = (table.first()?, table.get(1)?);
+    (!low.sustained
+        && low.slo_value_ms > opts.slo.limit_ms
+        && low.slo_value_ms >= 0.8 * next.slo_value_ms)
+        .then_some((low, next))
 }
 
 /// Steps of the same rate (the search reuses exact rates, so equality up to rounding).
@@ -191,11 +205,17 @@ pub fn conclude(section: &mut CapacitySection, opts: &CapacityOptions, exhausted
     } else if let Some(b) = &bad {
         section.sustainable_high = Some(b.rate);
         section.interval_basis = format!(
-            "not even {:.1}/s was sustained ({} of {} repeats passed)",
-            b.rate, b.passed, b.repeats
+            "not even {:.1}/s was sustained ({} of {} repeats passed, {} {:.1} ms)",
+            b.rate, b.passed, b.repeats, opts.slo.stat, b.slo_value_ms
         );
+        if let Some((low, next)) = latency_floor(&table, opts) {
+            section.interval_basis += &format!(
+                "; halving the rate did not lower the {} ({:.1} ms at {:.1}/s vs {:.1} ms at {:.1}/s): the latency at light load is above the limit (the queries themselves, or a busy machine), not the load",
+                opts.slo.stat, low.slo_value_ms, low.rate, next.slo_value_ms, next.rate
+            );
+        }
     }
-    section.knee_rate = knee(&table, opts);
+    section.knee_rate = knee(&table);
     if let Some(g) = &good {
         let at: Vec<&CapacityStep> = section
             .steps
@@ -260,11 +280,11 @@ fn basis(
 }
 
 /// Highest sustained rate whose pooled SLO statistic stayed within twice the lowest rate's.
-fn knee(table: &[RateVerdict], opts: &CapacityOptions) -> Option<f64> {
+fn knee(table: &[RateVerdict]) -> Option<f64> {
     let base = table.first()?.slo_value_ms.max(0.001);
     table
         .iter()
-        .take_while(|v| v.slo_value_ms <= 2.0 * base && v.error_rate <= opts.error_budget)
+        .take_while(|v| v.sustained && v.slo_value_ms <= 2.0 * base)
         .map(|v| v.rate)
         .last()
 }

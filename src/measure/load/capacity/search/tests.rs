@@ -143,3 +143,29 @@ fn short_steps_are_lengthened_for_the_percentile() {
     o.slo = Slo::parse("p99<50ms").unwrap();
     assert!(plan(&o, 100.0, "bisect").duration.as_secs_f64() * 100.0 >= 368.0);
 }
+
+#[test]
+fn a_latency_floor_above_the_slo_stops_the_descent() {
+    let o = opts();
+    // Every rate fails with the same latency: halving the rate once shows it is not the load.
+    let mut n = 0;
+    let (steps, _) = futures::executor::block_on(drive(&o, |plan| {
+        n += 1;
+        let mut step = fake(&plan, 0.0, false);
+        step.slo_value_ms = 80.0;
+        async move { Ok(step) }
+    }))
+    .unwrap();
+    assert_eq!(steps.len(), 2, "20/s then 10/s");
+    let mut s = CapacitySection {
+        steps,
+        ..Default::default()
+    };
+    conclude(&mut s, &o, false);
+    assert!(s.sustainable_rate.is_none() && s.knee_rate.is_none());
+    assert!(
+        s.interval_basis.contains("not the load"),
+        "{}",
+        s.interval_basis
+    );
+}
