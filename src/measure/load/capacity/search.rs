@@ -182,9 +182,12 @@ pub fn conclude(section: &mut CapacitySection, opts: &CapacityOptions, exhausted
     section.sustainable_rate = good.as_ref().map(|g| g.rate);
     section.breaking_rate = bad.as_ref().map(|b| b.rate);
     let settled = |v: &RateVerdict| v.repeats >= opts.repeats && 2 * v.passed != v.repeats;
+    // Only a bracket gets repeats; nothing broke, or nothing passed, needs none.
     section.confirmed = !exhausted
-        && good.as_ref().is_none_or(settled)
-        && bad.as_ref().is_none_or(|b| good.is_none() || settled(b));
+        && match (&good, &bad) {
+            (Some(g), Some(b)) => settled(g) && settled(b),
+            _ => true,
+        };
     let unanimous_pass = |v: &&RateVerdict| v.passed == v.repeats;
     let unanimous_fail = |v: &&RateVerdict| v.passed == 0;
     if let Some(g) = &good {

@@ -124,6 +124,7 @@ fn nothing_breaks_below_the_ceiling_and_the_budget_is_reported() {
         "{}",
         s.interval_basis
     );
+    assert!(s.confirmed, "nothing broke: no repeats needed");
     o.max_rate = 2000.0;
     o.max_steps = 6;
     let s = search_with(150.0, &[], &o);
