@@ -48,6 +48,7 @@ async fn setup() -> anyhow::Result<Setup> {
         data_dir: root.join("pgdata"),
         port: None,
         protect: Vec::new(),
+        keep_copies: false,
     })?;
     let mut conn = target.connect().await?;
     let reusable = seed::dataset(&mut conn)

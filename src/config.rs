@@ -89,9 +89,16 @@ pub struct CapacityStageConfig {
     #[serde(with = "crate::units::duration_secs")]
     pub step_duration: Duration,
     #[serde(with = "crate::units::duration_secs")]
+    pub boundary_duration: Duration,
+    #[serde(with = "crate::units::duration_secs")]
+    pub max_step_duration: Duration,
+    #[serde(with = "crate::units::duration_secs")]
     pub warmup: Duration,
     pub users: usize,
     pub max_steps: usize,
+    pub repeats: usize,
+    #[serde(with = "percent")]
+    pub resolution: f64,
     #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
 }
@@ -278,10 +285,14 @@ impl RunConfig {
             start_rate: c.start_rate,
             max_rate: c.max_rate,
             step_duration: c.step_duration,
+            boundary_duration: c.boundary_duration,
+            max_step_duration: c.max_step_duration,
             warmup: c.warmup,
             users: c.users,
             pool: None,
             max_steps: c.max_steps,
+            repeats: c.repeats,
+            resolution: c.resolution,
             seed: self.dataset.seed,
             statement_timeout: c.statement_timeout,
         })

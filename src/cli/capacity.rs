@@ -19,19 +19,35 @@ pub struct CapacityArgs {
     #[arg(long, default_value = "p95<50ms", value_parser = Slo::parse)]
     #[serde(skip)]
     pub slo: Slo,
-    /// Largest share of failed transactions a step may have (1% or 0.01).
-    #[arg(long, default_value = "1%", value_parser = capacity::parse_budget)]
+    /// Largest share of failed transactions a step may have (1%; a bare number is a percent).
+    #[arg(long, default_value = "1%", value_parser = crate::units::parse_share)]
     pub error_budget: f64,
-    /// First rate tried (transactions per second); rates then double.
+    /// First rate tried (transactions per second); rates then double until a step breaks.
     #[arg(long, default_value_t = 20.0)]
     pub start_rate: f64,
     /// Highest rate tried.
     #[arg(long, default_value_t = 2000.0)]
     pub max_rate: f64,
-    /// Measured time of each step.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Measured time of a climbing step (lengthened when too short for the SLO statistic:
+    /// p95 needs ≥ 72 samples, p99 ≥ 368).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     #[serde(skip)]
     pub step_duration: Duration,
+    /// Measured time of a step near the boundary (bisection and repeats).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[serde(skip)]
+    pub boundary_duration: Duration,
+    /// Longest a step is lengthened to for enough samples.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[serde(skip)]
+    pub max_step_duration: Duration,
+    /// Steps at each end of the final bracket (the last passing and first failing rate);
+    /// the majority decides. 1: no repeats.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Bisect until the failing rate is within this of the passing one (5%; a bare number is a percent).
+    #[arg(long, default_value = "5%", value_parser = crate::units::parse_share)]
+    pub resolution: f64,
     /// Warm-up of each step (not counted).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     #[serde(skip)]
@@ -42,8 +58,8 @@ pub struct CapacityArgs {
     /// Users share a pool of P connections instead of each owning one.
     #[arg(long)]
     pub pool: Option<u32>,
-    /// At most this many steps (climb, then bisection).
-    #[arg(long, default_value_t = 10)]
+    /// At most this many steps (climb, bisection and repeats).
+    #[arg(long, default_value_t = 24)]
     pub max_steps: usize,
     /// Seed for arrivals and sampling.
     #[arg(long, default_value_t = 42)]
@@ -65,6 +81,10 @@ impl CapacityArgs {
             start_rate: self.start_rate,
             max_rate: self.max_rate,
             step_duration: self.step_duration,
+            boundary_duration: self.boundary_duration,
+            max_step_duration: self.max_step_duration,
+            repeats: self.repeats,
+            resolution: self.resolution,
             warmup: self.warmup,
             users: self.users,
             pool: self.pool,
@@ -79,10 +99,14 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
     if args.max_steps == 0 || args.users == 0 || args.pool == Some(0) {
         bail!("--max-steps, --users and --pool must be at least 1");
     }
+    args.options().validate()?;
     let scenario = crate::scenario::load(&args.scenario)?;
     let mut config = serde_json::to_value(&args)?;
     config["slo"] = args.slo.text.clone().into();
     config["step_duration"] = args.step_duration.as_secs_f64().into();
+    config["boundary_duration"] = args.boundary_duration.as_secs_f64().into();
+    config["max_step_duration"] = args.max_step_duration.as_secs_f64().into();
+    config["warmup"] = args.warmup.as_secs_f64().into();
     let mut session = RunSession::start("capacity", config, args.out.as_deref())?;
     let target = Target::resolve(db)?;
     let outcome = async {
@@ -112,18 +136,29 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
 
 pub fn print_summary(c: &CapacitySection) {
     let slo = c.slo.as_ref().map_or("", |s| s.text.as_str());
+    let interval = match (c.sustainable_low, c.sustainable_high) {
+        (Some(l), Some(h)) => format!(" (capacity between {l:.1} and {h:.1}/s)"),
+        (Some(l), None) => format!(" (capacity ≥ {l:.1}/s: nothing broke up to --max-rate)"),
+        _ => String::new(),
+    };
     match c.sustainable_rate {
         Some(r) => eprintln!(
-            "{}: sustains {r:.1} transactions/s within {slo} and {:.2} % errors{}",
+            "{}: sustains {r:.1} transactions/s{interval} within {slo} and {:.2} % errors{}",
             c.scenario,
             c.error_budget * 100.0,
-            if c.breaking_rate.is_none() {
-                " (the highest rate tried: --max-rate)"
-            } else {
+            if c.confirmed {
                 ""
+            } else {
+                " — not confirmed (step budget)"
             }
         ),
         None => eprintln!("{}: not even the lowest rate tried met {slo}", c.scenario),
+    }
+    if !c.interval_basis.is_empty() {
+        eprintln!("  how: {}", c.interval_basis);
+    }
+    for n in &c.notes {
+        eprintln!("  note: {n}");
     }
     if let Some(k) = c.knee_rate {
         eprintln!("knee at about {k:.1}/s");
@@ -135,7 +170,17 @@ pub fn print_summary(c: &CapacitySection) {
         );
     }
     if !c.saturated.is_empty() {
-        eprintln!("saturated: {}", c.saturated.join("; "));
+        eprintln!(
+            "saturated at {:.1}/s: {}",
+            c.signals_at_rate.unwrap_or(0.0),
+            c.saturated.join("; ")
+        );
     }
-    println!("sustainable {:.1}", c.sustainable_rate.unwrap_or(0.0));
+    // Machine-readable last line: the answer and its interval (0 when absent).
+    println!(
+        "sustainable {:.1} low {:.1} high {:.1}",
+        c.sustainable_rate.unwrap_or(0.0),
+        c.sustainable_low.unwrap_or(0.0),
+        c.sustainable_high.unwrap_or(0.0)
+    );
 }

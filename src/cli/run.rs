@@ -96,6 +96,7 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
         crate::schema::validate_name("indexes", s)?;
     }
     config.rls.validate()?;
+    config.capacity_options()?.validate()?;
     // Read the baseline up front: a bad file is exit 2 before anything is measured.
     let baseline = match &args.baseline {
         Some(path) => match crate::results::RunResults::read(path) {

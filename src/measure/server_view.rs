@@ -201,14 +201,14 @@ impl WaitSampler {
 
 /// Aggregate CPU jiffies from /proc/stat (the server is on this machine for embedded runs).
 #[derive(Clone, Copy, Debug, Default)]
-struct CpuTimes {
-    busy: u64,
-    iowait: u64,
-    total: u64,
+pub(crate) struct CpuTimes {
+    pub busy: u64,
+    pub iowait: u64,
+    pub total: u64,
 }
 
 impl CpuTimes {
-    fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
             return Self::default();

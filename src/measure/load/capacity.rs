@@ -1,12 +1,17 @@
-//! Capacity search: open-model steps of a scenario at increasing arrival rates (geometric,
-//! then bisection) until the latency SLO or the error budget breaks. Reports the highest
-//! sustainable rate, the knee, what saturated (from each step's server-side deltas and the
-//! client's lag and pool wait) and the equivalent number of app users by Little's law.
+//! Capacity search: open-model steps of a scenario at increasing arrival rates (doubling, then
+//! bisection with longer steps) until the latency SLO or the error budget breaks; then both
+//! ends of the bracket are repeated (interleaved) and decided by the majority of their
+//! repeats, so two identical searches agree. Reports the highest sustainable rate with the
+//! interval the capacity lies in, the knee, what saturated at the breaking rate, and the
+//! equivalent number of app users by Little's law.
 
-use super::scenario_run::{self, ScenarioOptions};
-use super::{LoadFigures, LoadShape};
+mod probe;
+mod saturation;
+mod search;
+pub mod stats;
+mod step;
+
 use crate::measure::latency::LatencySummary;
-use crate::measure::server_view::{self, ServerView, WaitSampler};
 use crate::scenario::Scenario;
 use crate::target::Target;
 use anyhow::{bail, Result};
@@ -58,13 +63,46 @@ pub struct CapacityOptions {
     pub error_budget: f64,
     pub start_rate: f64,
     pub max_rate: f64,
+    /// Measured time of a climbing step (doubling the rate).
     pub step_duration: Duration,
+    /// Measured time of a step near the boundary (bisection and repeats): longer, because
+    /// these verdicts decide the answer.
+    pub boundary_duration: Duration,
+    /// A step is lengthened until it holds enough samples for its SLO statistic, up to this.
+    pub max_step_duration: Duration,
     pub warmup: Duration,
     pub users: usize,
     pub pool: Option<u32>,
     pub max_steps: usize,
+    /// Steps run at each end of the final bracket (majority decides); 1: no repeats.
+    pub repeats: usize,
+    /// Bisection stops when the bracket is this narrow (0.05: the failing rate is within 5 %
+    /// of the passing one).
+    pub resolution: f64,
     pub seed: u64,
     pub statement_timeout: Duration,
+}
+
+impl CapacityOptions {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.start_rate > 0.0 && self.max_rate >= self.start_rate) {
+            bail!(
+                "the start rate ({}) must be above 0 and at most --max-rate ({})",
+                self.start_rate,
+                self.max_rate
+            );
+        }
+        if self.repeats == 0 || self.max_steps == 0 {
+            bail!("--repeats and --max-steps must be at least 1");
+        }
+        if !(self.resolution > 0.0 && self.resolution < 1.0) {
+            bail!("--resolution must be between 0 and 100 % (exclusive)");
+        }
+        if self.step_duration.is_zero() || self.boundary_duration.is_zero() {
+            bail!("--step-duration and --boundary-duration must be above zero");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -80,6 +118,7 @@ pub struct CapacityStep {
     pub slo_value_ms: f64,
     pub schedule_lag_p95_ms: f64,
     pub pool_wait_p95_ms: f64,
+    /// Machine CPU over the measured window (0–1 of all cores), and its I/O wait.
     pub cpu_busy: f64,
     pub cpu_iowait: f64,
     /// Average active sessions waiting on heavyweight locks, I/O, LWLocks; and all active.
@@ -93,9 +132,68 @@ pub struct CapacityStep {
     pub passed: bool,
     /// Why the step failed (empty when it passed).
     pub reason: String,
+    /// `climb`, `bisect` or `repeat`.
+    #[serde(default)]
+    pub phase: String,
+    /// Measured seconds the step was planned for.
+    #[serde(default)]
+    pub step_seconds: f64,
+    /// Set when the step was lengthened (from this many seconds) to hold enough samples for
+    /// its SLO statistic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lengthened_from_s: Option<f64>,
+    /// Samples the SLO statistic needs for a finite two-sided 95 % CI (72 for p95).
+    #[serde(default)]
+    pub slo_samples_needed: u64,
+    /// The step held that many: its SLO statistic is supported by its samples.
+    #[serde(default)]
+    pub slo_supported: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ci_ms: Option<[f64; 2]>,
+    /// CPU of the server's processes, of storybench itself and of everything else (0–1 of
+    /// all cores; server None when it is not on this machine).
+    #[serde(default)]
+    pub cpu_server: Option<f64>,
+    #[serde(default)]
+    pub cpu_client: f64,
+    #[serde(default)]
+    pub cpu_other: f64,
+    /// Mean share of the users inside a transaction (Little: started/s × service time / users).
+    #[serde(default)]
+    pub users_busy: f64,
+    /// p95 lateness of free users waking for their arrival (the generator falling behind).
+    #[serde(default)]
+    pub wake_lag_p95_ms: f64,
+    /// Average sessions reading data blocks (pg_stat_database blk_read_time per second).
+    #[serde(default)]
+    pub read_sessions: f64,
+    #[serde(default)]
+    pub temp_mb_per_s: f64,
+    /// The most frequent error, `SQLSTATE ×count: message`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub top_error: String,
 }
 
-/// One saturation signal at the breaking step, with the threshold it was judged against.
+/// The repeats of one rate, pooled.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RateVerdict {
+    pub rate: f64,
+    pub repeats: usize,
+    pub passed: usize,
+    /// The majority of the repeats passed (a tie: the pooled histogram decides).
+    pub sustained: bool,
+    /// Transactions in the pooled histogram, its SLO statistic and that statistic's 95 % CI.
+    pub samples: u64,
+    pub slo_value_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ci_ms: Option<[f64; 2]>,
+    pub error_rate: f64,
+    /// max/min − 1 of the repeats' SLO statistic (None with one repeat): the step noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_spread: Option<f64>,
+}
+
+/// One saturation signal at the breaking rate, with the threshold it was judged against.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Signal {
     pub name: String,
@@ -103,6 +201,9 @@ pub struct Signal {
     pub unit: String,
     pub threshold: f64,
     pub saturated: bool,
+    /// What the value is made of, or what it means here.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -116,20 +217,49 @@ pub struct CapacitySection {
     pub warmup_seconds: f64,
     pub max_rate: f64,
     pub steps: Vec<CapacityStep>,
-    /// Highest rate that met the SLO and the error budget (None: not even the lowest).
+    /// Highest rate the majority of its repeats sustained below the lowest rate that broke
+    /// (None: not even the lowest).
     pub sustainable_rate: Option<f64>,
-    /// Lowest rate that broke them (None: none did up to max_rate).
+    /// Lowest rate whose repeats mostly broke the SLO or budget (None: none up to max_rate).
     pub breaking_rate: Option<f64>,
     /// Highest rate whose SLO statistic stayed within twice that of the lowest rate.
     pub knee_rate: Option<f64>,
-    /// Signals at the breaking step (or the highest step when nothing broke).
+    /// Signals at the breaking rate (or the highest rate when nothing broke).
     pub signals_at_rate: Option<f64>,
     pub signals: Vec<Signal>,
+    /// What saturated at the breaking rate; never empty when a rate broke ("no saturation
+    /// signal found: …" when no signal crossed its threshold).
     pub saturated: Vec<String>,
     /// Little's law: users = rate × (response time + think time).
     pub mean_think_s: f64,
     pub response_s: Option<f64>,
     pub equivalent_users: Option<f64>,
+    #[serde(default)]
+    pub boundary_step_seconds: f64,
+    #[serde(default)]
+    pub max_step_seconds: f64,
+    #[serde(default)]
+    pub repeats: usize,
+    #[serde(default)]
+    pub resolution: f64,
+    /// Every rate tried, its repeats pooled, by rate.
+    #[serde(default)]
+    pub rates: Vec<RateVerdict>,
+    /// The capacity lies between these: the highest rate every repeat sustained and the
+    /// lowest every repeat broke (high None: nothing broke up to max_rate).
+    #[serde(default)]
+    pub sustainable_low: Option<f64>,
+    #[serde(default)]
+    pub sustainable_high: Option<f64>,
+    /// How the interval was derived, in words.
+    #[serde(default)]
+    pub interval_basis: String,
+    /// Both ends of the bracket got their repeats (false: the step budget ran out first).
+    #[serde(default)]
+    pub confirmed: bool,
+    /// Lengthened steps, budget, non-monotone verdicts: what a reader should know.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Runs the search.
@@ -138,13 +268,17 @@ pub async fn search(
     scenario: &Scenario,
     opts: &CapacityOptions,
 ) -> Result<CapacitySection> {
-    if !(opts.start_rate > 0.0 && opts.max_rate >= opts.start_rate) {
-        bail!(
-            "the start rate ({}) must be above 0 and at most --max-rate ({})",
-            opts.start_rate,
-            opts.max_rate
-        );
-    }
+    opts.validate()?;
+    let postmaster = {
+        let mut conn = target.connect().await?;
+        probe::local_postmaster(&mut conn).await
+    };
+    let (steps, exhausted) = search::drive(opts, |plan| async move {
+        let step = step::run(target, scenario, opts, postmaster, &plan).await?;
+        eprintln!("{}", step::line(&step, opts));
+        Ok(step)
+    })
+    .await?;
     let mut section = CapacitySection {
         scenario: scenario.name.clone(),
         slo: Some(opts.slo.clone()),
@@ -155,238 +289,22 @@ pub async fn search(
         warmup_seconds: opts.warmup.as_secs_f64(),
         max_rate: opts.max_rate,
         mean_think_s: scenario.mean_think().as_secs_f64(),
+        boundary_step_seconds: opts.boundary_duration.as_secs_f64(),
+        max_step_seconds: opts.max_step_duration.as_secs_f64(),
+        repeats: opts.repeats,
+        resolution: opts.resolution,
+        steps,
         ..Default::default()
     };
-    let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
-    let mut rate = opts.start_rate;
-    while section.steps.len() < opts.max_steps {
-        crate::interrupt::check()?;
-        let step = run_step(target, scenario, opts, rate).await?;
-        eprintln!(
-            "  {:>9.1}/s → {:>9.1} tx/s, {} {:.2} ms, errors {:.2} %{}",
-            rate,
-            step.achieved_tps,
-            opts.slo.stat,
-            step.slo_value_ms,
-            step.error_rate * 100.0,
-            if step.passed {
-                String::new()
-            } else {
-                format!(" ✗ {}", step.reason)
-            }
+    if postmaster.is_none() {
+        section.notes.push(
+            "the server is not on this machine (or its processes are unreadable): no server CPU split"
+                .into(),
         );
-        let passed = step.passed;
-        section.steps.push(step);
-        if passed {
-            good = Some(good.map_or(rate, |g: f64| g.max(rate)));
-        } else {
-            bad = Some(bad.map_or(rate, |b: f64| b.min(rate)));
-        }
-        rate = match (good, bad) {
-            // Geometric climb until something breaks or the ceiling.
-            (Some(g), None) if g >= opts.max_rate => break,
-            (Some(g), None) => (g * 2.0).min(opts.max_rate),
-            // Even the lowest rate broke: halve.
-            (None, Some(b)) if b / 2.0 < 0.1 => break,
-            (None, Some(b)) => b / 2.0,
-            // Bisect until within 10 %.
-            (Some(g), Some(b)) if (b - g) / g <= 0.1 => break,
-            (Some(g), Some(b)) => (g * b).sqrt(),
-            (None, None) => break,
-        };
     }
-    section.sustainable_rate = good;
-    section.breaking_rate = bad;
-    summarize(&mut section, opts);
+    search::conclude(&mut section, opts, exhausted);
+    saturation::summarize(&mut section, opts);
     Ok(section)
-}
-
-async fn run_step(
-    target: &Target,
-    scenario: &Scenario,
-    opts: &CapacityOptions,
-    rate: f64,
-) -> Result<CapacityStep> {
-    let run = ScenarioOptions {
-        shape: LoadShape {
-            clients: opts.users,
-            duration: opts.step_duration,
-            warmup: opts.warmup,
-            ramp: Duration::ZERO,
-            rate: Some(rate),
-            latency_limit: None,
-            seed: opts.seed,
-        },
-        pool: opts.pool,
-        goose_report: None,
-        statement_timeout: opts.statement_timeout,
-        think_scale: 0.0,
-    };
-    let mut conn = target.connect().await?;
-    let before = server_view::snapshot(&mut conn).await?;
-    let sampler = WaitSampler::start(target.connect().await?, Duration::from_millis(200));
-    let outcome = scenario_run::run(target, scenario, &run).await;
-    sampler.stop();
-    let outcome = outcome?;
-    let after = server_view::snapshot(&mut conn).await?;
-    let server = server_view::delta(&before, &after, &sampler);
-    Ok(judge(rate, &outcome.figures, &server, opts))
-}
-
-fn judge(rate: f64, f: &LoadFigures, s: &ServerView, opts: &CapacityOptions) -> CapacityStep {
-    let waits = |prefix: &str| -> f64 {
-        s.waits
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(_, v)| v)
-            .sum()
-    };
-    let expected = rate * f.measured_seconds;
-    let error_rate = f.failed as f64 / f.attempted.max(1) as f64;
-    let slo_value = if f.ok > 0 {
-        opts.slo.value(&f.transaction_latency)
-    } else {
-        f64::INFINITY
-    };
-    let mut reasons = Vec::new();
-    if slo_value > opts.slo.limit_ms {
-        reasons.push(format!(
-            "{} {:.2} ms > {:.2} ms",
-            opts.slo.stat, slo_value, opts.slo.limit_ms
-        ));
-    }
-    if error_rate > opts.error_budget {
-        reasons.push(format!(
-            "errors {:.2} % > {:.2} %",
-            error_rate * 100.0,
-            opts.error_budget * 100.0
-        ));
-    }
-    // Arrivals no user ever took (a backlog at the end) count as not keeping up; Poisson
-    // noise allowed for.
-    let floor = 0.9 * expected - 3.0 * expected.sqrt();
-    if (f.attempted as f64) < floor {
-        reasons.push(format!(
-            "started {} of ~{:.0} arrivals (backlog)",
-            f.attempted, expected
-        ));
-    }
-    CapacityStep {
-        target_rate: rate,
-        achieved_tps: f.tps,
-        expected,
-        attempted: f.attempted,
-        failed: f.failed,
-        error_rate,
-        latency: f.transaction_latency.clone(),
-        slo_value_ms: slo_value,
-        schedule_lag_p95_ms: f.schedule_lag.as_ref().map_or(0.0, |l| l.p95_ms),
-        pool_wait_p95_ms: f.pool_wait.as_ref().map_or(0.0, |l| l.p95_ms),
-        cpu_busy: s.cpu_busy,
-        cpu_iowait: s.cpu_iowait,
-        lock_waits: waits("Lock:"),
-        io_waits: waits("IO:"),
-        lwlock_waits: waits("LWLock:"),
-        active_sessions: s.waits.values().sum(),
-        blocks_read: s.blocks_read,
-        wal_bytes: s.wal_bytes,
-        deadlocks: s.deadlocks,
-        passed: reasons.is_empty(),
-        reason: reasons.join("; "),
-    }
-}
-
-/// Knee, saturation signals and Little's law from the steps.
-fn summarize(section: &mut CapacitySection, opts: &CapacityOptions) {
-    let mut by_rate: Vec<&CapacityStep> = section.steps.iter().collect();
-    by_rate.sort_by(|a, b| a.target_rate.total_cmp(&b.target_rate));
-    if let Some(lowest) = by_rate.first() {
-        let base = lowest.slo_value_ms.max(0.001);
-        section.knee_rate = by_rate
-            .iter()
-            .take_while(|s| s.slo_value_ms <= 2.0 * base && s.error_rate <= opts.error_budget)
-            .map(|s| s.target_rate)
-            .last();
-    }
-    let at = by_rate
-        .iter()
-        .find(|s| Some(s.target_rate) == section.breaking_rate)
-        .or(by_rate.last());
-    if let Some(s) = at {
-        let lag_share = s.schedule_lag_p95_ms / opts.slo.limit_ms;
-        let pool_share = s.pool_wait_p95_ms / s.latency.p95_ms.max(0.001);
-        let sig = |name: &str, value: f64, unit: &str, threshold: f64| Signal {
-            name: name.into(),
-            value,
-            unit: unit.into(),
-            threshold,
-            saturated: value > threshold,
-        };
-        section.signals_at_rate = Some(s.target_rate);
-        section.signals = vec![
-            sig(
-                "machine CPU busy (server and load generator share it)",
-                s.cpu_busy * 100.0,
-                "%",
-                85.0,
-            ),
-            sig("CPU I/O wait", s.cpu_iowait * 100.0, "%", 20.0),
-            sig(
-                "sessions waiting on locks (avg)",
-                s.lock_waits,
-                "sessions",
-                0.5,
-            ),
-            sig("sessions waiting on I/O (avg)", s.io_waits, "sessions", 0.5),
-            sig(
-                "sessions waiting on LWLocks (avg)",
-                s.lwlock_waits,
-                "sessions",
-                0.5,
-            ),
-            sig(
-                "connection-pool wait p95 / latency p95",
-                pool_share * 100.0,
-                "%",
-                25.0,
-            ),
-            sig(
-                "schedule lag p95 / SLO limit (all users busy: arrivals queued)",
-                lag_share * 100.0,
-                "%",
-                50.0,
-            ),
-        ];
-        section.saturated = section
-            .signals
-            .iter()
-            .filter(|x| x.saturated)
-            .map(|x| x.name.clone())
-            .collect();
-    }
-    if let Some(rate) = section.sustainable_rate {
-        let r = section
-            .steps
-            .iter()
-            .find(|s| s.target_rate == rate)
-            .map(|s| s.latency.mean_ms / 1000.0);
-        section.response_s = r;
-        section.equivalent_users = r.map(|r| rate * (r + section.mean_think_s));
-    }
-}
-
-/// `1%`, `0.5 %` or `0.01` → a fraction.
-pub fn parse_budget(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    let v = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
-        None => t.parse::<f64>(),
-    }
-    .map_err(|_| format!("{text:?} is not an error budget (write 1% or 0.01)"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!("error budget {text:?} must be between 0 and 100 %"));
-    }
-    Ok(v)
 }
 
 #[cfg(test)]
@@ -400,8 +318,5 @@ mod tests {
         assert_eq!(Slo::parse("p99.9 <= 1s").unwrap().stat, "p999");
         assert!(Slo::parse("p42<5ms").is_err());
         assert!(Slo::parse("p95>5ms").is_err());
-        assert_eq!(parse_budget("1%").unwrap(), 0.01);
-        assert_eq!(parse_budget("0.05").unwrap(), 0.05);
-        assert!(parse_budget("150%").is_err());
     }
 }

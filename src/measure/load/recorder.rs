@@ -33,6 +33,7 @@ pub struct Recorder {
     queries: BTreeMap<String, QueryTally>,
     transactions: BTreeMap<String, QueryTally>,
     lag: Latency,
+    wake_lag: Latency,
     pool_wait: Latency,
     timeline: Vec<Option<Second>>,
     errors: BTreeMap<(String, String), ErrorTally>,
@@ -209,6 +210,14 @@ impl Recorders {
         }
     }
 
+    /// Lag of an arrival a free worker slept for: how late the generator woke (its own CPU),
+    /// apart from arrivals that queued because every worker was busy.
+    pub fn wake_lag(&self, worker: usize, intended: Instant, lag: Duration) {
+        if self.offset(intended).is_some() {
+            self.shard(worker).wake_lag.record(lag);
+        }
+    }
+
     pub fn pool_wait(&self, worker: usize, at: Instant, wait: Duration) {
         if self.offset(at).is_some() {
             self.shard(worker).pool_wait.record(wait);
@@ -227,6 +236,7 @@ impl Recorders {
         let mut transactions: BTreeMap<String, QueryTally> = BTreeMap::new();
         let mut all_tx = Latency::new();
         let mut lag = Latency::new();
+        let mut wake_lag = Latency::new();
         let mut pool_wait = Latency::new();
         let mut timeline: Vec<Option<Second>> = Vec::new();
         let mut errors: BTreeMap<(String, String), ErrorTally> = BTreeMap::new();
@@ -248,6 +258,7 @@ impl Recorders {
                 t.errors += v.errors;
             }
             lag.merge(&r.lag);
+            wake_lag.merge(&r.wake_lag);
             pool_wait.merge(&r.pool_wait);
             if timeline.len() < r.timeline.len() {
                 timeline.resize(r.timeline.len(), None);
@@ -308,6 +319,7 @@ impl Recorders {
                 })
                 .collect(),
             schedule_lag: (!lag.is_empty()).then(|| lag.summary()),
+            wake_lag: (!wake_lag.is_empty()).then(|| wake_lag.summary()),
             pool_wait: (!pool_wait.is_empty()).then(|| pool_wait.summary()),
             timeline: timeline
                 .into_iter()
@@ -363,6 +375,10 @@ pub struct LoadFigures {
     pub transactions: Vec<OpStats>,
     pub queries: Vec<OpStats>,
     pub schedule_lag: Option<LatencySummary>,
+    /// Open model: the part of the schedule lag of arrivals a free user slept for (the
+    /// generator waking late), without the arrivals that queued for a busy user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_lag: Option<LatencySummary>,
     pub pool_wait: Option<LatencySummary>,
     pub timeline: Vec<TimelinePoint>,
     pub errors: Vec<ErrorCount>,

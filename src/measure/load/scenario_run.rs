@@ -56,6 +56,8 @@ pub struct GooseSummary {
 pub struct ScenarioOutcome {
     pub figures: LoadFigures,
     pub goose: GooseSummary,
+    /// The measured window (after launch and warm-up), for samplers running beside the run.
+    pub window: (Instant, Instant),
 }
 
 /// The run's clock, fixed once every user has started (launch is not measured).
@@ -200,7 +202,11 @@ pub async fn run(
         reconnect_failures: shared.reconnect_failures.load(Ordering::SeqCst),
         pool: opts.pool,
     };
-    Ok(ScenarioOutcome { figures, goose })
+    Ok(ScenarioOutcome {
+        figures,
+        goose,
+        window: (clock.measure_from, clock.measure_from + measured),
+    })
 }
 
 fn build_attack(

@@ -168,9 +168,14 @@ pub(super) async fn run(user: &mut GooseUser, shared: &Shared, plan: &TxPlan) ->
                 sleep_until(at.min(clock.deadline + Duration::from_millis(50))).await;
                 return Ok(());
             }
+            // Already due: it queued while every user was busy; else this user slept for it.
+            let queued = at <= Instant::now();
             sleep_until(at).await;
             let lag = Instant::now().saturating_duration_since(at);
             clock.recorders.lag(worker, at, lag);
+            if !queued {
+                clock.recorders.wake_lag(worker, at, lag);
+            }
             if shared.latency_limit.is_some_and(|l| lag > l) {
                 clock.recorders.dropped(worker, at);
                 return Ok(());
