@@ -1,0 +1,171 @@
+//! Time metrics judged by statistics: the change's interval from both runs' data, a margin
+//! of max(threshold, noise floor from A/A history), a one-sided p-value per metric, and the
+//! family controlled with Holm (fail) and Benjamini–Hochberg (warn). See docs/statistics.md.
+
+use super::history::Floors;
+use super::metrics::Metric;
+use crate::stats::{self, Interval, CONFIDENCE};
+use serde::Serialize;
+
+/// Family-wise error rate of the failing verdict (Holm across all gated time metrics).
+pub const FAIL_ALPHA: f64 = 0.01;
+/// False-discovery rate of the warnings (Benjamini–Hochberg).
+pub const WARN_FDR: f64 = 0.05;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Regression,
+    Warning,
+    Improvement,
+    Unchanged,
+    /// Too few samples (or no histogram) in one of the runs to judge.
+    NotGated,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricDelta {
+    pub key: String,
+    pub section: &'static str,
+    pub unit: &'static str,
+    pub base: f64,
+    pub new: f64,
+    /// Relative change in the "worse" direction (+0.30 = 30 % worse).
+    pub worse_by: f64,
+    /// Interval of `worse_by` at 95 % (from both runs' histograms or intervals).
+    pub worse_by_low: Option<f64>,
+    pub worse_by_high: Option<f64>,
+    /// The noise floor (relative) and where it came from.
+    pub floor: f64,
+    pub floor_source: String,
+    /// max(threshold, floor): the change must lie beyond it with confidence.
+    pub margin: f64,
+    /// p-value of "changed by at most the margin" in the direction the estimate moved
+    /// (one-sided, doubled).
+    pub p_value: Option<f64>,
+    pub status: Status,
+    /// Why a metric is not gated.
+    pub note: Option<String>,
+    pub regression: bool,
+    pub improvement: bool,
+}
+
+/// The worse-direction ratio of two runs' metric (above 1 = worse) with its interval.
+fn worse_ratio(b: &Metric, n: &Metric) -> Option<Interval> {
+    let i = match (&b.quantile, &n.quantile) {
+        (Some((hb, q)), Some((hn, _))) => stats::quantile_ratio_ci(hb, hn, *q, CONFIDENCE),
+        _ => match (&b.interval, &n.interval) {
+            (Some(ib), Some(inew)) => stats::ratio_of_intervals(ib, inew),
+            _ => None,
+        },
+    }?;
+    Some(if b.lower_is_better {
+        i
+    } else {
+        // Higher is better: worse means base / new.
+        Interval {
+            estimate: 1.0 / i.estimate,
+            low: 1.0 / i.high,
+            high: if i.low > 0.0 {
+                1.0 / i.low
+            } else {
+                f64::INFINITY
+            },
+        }
+    })
+}
+
+/// Judges every metric both runs have, then applies Holm and BH across the family.
+pub fn judge(pairs: &[(&Metric, &Metric)], threshold: f64, floors: &Floors) -> Vec<MetricDelta> {
+    let mut out: Vec<MetricDelta> = pairs
+        .iter()
+        .map(|(b, n)| one(b, n, threshold, floors))
+        .collect();
+    let gated: Vec<usize> = (0..out.len())
+        .filter(|i| out[*i].p_value.is_some())
+        .collect();
+    // Regressions and improvements are separate one-sided families of the same size.
+    let p: Vec<f64> = gated
+        .iter()
+        .map(|i| out[*i].p_value.unwrap_or(1.0))
+        .collect();
+    let fail = stats::holm(&p, FAIL_ALPHA);
+    let warn = stats::benjamini_hochberg(&p, WARN_FDR);
+    for (k, &i) in gated.iter().enumerate() {
+        let d = &mut out[i];
+        let beyond_low = d.worse_by_low.is_some_and(|l| l > d.margin);
+        let beyond_high = d
+            .worse_by_high
+            .is_some_and(|h| h < -d.margin / (1.0 + d.margin));
+        d.status = match (d.worse_by > 0.0, fail[k], warn[k]) {
+            (true, true, _) if beyond_low => Status::Regression,
+            (false, true, _) if beyond_high => Status::Improvement,
+            (true, _, true) => Status::Warning,
+            _ => Status::Unchanged,
+        };
+        d.regression = d.status == Status::Regression;
+        d.improvement = d.status == Status::Improvement;
+    }
+    out
+}
+
+fn one(b: &Metric, n: &Metric, threshold: f64, floors: &Floors) -> MetricDelta {
+    let (floor, floor_source) = floors.of(b);
+    let margin = threshold.max(floor);
+    let raw = if b.value.abs() < 1e-12 || n.value.abs() < 1e-12 {
+        1.0
+    } else {
+        n.value / b.value
+    };
+    let note = b.ungated.clone().or_else(|| n.ungated.clone());
+    let w = if note.is_none() {
+        worse_ratio(b, n)
+    } else {
+        None
+    };
+    let note = note.or_else(|| {
+        w.is_none()
+            .then(|| "no interval for the change".to_string())
+    });
+    let worse_by = match w {
+        Some(w) => w.estimate - 1.0,
+        None if b.lower_is_better => raw - 1.0,
+        None => 1.0 / raw - 1.0,
+    };
+    // Worse: H0 "ratio ≤ 1 + margin"; better: H0 "inverse ratio ≤ 1 + margin". The direction
+    // is read from the data, so the one-sided p-value is doubled (two-sided).
+    let p_value = w.map(|w| {
+        let toward = if w.estimate >= 1.0 {
+            w
+        } else {
+            Interval {
+                estimate: 1.0 / w.estimate,
+                low: 1.0 / w.high,
+                high: 1.0 / w.low.max(1e-300),
+            }
+        };
+        (2.0 * stats::pvalue_above(&toward, 1.0 + margin, CONFIDENCE)).min(1.0)
+    });
+    MetricDelta {
+        key: b.key.clone(),
+        section: b.section,
+        unit: b.unit,
+        base: b.value,
+        new: n.value,
+        worse_by,
+        worse_by_low: w.map(|w| w.low - 1.0),
+        worse_by_high: w.map(|w| w.high - 1.0),
+        floor,
+        floor_source,
+        margin,
+        p_value,
+        status: if w.is_some() {
+            Status::Unchanged
+        } else {
+            Status::NotGated
+        },
+        note,
+        regression: false,
+        improvement: false,
+    }
+}
