@@ -234,6 +234,17 @@ pub fn quantile_of_sorted(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// Q3 + k·IQR (Tukey's outer fence; rustc-perf's noise bound with k = 3) of the values,
+/// which it sorts. Empty → NaN.
+pub fn iqr_fence(values: &mut [f64], k: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let (q1, q3) = (
+        quantile_of_sorted(values, 0.25),
+        quantile_of_sorted(values, 0.75),
+    );
+    q3 + k * (q3 - q1)
+}
+
 /// Median of unsorted values (empty → NaN).
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.to_vec();
@@ -413,6 +424,8 @@ mod tests {
         );
         assert_eq!(benjamini_hochberg(&[0.2, 0.5], 0.05), vec![false, false]);
         assert!((normal_cdf(1.959964) - 0.975).abs() < 1e-6);
+        // Q1 0.02, Q3 0.04 → 0.04 + 3·0.02.
+        assert!((iqr_fence(&mut [0.05, 0.01, 0.03, 0.02, 0.04], 3.0) - 0.10).abs() < 1e-12);
         assert!((normal_cdf(-1.0) - 0.158655).abs() < 1e-6);
         let base = Interval {
             estimate: 1.0,

@@ -30,7 +30,8 @@ pub struct MetricDelta {
     pub unit: &'static str,
     pub base: f64,
     pub new: f64,
-    /// Relative change in the "worse" direction (+0.30 = 30 % worse).
+    /// Relative change in the "worse" direction (+0.30 = 30 % worse), relative to the
+    /// section's common shift where one was removed.
     pub worse_by: f64,
     /// Interval of `worse_by` at 95 % (from both runs' histograms or intervals).
     pub worse_by_low: Option<f64>,
@@ -75,16 +76,91 @@ fn worse_ratio(b: &Metric, n: &Metric) -> Option<Interval> {
     })
 }
 
-/// Judges every metric both runs have, then applies Holm and BH across the family.
-pub fn judge(pairs: &[(&Metric, &Metric)], threshold: f64, floors: &Floors) -> Vec<MetricDelta> {
+/// Fewest gated metrics of a phase for its common shift to be estimated and removed.
+const MIN_COMMON: usize = 10;
+
+/// The shift every time metric of a measurement phase shares (explain: one index strategy,
+/// measured in one stretch; load: the run): the median of their change ratios, with its
+/// order-statistic interval. A loaded machine slows every query of a stretch alike; one
+/// query's regression leaves the median where it was.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommonShift {
+    pub phase: String,
+    pub metrics: usize,
+    /// Worse-direction ratio (1.8 = the whole section 80 % slower).
+    pub ratio: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Q3 + 3·IQR of the metrics' |change| once the shift is removed (relative): how far
+    /// single queries of this pair drift apart with nothing changed — the pair's own A/A
+    /// noise, a floor for each of its metrics.
+    pub spread_floor: f64,
+}
+
+/// Judges every metric both runs have (relative to its section's common shift), then
+/// applies Holm and BH across the family.
+pub fn judge(
+    pairs: &[(&Metric, &Metric)],
+    threshold: f64,
+    floors: &Floors,
+) -> (Vec<MetricDelta>, Vec<CommonShift>) {
+    let ws: Vec<Option<Interval>> = pairs
+        .iter()
+        .map(|(b, n)| {
+            let gated = b.ungated.is_none() && n.ungated.is_none();
+            gated.then(|| worse_ratio(b, n)).flatten()
+        })
+        .collect();
+    let mut phases: Vec<&String> = pairs.iter().filter_map(|(b, _)| b.phase.as_ref()).collect();
+    phases.sort();
+    phases.dedup();
+    let mut shifts = Vec::new();
+    for phase in phases {
+        let logs: Vec<f64> = pairs
+            .iter()
+            .zip(&ws)
+            .filter(|((b, _), _)| b.phase.as_ref() == Some(phase))
+            .filter_map(|(_, w)| w.map(|w| w.estimate.ln()))
+            .collect();
+        if logs.len() < MIN_COMMON {
+            continue;
+        }
+        if let Some(i) = stats::sample_quantile_ci(&logs, 0.5, CONFIDENCE) {
+            let mut resid: Vec<f64> = logs.iter().map(|l| (l - i.estimate).abs()).collect();
+            shifts.push(CommonShift {
+                phase: phase.clone(),
+                metrics: logs.len(),
+                ratio: i.estimate.exp(),
+                low: i.low.exp(),
+                high: i.high.exp(),
+                spread_floor: stats::iqr_fence(&mut resid, super::history::IQR_K).exp_m1(),
+            });
+        }
+    }
     let mut out: Vec<MetricDelta> = pairs
         .iter()
-        .map(|(b, n)| one(b, n, threshold, floors))
+        .zip(ws)
+        .map(|((b, n), w)| {
+            let shift = shifts.iter().find(|s| Some(&s.phase) == b.phase.as_ref());
+            // Relative to the common shift, its own uncertainty included.
+            let w = match (w, shift) {
+                (Some(w), Some(s)) => stats::ratio_of_intervals(
+                    &Interval {
+                        estimate: s.ratio,
+                        low: s.low,
+                        high: s.high,
+                    },
+                    &w,
+                ),
+                (w, _) => w,
+            };
+            let spread = shift.map_or(0.0, |s| s.spread_floor);
+            one(b, n, w, threshold, floors, spread)
+        })
         .collect();
     let gated: Vec<usize> = (0..out.len())
         .filter(|i| out[*i].p_value.is_some())
         .collect();
-    // Regressions and improvements are separate one-sided families of the same size.
     let p: Vec<f64> = gated
         .iter()
         .map(|i| out[*i].p_value.unwrap_or(1.0))
@@ -106,11 +182,23 @@ pub fn judge(pairs: &[(&Metric, &Metric)], threshold: f64, floors: &Floors) -> V
         d.regression = d.status == Status::Regression;
         d.improvement = d.status == Status::Improvement;
     }
-    out
+    (out, shifts)
 }
 
-fn one(b: &Metric, n: &Metric, threshold: f64, floors: &Floors) -> MetricDelta {
+fn one(
+    b: &Metric,
+    n: &Metric,
+    w: Option<Interval>,
+    threshold: f64,
+    floors: &Floors,
+    spread: f64,
+) -> MetricDelta {
     let (floor, floor_source) = floors.of(b);
+    let (floor, floor_source) = if spread > floor {
+        (spread, "this pair's spread".to_string())
+    } else {
+        (floor, floor_source)
+    };
     let margin = threshold.max(floor);
     let raw = if b.value.abs() < 1e-12 || n.value.abs() < 1e-12 {
         1.0
@@ -118,11 +206,6 @@ fn one(b: &Metric, n: &Metric, threshold: f64, floors: &Floors) -> MetricDelta {
         n.value / b.value
     };
     let note = b.ungated.clone().or_else(|| n.ungated.clone());
-    let w = if note.is_none() {
-        worse_ratio(b, n)
-    } else {
-        None
-    };
     let note = note.or_else(|| {
         w.is_none()
             .then(|| "no interval for the change".to_string())

@@ -5,13 +5,14 @@
 
 use super::metrics::{metrics, Metric};
 use crate::results::{RunResults, RESULTS_FILE};
+use crate::stats;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Fewer history runs than this: the section's default floor applies.
-pub const MIN_HISTORY_RUNS: usize = 3;
+pub const MIN_HISTORY_RUNS: usize = 5;
 /// Floor = Q3 + K·IQR of |log ratio| between consecutive runs (rustc-perf's outlier fence).
-const IQR_K: f64 = 3.0;
+pub const IQR_K: f64 = 3.0;
 
 /// Config keys that differ between runs of the same configuration.
 const PER_RUN_KEYS: &[&str] = &["out", "baseline", "max_regression"];
@@ -23,8 +24,7 @@ pub fn default_floor(section: &str) -> f64 {
     match section {
         "rls" | "partitions" => 0.15,
         "capacity" => 0.20,
-        "load" => 0.30,
-        _ => 0.30,
+        _ => 0.50,
     }
 }
 
@@ -124,38 +124,12 @@ pub fn floors(dir: Option<PathBuf>, history: &[RunResults]) -> Floors {
         .filter(|(_, v)| v.len() >= MIN_HISTORY_RUNS)
         .map(|(k, v)| {
             let mut d: Vec<f64> = v.windows(2).map(|w| (w[1] / w[0]).ln().abs()).collect();
-            (k, fence(&mut d).exp_m1())
+            (k, stats::iqr_fence(&mut d, IQR_K).exp_m1())
         })
         .collect();
     Floors {
         dir,
         runs: history.len(),
         by_key,
-    }
-}
-
-/// Q3 + K·IQR with linear interpolation between order statistics.
-fn fence(d: &mut [f64]) -> f64 {
-    d.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| {
-        let h = p * (d.len() - 1) as f64;
-        let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
-        d[lo] + (h - lo as f64) * (d[hi] - d[lo])
-    };
-    let (q1, q3) = (q(0.25), q(0.75));
-    q3 + IQR_K * (q3 - q1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fence_is_q3_plus_three_iqr() {
-        let mut d = vec![0.01, 0.02, 0.03, 0.04, 0.05];
-        // Q1 0.02, Q3 0.04 → 0.04 + 3·0.02.
-        assert!((fence(&mut d) - 0.10).abs() < 1e-12);
-        let mut one = vec![0.07];
-        assert!((fence(&mut one) - 0.07).abs() < 1e-12);
     }
 }

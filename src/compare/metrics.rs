@@ -16,6 +16,11 @@ pub struct Metric {
     pub key: String,
     /// `explain`, `rls`, `partitions`, `load` or `capacity`.
     pub section: &'static str,
+    /// The measurement phase of an absolute time (`explain/<strategy>`, `load`): its
+    /// metrics were measured together and share the machine's drift. None for ratios
+    /// measured interleaved and for single figures.
+    #[serde(skip)]
+    pub phase: Option<String>,
     pub unit: &'static str,
     pub value: f64,
     pub lower_is_better: bool,
@@ -48,7 +53,13 @@ pub struct PlanAt {
 
 const PERCENTILES: [(&str, f64); 3] = [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)];
 
-fn push_latency(out: &mut Vec<Metric>, section: &'static str, key: &str, l: &LatencySummary) {
+fn push_latency(
+    out: &mut Vec<Metric>,
+    section: &'static str,
+    phase: &str,
+    key: &str,
+    l: &LatencySummary,
+) {
     if l.count == 0 {
         return;
     }
@@ -70,6 +81,7 @@ fn push_latency(out: &mut Vec<Metric>, section: &'static str, key: &str, l: &Lat
         out.push(Metric {
             key: format!("{key}/{name}"),
             section,
+            phase: Some(phase.to_string()),
             unit: "ms",
             value,
             lower_is_better: true,
@@ -107,6 +119,7 @@ fn push_ratio(
     out.push(Metric {
         key,
         section,
+        phase: None,
         unit: "×",
         value,
         lower_is_better: true,
@@ -161,7 +174,8 @@ pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
                 for run in s.by_strategy.iter().filter(|r| r.error.is_none()) {
                     let key = format!("explain/{}/{}/{}", q.name, run.strategy, s.subject);
                     if let Some(l) = &run.latency {
-                        push_latency(&mut out, "explain", &key, l);
+                        let phase = format!("explain/{}", run.strategy);
+                        push_latency(&mut out, "explain", &phase, &key, l);
                     }
                     plan("explain", key, &run.plan);
                 }
@@ -246,6 +260,7 @@ pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
         out.push(Metric {
             key: format!("{key}/throughput"),
             section: "load",
+            phase: Some("load".into()),
             unit: "tx/s",
             value: f.tps,
             lower_is_better: false,
@@ -258,12 +273,14 @@ pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
         push_latency(
             &mut out,
             "load",
+            "load",
             &format!("{key}/transactions"),
             &f.transaction_latency,
         );
         for t in &f.transactions {
             push_latency(
                 &mut out,
+                "load",
                 "load",
                 &format!("{key}/transaction/{}", t.name),
                 &t.latency,
@@ -272,6 +289,7 @@ pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
         for q in &f.queries {
             push_latency(
                 &mut out,
+                "load",
                 "load",
                 &format!("{key}/query/{}", q.name),
                 &q.latency,
@@ -296,6 +314,7 @@ pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
             out.push(Metric {
                 key: format!("capacity/{}/sustainable_rate", c.scenario),
                 section: "capacity",
+                phase: None,
                 unit: "tx/s",
                 value: rate,
                 lower_is_better: false,

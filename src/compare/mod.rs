@@ -12,7 +12,7 @@ mod render;
 mod work;
 
 pub use export::{bencher_bmf, github_benchmark};
-pub use gate::{MetricDelta, Status, FAIL_ALPHA, WARN_FDR};
+pub use gate::{CommonShift, MetricDelta, Status, FAIL_ALPHA, WARN_FDR};
 pub use history::{default_dir as default_history_dir, default_floor, Floors};
 pub use metrics::{metrics, Metric, PlanAt};
 pub use render::{render, Format};
@@ -32,6 +32,9 @@ pub struct Comparison {
     pub history_dir: Option<PathBuf>,
     pub history_runs: usize,
     pub deltas: Vec<MetricDelta>,
+    /// The shift all absolute times of a section share (machine load), removed from each
+    /// metric's change before it is judged.
+    pub common_shifts: Vec<CommonShift>,
     /// Plan and work findings that fail the gate (lost index, more buffers, …).
     pub plan_regressions: Vec<PlanFinding>,
     /// Plan and work changes shown but not failing (another plan, fewer buffers, …).
@@ -81,7 +84,7 @@ pub fn compare_with(
         .iter()
         .filter_map(|(k, b)| new_map.get(k).map(|n| (*b, *n)))
         .collect();
-    let deltas = gate::judge(&pairs, max_regression, floors);
+    let (deltas, common_shifts) = gate::judge(&pairs, max_regression, floors);
     let (findings, plans_unchanged) = work::findings(&bp, &np);
     let (plan_regressions, plan_changes) = findings.into_iter().partition(|f| f.regression);
     Comparison {
@@ -93,6 +96,7 @@ pub fn compare_with(
         plan_regressions,
         plan_changes,
         plans_unchanged,
+        common_shifts,
         only_in_base: base_map
             .keys()
             .filter(|k| !new_map.contains_key(*k))

@@ -74,6 +74,26 @@ fn summary_line(c: &Comparison) -> String {
     s
 }
 
+/// The common shifts removed, loud when beyond the threshold: a global change (or a loaded
+/// machine) that per-metric verdicts cannot see.
+fn shift_lines(c: &Comparison) -> Vec<String> {
+    c.common_shifts
+        .iter()
+        .map(|s| {
+            let loud = s.low - 1.0 > c.max_regression || s.high < 1.0 / (1.0 + c.max_regression);
+            format!(
+                "{}{}: all {} time metrics moved {:+.0}% [{:+.0}%, {:+.0}%] together (machine load or a global change); each is judged relative to that",
+                if loud { "WARNING " } else { "" },
+                s.phase,
+                s.metrics,
+                (s.ratio - 1.0) * 100.0,
+                (s.low - 1.0) * 100.0,
+                (s.high - 1.0) * 100.0
+            )
+        })
+        .collect()
+}
+
 fn history_line(c: &Comparison) -> String {
     match &c.history_dir {
         Some(d) if c.history_runs > 0 => format!(
@@ -141,6 +161,9 @@ fn text(c: &Comparison) -> String {
         better.iter().for_each(|d| row(&mut s, d, "improved"));
     }
     let _ = writeln!(s, "{}", summary_line(c));
+    for line in shift_lines(c) {
+        let _ = writeln!(s, "{line}");
+    }
     let _ = writeln!(s, "{}", history_line(c));
     if !c.only_in_base.is_empty() || !c.only_in_new.is_empty() {
         let _ = writeln!(
@@ -210,6 +233,9 @@ fn markdown(c: &Comparison) -> String {
         &of(c, Status::Warning),
     );
     table(&mut s, "Improvements", &of(c, Status::Improvement));
+    for line in shift_lines(c) {
+        let _ = writeln!(s, "> {line}\n");
+    }
     let _ = writeln!(s, "<sub>{}. {}.</sub>", summary_line(c), history_line(c));
     s
 }
