@@ -234,6 +234,17 @@ pub fn quantile_of_sorted(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// Q3 + k·IQR (Tukey's outer fence; rustc-perf's noise bound with k = 3) of the values,
+/// which it sorts. Empty → NaN.
+pub fn iqr_fence(values: &mut [f64], k: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let (q1, q3) = (
+        quantile_of_sorted(values, 0.25),
+        quantile_of_sorted(values, 0.75),
+    );
+    q3 + k * (q3 - q1)
+}
+
 /// Median of unsorted values (empty → NaN).
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.to_vec();
@@ -265,6 +276,80 @@ pub fn holm(pvalues: &[f64], alpha: f64) -> Vec<bool> {
         }
     }
     out
+}
+
+/// Benjamini–Hochberg: which of the p-values are discoveries at false-discovery rate `q`.
+pub fn benjamini_hochberg(pvalues: &[f64], q: f64) -> Vec<bool> {
+    let m = pvalues.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|a, b| pvalues[*a].total_cmp(&pvalues[*b]));
+    // The largest rank k with p(k) <= k q / m: it and every smaller p are discoveries.
+    let k = order
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(rank, &i)| pvalues[i] <= (rank + 1) as f64 * q / m as f64)
+        .map_or(0, |(rank, _)| rank + 1);
+    let mut out = vec![false; m];
+    for &i in &order[..k] {
+        out[i] = true;
+    }
+    out
+}
+
+/// Standard normal CDF (Abramowitz–Stegun 7.1.26 erfc, |error| < 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t
+        * (0.254829592
+            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let erfc = poly * (-z * z).exp();
+    if x >= 0.0 {
+        1.0 - erfc / 2.0
+    } else {
+        erfc / 2.0
+    }
+}
+
+/// Interval of `new / base` from independent intervals of two positive quantities (both at
+/// `confidence`): in log space the half-widths add in quadrature, side by side (an interval
+/// of a ratio is skewed, so the low and high sides are combined separately).
+pub fn ratio_of_intervals(base: &Interval, new: &Interval) -> Option<Interval> {
+    let ok = |i: &Interval| i.estimate > 0.0 && i.low > 0.0 && i.high >= i.estimate;
+    if !ok(base) || !ok(new) {
+        return None;
+    }
+    let ln = f64::ln;
+    let d = ln(new.estimate) - ln(base.estimate);
+    let down = (ln(new.estimate) - ln(new.low)).hypot(ln(base.high) - ln(base.estimate));
+    let up = (ln(new.high) - ln(new.estimate)).hypot(ln(base.estimate) - ln(base.low));
+    Some(Interval {
+        estimate: d.exp(),
+        low: (d - down).exp(),
+        high: (d + up).exp(),
+    })
+}
+
+/// One-sided p-value of "the true ratio is at most `x`" for a positive ratio estimated with
+/// the interval `i` at `confidence`: the interval's low side read as a normal in log space.
+/// Small when the whole interval lies far above `x`.
+pub fn pvalue_above(i: &Interval, x: f64, confidence: f64) -> f64 {
+    if i.estimate <= 0.0 || x <= 0.0 {
+        return 1.0;
+    }
+    let gap = i.estimate.ln() - x.ln();
+    let z = normal_quantile(1.0 - (1.0 - confidence) / 2.0);
+    let se = if i.low > 0.0 {
+        (i.estimate.ln() - i.low.ln()) / z
+    } else {
+        f64::INFINITY
+    };
+    if se <= 0.0 {
+        // A degenerate interval (every sample in one histogram bucket): decided by the estimate.
+        return if gap > 0.0 { 0.0 } else { 1.0 };
+    }
+    1.0 - normal_cdf(gap / se)
 }
 
 #[cfg(test)]
@@ -328,5 +413,44 @@ mod tests {
         assert_eq!(holm(&[0.001, 0.04, 0.03], 0.05), vec![true, false, false]);
         assert_eq!(holm(&[0.001, 0.01, 0.02], 0.05), vec![true, true, true]);
         assert!((normal_quantile(0.975) - 1.959964).abs() < 1e-5);
+    }
+
+    #[test]
+    fn fdr_cdf_and_ratio_of_intervals() {
+        // Step-up: 0.03 > 2·0.05/4, yet 0.036 ≤ 3·0.05/4 makes all three discoveries.
+        assert_eq!(
+            benjamini_hochberg(&[0.01, 0.036, 0.03, 0.5], 0.05),
+            vec![true, true, true, false]
+        );
+        assert_eq!(benjamini_hochberg(&[0.2, 0.5], 0.05), vec![false, false]);
+        assert!((normal_cdf(1.959964) - 0.975).abs() < 1e-6);
+        // Q1 0.02, Q3 0.04 → 0.04 + 3·0.02.
+        assert!((iqr_fence(&mut [0.05, 0.01, 0.03, 0.02, 0.04], 3.0) - 0.10).abs() < 1e-12);
+        assert!((normal_cdf(-1.0) - 0.158655).abs() < 1e-6);
+        let base = Interval {
+            estimate: 1.0,
+            low: 0.9,
+            high: 1.1,
+        };
+        let slow = Interval {
+            estimate: 2.0,
+            low: 1.8,
+            high: 2.2,
+        };
+        let r = ratio_of_intervals(&base, &slow).unwrap();
+        assert!(
+            (r.estimate - 2.0).abs() < 1e-12 && r.low > 1.5 && r.high < 2.6,
+            "{r:?}"
+        );
+        // Far above 1.2: tiny p; the same interval against 3: p near 1.
+        assert!(pvalue_above(&r, 1.2, CONFIDENCE) < 1e-4);
+        assert!(pvalue_above(&r, 3.0, CONFIDENCE) > 0.99);
+        // An estimate at its low bound of 95 %: p = 0.025.
+        let edge = Interval {
+            estimate: 1.0,
+            low: 0.8,
+            high: 1.2,
+        };
+        assert!((pvalue_above(&edge, 0.8, 0.95) - 0.025).abs() < 1e-4);
     }
 }

@@ -10,9 +10,15 @@ pub struct CompareArgs {
     pub base: PathBuf,
     /// New results.json.
     pub new: PathBuf,
-    /// Largest tolerated slowdown before a change counts (it must also exceed the noise).
+    /// Largest tolerated slowdown before a change counts: a time metric must lie beyond
+    /// max(this, its noise floor) with confidence (docs/statistics.md).
     #[arg(long, default_value = "10%", value_parser = compare::parse_percent)]
     pub max_regression: f64,
+    /// Directory of earlier run directories (`*/results.json`): runs of BASE's configuration
+    /// there give each metric its noise floor. Default: the directory holding BASE's run
+    /// directory (e.g. `reports/`) when BASE is a run's results.json.
+    #[arg(long)]
+    pub history: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Also write the NEW run's metrics in Bencher's BMF JSON to this file.
@@ -33,7 +39,16 @@ pub fn run(args: CompareArgs) -> i32 {
             return 2;
         }
     };
-    let c = compare::compare(&base, &new, args.max_regression);
+    let dir = args
+        .history
+        .clone()
+        .or_else(|| compare::default_history_dir(&args.base));
+    if let Some(d) = args.history.as_ref().filter(|d| !d.is_dir()) {
+        eprintln!("error: --history {} is not a directory", d.display());
+        return 2;
+    }
+    let floors = compare::floors_from(dir, &base, &new);
+    let c = compare::compare_with(&base, &new, args.max_regression, &floors);
     print!("{}", compare::render(&c, args.format));
     for (path, value) in [
         (

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 /// Bencher Metric Format: `{ "<benchmark>": { "<measure>": { "value", "lower_value", "upper_value" } } }`.
 /// The benchmark is the metric key without its last segment; the measure is that segment
-/// (`p50`, `p95`, `throughput`…); bounds come from the metric's noise.
+/// (`p50`, `p95`, `throughput`…); bounds are the run's own 95 % interval where it has one.
 pub fn bencher_bmf(r: &RunResults) -> Value {
     let (ms, _) = metrics(r);
     let mut out = Map::new();
@@ -19,7 +19,11 @@ pub fn bencher_bmf(r: &RunResults) -> Value {
         if let Value::Object(map) = entry {
             map.insert(
                 measure.to_string(),
-                json!({ "value": m.value, "lower_value": m.value * (1.0 - m.noise), "upper_value": m.value * (1.0 + m.noise) }),
+                json!({
+                    "value": m.value,
+                    "lower_value": m.interval.map_or(m.value, |i| i.low.min(m.value)),
+                    "upper_value": m.interval.map_or(m.value, |i| finite_or(i.high, m.value).max(m.value)),
+                }),
             );
         }
     }
@@ -34,11 +38,19 @@ pub fn github_benchmark(r: &RunResults) -> Value {
         .into_iter()
         .map(|m| {
             if m.lower_is_better {
-                json!({ "name": m.key, "unit": m.unit, "value": m.value, "range": format!("±{:.1}%", m.noise * 100.0) })
+                json!({ "name": m.key, "unit": m.unit, "value": m.value, "range": format!("±{:.1}%", m.noise() * 100.0) })
             } else {
-                json!({ "name": format!("{} (ms per tx)", m.key), "unit": "ms", "value": if m.value > 0.0 { 1000.0 / m.value } else { 0.0 }, "range": format!("±{:.1}%", m.noise * 100.0) })
+                json!({ "name": format!("{} (ms per tx)", m.key), "unit": "ms", "value": if m.value > 0.0 { 1000.0 / m.value } else { 0.0 }, "range": format!("±{:.1}%", m.noise() * 100.0) })
             }
         })
         .collect();
     Value::Array(items)
+}
+
+fn finite_or(x: f64, fallback: f64) -> f64 {
+    if x.is_finite() {
+        x
+    } else {
+        fallback
+    }
 }

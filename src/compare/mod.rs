@@ -1,53 +1,46 @@
-//! `storybench compare BASE NEW`: the regression gate for nightly CI. Per metric, the delta
-//! and whether it is beyond both the threshold and the runs' own noise; plan-shape
-//! regressions flagged even when times are within the threshold.
+//! `storybench compare BASE NEW`: the regression gate for nightly CI. Time metrics of every
+//! section (explain, rls, partitions, load, capacity) are judged by statistics: the change's
+//! interval from both runs' histograms must lie beyond max(threshold, noise floor from A/A
+//! history), with the family controlled by Holm (fail) and Benjamini–Hochberg (warn). Work
+//! and plan shape are compared exactly. The statistics are in docs/statistics.md.
 
 mod export;
+mod gate;
+mod history;
 mod metrics;
 mod render;
+mod work;
 
 pub use export::{bencher_bmf, github_benchmark};
+pub use gate::{CommonShift, MetricDelta, Status, FAIL_ALPHA, WARN_FDR};
+pub use history::{default_dir as default_history_dir, default_floor, Floors};
 pub use metrics::{metrics, Metric, PlanAt};
 pub use render::{render, Format};
+pub use work::{PlanFinding, BUFFER_SLACK, BUFFER_TOLERANCE};
 
-use crate::plan::{self, ChangeKind};
 use crate::results::RunResults;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// Rows (actual + removed by filter) above which a new Seq Scan is a regression.
-const LARGE_TABLE_ROWS: f64 = 1000.0;
-/// A worst misestimate that grew this many times is a regression.
-const MISESTIMATE_GROWTH: f64 = 10.0;
-
-#[derive(Clone, Debug, Serialize)]
-pub struct MetricDelta {
-    pub key: String,
-    pub unit: &'static str,
-    pub base: f64,
-    pub new: f64,
-    /// Relative change in the "worse" direction (+0.30 = 30 % worse).
-    pub worse_by: f64,
-    /// Combined noise of both runs (relative).
-    pub noise: f64,
-    pub regression: bool,
-    pub improvement: bool,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct PlanRegression {
-    pub key: String,
-    pub kind: String,
-    pub text: String,
-}
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
     pub base_run: String,
     pub new_run: String,
     pub max_regression: f64,
+    /// History directory searched for A/A runs, and how many matching runs it held.
+    pub history_dir: Option<PathBuf>,
+    pub history_runs: usize,
     pub deltas: Vec<MetricDelta>,
-    pub plan_regressions: Vec<PlanRegression>,
+    /// The shift all absolute times of a section share (machine load), removed from each
+    /// metric's change before it is judged.
+    pub common_shifts: Vec<CommonShift>,
+    /// Plan and work findings that fail the gate (lost index, more buffers, …).
+    pub plan_regressions: Vec<PlanFinding>,
+    /// Plan and work changes shown but not failing (another plan, fewer buffers, …).
+    pub plan_changes: Vec<PlanFinding>,
+    /// Plans compared and found the same (within the buffer tolerance).
+    pub plans_unchanged: usize,
     /// Metrics present in only one of the runs.
     pub only_in_base: Vec<String>,
     pub only_in_new: Vec<String>,
@@ -55,41 +48,55 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn regressions(&self) -> usize {
-        self.deltas.iter().filter(|d| d.regression).count() + self.plan_regressions.len()
+        self.count(Status::Regression) + self.plan_regressions.len()
+    }
+
+    pub fn count(&self, s: Status) -> usize {
+        self.deltas.iter().filter(|d| d.status == s).count()
     }
 }
 
+/// Compares two runs with no history (section default floors).
 pub fn compare(base: &RunResults, new: &RunResults, max_regression: f64) -> Comparison {
+    compare_with(base, new, max_regression, &Floors::default())
+}
+
+/// Floors from the runs of BASE's configuration in `dir` (NEW excluded).
+pub fn floors_from(dir: Option<PathBuf>, base: &RunResults, new: &RunResults) -> Floors {
+    let runs = dir
+        .as_deref()
+        .map(|d| history::load(d, base, &new.run_id))
+        .unwrap_or_default();
+    history::floors(dir, &runs)
+}
+
+pub fn compare_with(
+    base: &RunResults,
+    new: &RunResults,
+    max_regression: f64,
+    floors: &Floors,
+) -> Comparison {
     let (bm, bp) = metrics(base);
     let (nm, np) = metrics(new);
     let base_map: BTreeMap<&str, &Metric> = bm.iter().map(|m| (m.key.as_str(), m)).collect();
     let new_map: BTreeMap<&str, &Metric> = nm.iter().map(|m| (m.key.as_str(), m)).collect();
-    let mut deltas = Vec::new();
-    for (key, b) in &base_map {
-        let Some(n) = new_map.get(key) else { continue };
-        let change = if b.value.abs() < 1e-12 {
-            0.0
-        } else {
-            (n.value - b.value) / b.value
-        };
-        let worse_by = if b.lower_is_better { change } else { -change };
-        let noise = (b.noise.powi(2) + n.noise.powi(2)).sqrt();
-        deltas.push(MetricDelta {
-            key: key.to_string(),
-            unit: b.unit,
-            base: b.value,
-            new: n.value,
-            worse_by,
-            noise,
-            regression: worse_by > max_regression && worse_by > noise,
-            improvement: -worse_by > max_regression && -worse_by > noise,
-        });
-    }
+    let pairs: Vec<(&Metric, &Metric)> = base_map
+        .iter()
+        .filter_map(|(k, b)| new_map.get(k).map(|n| (*b, *n)))
+        .collect();
+    let (deltas, common_shifts) = gate::judge(&pairs, max_regression, floors);
+    let (findings, plans_unchanged) = work::findings(&bp, &np);
+    let (plan_regressions, plan_changes) = findings.into_iter().partition(|f| f.regression);
     Comparison {
         base_run: base.run_id.clone(),
         new_run: new.run_id.clone(),
         max_regression,
-        plan_regressions: plan_regressions(&bp, &np),
+        history_dir: floors.dir.clone(),
+        history_runs: floors.runs,
+        plan_regressions,
+        plan_changes,
+        plans_unchanged,
+        common_shifts,
         only_in_base: base_map
             .keys()
             .filter(|k| !new_map.contains_key(*k))
@@ -104,61 +111,6 @@ pub fn compare(base: &RunResults, new: &RunResults, max_regression: f64) -> Comp
     }
 }
 
-/// An index no longer used, a new Seq Scan on a large table, a misestimate grown tenfold.
-fn plan_regressions(base: &[PlanAt], new: &[PlanAt]) -> Vec<PlanRegression> {
-    let new_by_key: BTreeMap<&str, &PlanAt> = new.iter().map(|p| (p.key.as_str(), p)).collect();
-    let mut out = Vec::new();
-    for b in base {
-        let Some(n) = new_by_key.get(b.key.as_str()) else {
-            continue;
-        };
-        for change in plan::diff(&b.plan, &n.plan) {
-            let flagged = match change.kind {
-                ChangeKind::LostIndex => true,
-                ChangeKind::NewSeqScan => n
-                    .plan
-                    .relations
-                    .iter()
-                    .filter(|r| {
-                        Some(&r.relation) == change.relation.as_ref()
-                            || change
-                                .relation
-                                .as_deref()
-                                .is_some_and(|c| c.starts_with(&r.relation))
-                    })
-                    .any(|r| {
-                        r.actual_rows * r.loops.max(1) as f64 + r.rows_removed_by_filter as f64
-                            >= LARGE_TABLE_ROWS
-                    }),
-                _ => false,
-            };
-            if flagged {
-                out.push(PlanRegression {
-                    key: b.key.clone(),
-                    kind: format!("{:?}", change.kind),
-                    text: change.text.clone(),
-                });
-            }
-        }
-        let factor = |p: &PlanAt| p.plan.worst_misestimate.as_ref().map_or(1.0, |m| m.factor);
-        let (fb, fnew) = (factor(b), factor(n));
-        if fnew >= MISESTIMATE_GROWTH && fnew >= fb * MISESTIMATE_GROWTH {
-            let node = n
-                .plan
-                .worst_misestimate
-                .as_ref()
-                .map(|m| m.node.clone())
-                .unwrap_or_default();
-            out.push(PlanRegression {
-                key: b.key.clone(),
-                kind: "MisestimateGrew".into(),
-                text: format!("worst misestimate grew from {fb:.0}× to {fnew:.0}× ({node})"),
-            });
-        }
-    }
-    out
-}
-
 /// Parses `10%`, `10` (percent) or `0.1` (fraction ≤ 1 with no `%`… ambiguous, so a bare
 /// number is always percent).
 pub fn parse_percent(text: &str) -> Result<f64, String> {
@@ -170,4 +122,18 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
         return Err(format!("{text:?} must be between 0% and 1000%"));
     }
     Ok(v / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_percent;
+
+    #[test]
+    fn percent_with_or_without_sign() {
+        assert_eq!(parse_percent("10%"), Ok(0.1));
+        assert_eq!(parse_percent("10"), Ok(0.1));
+        assert_eq!(parse_percent(" 2.5% "), Ok(0.025));
+        assert!(parse_percent("x").is_err());
+        assert!(parse_percent("-5%").is_err());
+    }
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const SCHEMA_VERSION: u32 = 1;
+/// Versions `read` accepts: 2 only adds optional fields (intervals, work figures), so a
+/// version-1 file reads with their defaults.
+pub const READABLE_VERSIONS: &[u32] = &[1, 2];
 pub const RESULTS_FILE: &str = "results.json";
 pub const REPORT_FILE: &str = "report.html";
 
@@ -99,7 +102,7 @@ impl RunResults {
             .with_context(|| format!("{} is not valid JSON", path.display()))?;
         let version = value.get("schema_version").and_then(|v| v.as_u64());
         match version {
-            Some(v) if v as u32 == SCHEMA_VERSION => {
+            Some(v) if READABLE_VERSIONS.contains(&(v as u32)) => {
                 serde_json::from_value(value).with_context(|| {
                     format!(
                         "{} does not match results schema version {v}",
@@ -108,7 +111,7 @@ impl RunResults {
                 })
             }
             Some(v) => anyhow::bail!(
-                "{} has results schema version {v}; this storybench reads version {SCHEMA_VERSION}",
+                "{} has results schema version {v}; this storybench reads versions {READABLE_VERSIONS:?}",
                 path.display()
             ),
             None => anyhow::bail!(
