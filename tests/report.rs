@@ -294,3 +294,51 @@ fn run_quick_writes_a_report_whose_figures_agree_with_results_json() {
         assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
     }
 }
+
+/// reports/index.html: headline figures per run and trend charts whose change points mark
+/// a persistent shift (capacity halves from the 5th run on), not a single noisy run.
+#[test]
+fn the_index_lists_headline_figures_and_marks_a_persistent_shift() {
+    let (_, base) = fixtures()
+        .into_iter()
+        .find(|f| f.0.contains("quick_all"))
+        .unwrap();
+    let reports = temp_root("index").join("reports");
+    let rates = [80.0, 81.0, 79.5, 80.5, 40.0, 40.5, 39.5, 40.2];
+    for (i, rate) in rates.iter().enumerate() {
+        let mut r = base.clone();
+        r.run_id = format!("run-{i}");
+        r.started_at += chrono::Duration::hours(i as i64);
+        let c = r.capacity.as_mut().unwrap();
+        c.sustainable_rate = Some(*rate);
+        // One noisy run in the load figures: no change point there.
+        if i == 2 {
+            r.load.as_mut().unwrap().figures.tps *= 3.0;
+        }
+        let dir = reports.join(&r.run_id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("results.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    }
+    let path = storybench::report::index::write_index(&reports).unwrap();
+    let html = std::fs::read_to_string(path).unwrap();
+    check_well_formed(&html).unwrap();
+    assert_self_contained(&html);
+    assert!(
+        html.contains("change point</strong> in capacity: sustainable rate from run run-4"),
+        "capacity shift marked"
+    );
+    assert!(
+        !html.contains("change point</strong> in load throughput"),
+        "one noisy run is no change point"
+    );
+    let best = storybench::findings::best_policy_set(base.rls.as_ref().unwrap()).unwrap();
+    assert!(
+        html.contains(&format!("{} {:.2}×", best.0, best.1)),
+        "RLS overhead per run"
+    );
+    assert!(html.contains(">none<"), "regressions vs the previous run");
+    assert!(
+        html.matches("<svg").count() >= 4,
+        "a trend chart per figure"
+    );
+}

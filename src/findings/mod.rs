@@ -97,6 +97,12 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     out
 }
 
+/// The policy set with the lowest read overhead over bypass, and that overhead (geometric
+/// mean of per-query p50 ratios): the RLS headline figure of `reports/index.html`.
+pub fn best_policy_set(s: &crate::measure::rls::RlsSection) -> Option<(String, f64)> {
+    topics::best_policy_set(s)
+}
+
 /// The findings as plain lines for the terminal (no colour: they end CI logs too).
 pub fn render_text(findings: &[Finding], report: Option<&str>) -> String {
     let mut s = String::from("Findings\n");

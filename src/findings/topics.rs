@@ -241,13 +241,9 @@ fn policy_cost(subjects: &[&RlsSubject], mode: &str) -> Option<PolicyCost> {
     })
 }
 
-pub(super) fn rls(s: &RlsSection) -> Vec<Finding> {
-    let mut out = Vec::new();
-    if let Some(why) = s.failure() {
-        out.push(finding(Topic::Rls, Tone::Bad, format!("{why}."), "rls"));
-    }
+/// Every policy set as the app uses it (explicit user filter kept: form `sql`), cheapest first.
+fn policy_costs(s: &RlsSection) -> Vec<PolicyCost> {
     let subjects = subjects(s);
-    // The policy sets as the app uses them: explicit user filter kept (form `sql`).
     let mut costs: Vec<PolicyCost> = s
         .modes
         .iter()
@@ -255,6 +251,22 @@ pub(super) fn rls(s: &RlsSection) -> Vec<Finding> {
         .filter_map(|m| policy_cost(&subjects, &m.name))
         .collect();
     costs.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+    costs
+}
+
+pub(super) fn best_policy_set(s: &RlsSection) -> Option<(String, f64)> {
+    policy_costs(s)
+        .into_iter()
+        .next()
+        .map(|c| (c.mode, c.ratio))
+}
+
+pub(super) fn rls(s: &RlsSection) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Some(why) = s.failure() {
+        out.push(finding(Topic::Rls, Tone::Bad, format!("{why}."), "rls"));
+    }
+    let costs = policy_costs(s);
     if let Some(best) = costs.first() {
         // Hook: the overhead ratio's CI, once the rls section carries one per mode.
         let interval: Option<Interval> = None;
