@@ -65,11 +65,16 @@ fn node_html(n: &PlanNode, mark: Mark, has_children: bool, out: &mut String) {
     let figures = if n.never_executed {
         format!("never executed · est {} rows", rows(n.est_rows))
     } else {
+        let share = format!("{:.0} %", n.share_of_total * 100.0);
         format!(
-            "{:.3} ms · self {:.3} ms ({:.0} %) · rows {} of {} est{} × {} loop{}",
+            "{:.3} ms · self {:.3} ms ({}) · rows {} of {} est{} × {} loop{}",
             n.actual_total_ms,
             n.self_ms,
-            n.share_of_total * 100.0,
+            if n.share_of_total > WARM {
+                format!("<b class=\"share\">{share} of the time</b>")
+            } else {
+                share
+            },
             rows(n.actual_rows),
             rows(n.est_rows),
             if misestimated {
