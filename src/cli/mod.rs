@@ -27,7 +27,7 @@ pub use session::{measuring_command, RunSession};
 pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
-    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    /// Logging: warnings only by default; -v info and debug, -vv trace; RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -151,8 +151,9 @@ pub fn main() -> i32 {
 }
 
 fn init_tracing(verbose: u8) {
+    // Quiet by default: progress and findings are printed, not logged; -v opens the logs.
     let default = match verbose {
-        0 => "storybench=info,warn",
+        0 => "warn",
         1 => "storybench=debug,info",
         _ => "trace",
     };
@@ -161,6 +162,7 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::term::color())
         .with_target(false)
         .init();
 }

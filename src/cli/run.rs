@@ -114,24 +114,27 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     let target = Target::resolve(db)?;
     eprintln!("storybench run on {}", target.describe());
     let outcome = pipeline(&mut session, &target, &config, &seed_opts).await;
-    let code = session.finalize(outcome);
+    // Compared in memory before finalizing, so the report and the findings include it.
+    let comparison = match (&baseline, &outcome) {
+        (Some(base), Ok(())) => Some(crate::compare::compare(
+            base,
+            &session.results,
+            config.max_regression,
+        )),
+        _ => None,
+    };
+    let code = session.finalize_with(outcome, comparison.as_ref());
     target.finish()?;
     let code = code?;
-    let Some(base) = baseline else {
+    let Some(c) = comparison else {
         return Ok(code);
     };
     if code != 0 {
         return Ok(code);
     }
-    // Compare with the baseline and let a regression set the exit code (1), as `compare` does.
-    let new = crate::results::RunResults::read(&out_dir.join(crate::results::RESULTS_FILE))?;
-    let c = crate::compare::compare(&base, &new, config.max_regression);
+    // A regression sets the exit code (1), as `compare` does.
     let text = crate::compare::render(&c, crate::compare::Format::Markdown);
     crate::results::write_atomic(&out_dir.join("compare.md"), text.as_bytes())?;
-    eprint!(
-        "{}",
-        crate::compare::render(&c, crate::compare::Format::Text)
-    );
     Ok(if c.regressions() > 0 { 1 } else { 0 })
 }
 

@@ -113,7 +113,17 @@ impl RunSession {
     }
 
     /// Writes results.json and report.html, whatever the outcome; returns the exit code.
-    pub fn finalize(mut self, outcome: Result<()>) -> Result<i32> {
+    pub fn finalize(self, outcome: Result<()>) -> Result<i32> {
+        self.finalize_with(outcome, None)
+    }
+
+    /// [`finalize`](Self::finalize), with the comparison to a baseline in the report and
+    /// the findings; `run` ends its terminal output with the findings and the report path.
+    pub fn finalize_with(
+        mut self,
+        outcome: Result<()>,
+        baseline: Option<&crate::compare::Comparison>,
+    ) -> Result<i32> {
         self.results.finished_at = Some(chrono::Utc::now());
         let code = match &outcome {
             Ok(()) => {
@@ -135,7 +145,7 @@ impl RunSession {
         };
         let json = serde_json::to_vec_pretty(&self.results)?;
         write_atomic(&self.out_dir.join(RESULTS_FILE), &json)?;
-        let report = crate::report::write(&self.results, &self.out_dir)?;
+        let report = crate::report::write_with(&self.results, baseline, &self.out_dir)?;
         // Keep the reports directory's index current (runs written elsewhere are not listed).
         if let Some(parent) = self.out_dir.parent().filter(|p| p.ends_with("reports")) {
             if let Err(e) = crate::report::index::write_index(parent) {
@@ -146,6 +156,17 @@ impl RunSession {
             eprintln!("error: {e:#}");
         }
         eprintln!("results: {}", self.out_dir.join(RESULTS_FILE).display());
+        if let Some(c) = baseline {
+            eprint!(
+                "{}",
+                crate::compare::render(c, crate::compare::Format::Text)
+            );
+        }
+        if self.results.command == "run" {
+            let findings = crate::findings::of(&self.results, baseline);
+            let path = report.display().to_string();
+            eprint!("{}", crate::findings::render_text(&findings, Some(&path)));
+        }
         println!("{}", report.display());
         Ok(code)
     }

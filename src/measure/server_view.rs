@@ -13,6 +13,12 @@ use std::time::Duration;
 #[derive(Deserialize)]
 struct File {
     queries: Queries,
+    own: Own,
+}
+
+#[derive(Deserialize)]
+struct Own {
+    patterns: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -24,13 +30,28 @@ struct Queries {
     waits: String,
 }
 
-fn q() -> &'static Queries {
-    static Q: OnceLock<Queries> = OnceLock::new();
-    Q.get_or_init(|| {
+fn file() -> &'static File {
+    static F: OnceLock<File> = OnceLock::new();
+    F.get_or_init(|| {
         toml::from_str::<File>(include_str!("../../scenarios/server_stats.toml"))
             .expect("server_stats.toml is valid")
-            .queries
     })
+}
+
+fn q() -> &'static Queries {
+    &file().queries
+}
+
+/// storybench's own statement (bookkeeping, probes, transaction control), not the app's.
+pub fn is_own(query: &str) -> bool {
+    static SET: OnceLock<regex::RegexSet> = OnceLock::new();
+    SET.get_or_init(|| {
+        regex::RegexSetBuilder::new(&file().own.patterns)
+            .case_insensitive(true)
+            .build()
+            .expect("server_stats.toml [own] patterns are valid")
+    })
+    .is_match(query)
 }
 
 fn sql(text: &str) -> AssertSqlSafe<String> {
@@ -73,7 +94,11 @@ pub async fn snapshot(conn: &mut PgConnection) -> Result<Snapshot> {
 /// Server-side figures over a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ServerView {
+    /// The application's statements (storybench's own are in `own_statements`).
     pub statements: Vec<StatementDelta>,
+    /// storybench's own statements over the run (see [`is_own`]), shown apart.
+    #[serde(default)]
+    pub own_statements: Vec<StatementDelta>,
     pub commits: i64,
     pub rollbacks: i64,
     pub cache_hit_ratio: f64,
@@ -126,7 +151,10 @@ pub fn delta(before: &Snapshot, after: &Snapshot, waits: &WaitSampler) -> Server
         })
         .collect();
     statements.sort_by(|x, y| y.total_ms.total_cmp(&x.total_ms));
+    let (mut own_statements, mut statements): (Vec<_>, Vec<_>) =
+        statements.into_iter().partition(|s| is_own(&s.query));
     statements.truncate(40);
+    own_statements.truncate(20);
     let (b, a) = (before.database, after.database);
     let hits = a.2 - b.2;
     let reads = a.3 - b.3;
@@ -134,6 +162,7 @@ pub fn delta(before: &Snapshot, after: &Snapshot, waits: &WaitSampler) -> Server
     let (samples, waits) = waits.averages();
     ServerView {
         statements,
+        own_statements,
         commits: a.0 - b.0,
         rollbacks: a.1 - b.1,
         cache_hit_ratio: if hits + reads > 0 {
@@ -151,6 +180,32 @@ pub fn delta(before: &Snapshot, after: &Snapshot, waits: &WaitSampler) -> Server
         cpu_iowait: iowait,
         waits,
         wait_samples: samples,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn own_statements_are_told_from_the_apps() {
+        for own in [
+            "SELECT value FROM storybench.meta WHERE key = $1",
+            "BEGIN",
+            "commit",
+            "SELECT set_config($1, $2, $3), set_config($4, $5, $6)",
+            "SELECT to_regclass($1) IS NOT NULL",
+            "SELECT wal_records, wal_fpi, wal_bytes::bigint FROM pg_stat_wal",
+            "WITH owned AS (SELECT 1) SELECT c.relname FROM pg_class c JOIN pg_namespace n ON true",
+        ] {
+            assert!(super::is_own(own), "{own}");
+        }
+        for app in [
+            "SELECT id, title FROM public.stories WHERE user_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+            "INSERT INTO api_usage (user_id, function_name) VALUES ($1, $2)",
+            "SELECT count(*) FROM storybench_flat.api_usage WHERE created_at > $1",
+            "SELECT key, value, expires_at FROM cache_entries WHERE key = $1",
+        ] {
+            assert!(!super::is_own(app), "{app}");
+        }
     }
 }
 

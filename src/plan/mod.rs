@@ -140,6 +140,11 @@ pub struct PlanNode {
     pub never_executed: bool,
     /// "Index Cond: …", "Filter: …", "Rows Removed by Filter: 84", "Sort Key: …", …
     pub details: Vec<String>,
+    /// Shared buffers of the node, children included (absent in older results).
+    #[serde(default)]
+    pub shared_hit: u64,
+    #[serde(default)]
+    pub shared_read: u64,
 }
 
 /// Summarizes the JSON of `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` (the one-element
@@ -350,6 +355,8 @@ fn walk(
         share_of_total: 0.0,
         never_executed,
         details: render::details(node),
+        shared_hit: uint(node, "Shared Hit Blocks"),
+        shared_read: uint(node, "Shared Read Blocks"),
     });
 
     let child_under_limit = under_limit || node_type == "Limit";

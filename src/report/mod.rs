@@ -3,11 +3,17 @@
 //! figure that `results.json` does not hold.
 
 pub mod charts;
+mod collapse;
 pub mod index;
+pub mod plan_tree;
+pub mod trend;
 
+use crate::compare::Comparison;
+use crate::plan::PlanSummary;
 use crate::results::{write_atomic, RunResults, REPORT_FILE};
 use anyhow::{Context, Result};
-use minijinja::{context, Environment};
+use minijinja::{context, Environment, Error, ErrorKind, Value};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 const TEMPLATE: &str = include_str!("report.html.j2");
@@ -37,26 +43,62 @@ fn environment() -> Result<Environment<'static>> {
         format!("{:.*}", digits.unwrap_or(2), v)
     });
     env.add_filter("thousands", |v: f64| thousands(v.round() as i64));
+    env.add_function("plan_tree", |plan: Value| {
+        Ok(plan_tree::tree(&plan_of(plan)?))
+    });
+    env.add_function(
+        "plan_diff",
+        |before: Value, after: Value, from: String, to: String| {
+            Ok(plan_tree::diff(
+                &plan_of(before)?,
+                &plan_of(after)?,
+                &from,
+                &to,
+            ))
+        },
+    );
     Ok(env)
+}
+
+fn plan_of(v: Value) -> Result<PlanSummary, Error> {
+    PlanSummary::deserialize(v).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
 }
 
 /// Renders the report HTML of a run.
 pub fn render(results: &RunResults) -> Result<String> {
+    render_with(results, None)
+}
+
+/// Renders the report HTML of a run, with its comparison to a baseline when there is one.
+pub fn render_with(results: &RunResults, baseline: Option<&Comparison>) -> Result<String> {
     let env = environment()?;
     let tmpl = env.get_template("report.html")?;
     let charts = charts::for_results(results);
-    tmpl.render(context! {
-        r => results,
-        style => STYLE,
-        charts => charts,
-        generated_at => chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-    })
-    .context("rendering report.html")
+    let html = tmpl
+        .render(context! {
+            r => results,
+            findings => crate::findings::of(results, baseline),
+            baseline => baseline,
+            style => STYLE,
+            charts => charts,
+            generated_at => chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        })
+        .context("rendering report.html")?;
+    Ok(collapse::long_tables(&html))
 }
 
 /// Writes `report.html` beside `results.json` in `dir`.
 pub fn write(results: &RunResults, dir: &Path) -> Result<PathBuf> {
-    let html = render(results)?;
+    write_with(results, None, dir)
+}
+
+/// Writes `report.html` with the baseline comparison (`run --baseline`).
+pub fn write_with(
+    results: &RunResults,
+    baseline: Option<&Comparison>,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let html = render_with(results, baseline)?;
     let path = dir.join(REPORT_FILE);
     write_atomic(&path, html.as_bytes())?;
     Ok(path)

@@ -49,8 +49,9 @@ pub struct Series {
 /// A horizontal bar chart; `None` when there is nothing to draw or drawing fails.
 pub fn horizontal_bars(title: &str, unit: &str, bars: &[(String, f64)]) -> Option<String> {
     let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    // Named after its unit, so even a one-series chart has a legend.
     let series = [Series {
-        name: String::new(),
+        name: unit.to_string(),
         values: bars.iter().map(|b| b.1).collect(),
     }];
     grouped_bars(title, unit, &labels, &series, false)
@@ -75,7 +76,7 @@ pub fn grouped_bars(
             .filter(|v| v.is_finite())
     };
     let max = values().fold(0.0_f64, f64::max).max(1e-9);
-    let legend = series.len() > 1;
+    let legend = series.len() > 1 || !series[0].name.is_empty();
     let row = (8 + 11 * series.len() as u32).max(22);
     let height = 80 + row * labels.len() as u32;
     let mut svg = String::new();
@@ -271,6 +272,70 @@ where
             .ok()?;
     }
     Some(())
+}
+
+/// One figure across runs (x = run number), with the change points (indices where a new
+/// level starts, see `report::trend`) drawn as dashed vertical lines.
+pub fn trend(
+    title: &str,
+    name: &str,
+    unit: &str,
+    values: &[f64],
+    change_points: &[usize],
+) -> Option<String> {
+    let xs: Vec<f64> = (1..=values.len()).map(|i| i as f64).collect();
+    if values.iter().filter(|v| v.is_finite()).count() < 2 {
+        return None;
+    }
+    let y_max = values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 300)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..values.len() as f64 + 0.5, 0.0..y_max)
+            .ok()?;
+        let red = PALETTE[3];
+        for (i, cp) in change_points.iter().enumerate() {
+            // Between the last run of the old level and the first of the new one.
+            let x = *cp as f64 + 0.5;
+            let dashes = (0..20).map(|k| {
+                let y0 = y_max * k as f64 / 20.0;
+                PathElement::new(vec![(x, y0), (x, y0 + y_max / 40.0)], red.stroke_width(2))
+            });
+            let drawn = chart.draw_series(dashes).ok()?;
+            if i == 0 {
+                drawn.label("change point").legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y - 6), (x, y + 6)], red.stroke_width(2))
+                });
+            }
+        }
+        // Drawn after the markers so its legend lists them too.
+        let series = [Series {
+            name: name.to_string(),
+            values: values.to_vec(),
+        }];
+        draw_lines(
+            &mut chart,
+            "run (oldest → newest)",
+            unit,
+            &xs,
+            &series,
+            f64::MIN,
+        )?;
+        root.present().ok()?;
+    }
+    Some(svg)
 }
 
 /// HDR-style percentile curves: x is the percentile on a "nines" scale (90, 99, 99.9 …
