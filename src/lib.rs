@@ -15,6 +15,7 @@ pub mod params;
 pub mod paths;
 pub mod pg_version;
 pub mod plan;
+pub mod pristine;
 pub mod report;
 pub mod results;
 pub mod scenario;

@@ -156,6 +156,8 @@ pub struct Target {
     guard: Option<ClusterGuard>,
     /// The server's major, checked against [`crate::pg_version`] on the first connection.
     server_major: tokio::sync::OnceCell<u32>,
+    /// Another database on the same server (a pristine copy, the maintenance database).
+    database: Option<String>,
 }
 
 impl Target {
@@ -176,6 +178,7 @@ impl Target {
                 embedded: None,
                 guard: None,
                 server_major: Default::default(),
+                database: None,
             });
         }
         let cluster = EmbeddedCluster::new(&args.data_dir, args.port)?;
@@ -193,7 +196,25 @@ impl Target {
             embedded: Some(cluster),
             guard: Some(guard),
             server_major: Default::default(),
+            database: None,
         })
+    }
+
+    /// The same server and credentials, another database. The result never stops the
+    /// embedded cluster (the original target owns it).
+    pub fn on_database(&self, name: &str) -> Target {
+        Target {
+            url: self.url.clone(),
+            embedded: self.embedded.clone(),
+            guard: None,
+            server_major: self.server_major.clone(),
+            database: Some(name.to_string()),
+        }
+    }
+
+    /// The database this target connects to, when it is not the URL's own.
+    pub fn database_override(&self) -> Option<&str> {
+        self.database.as_deref()
     }
 
     pub fn describe(&self) -> String {
@@ -215,6 +236,10 @@ impl Target {
                 scrub(&e.to_string(), &self.url)
             )
         })?;
+        let opts = match &self.database {
+            Some(db) => opts.database(db),
+            None => opts,
+        };
         Ok(opts
             .application_name("storybench")
             .log_statements(tracing::log::LevelFilter::Trace)

@@ -16,6 +16,7 @@ fn options(strategies: &[&str], queries: &[&str]) -> ExplainOptions {
         runs: 2,
         warmup: 0,
         budget: Duration::from_millis(200),
+        percentiles: vec![50.0],
         seed: 1,
         statement_timeout: Duration::from_secs(30),
         write_batch: 2,

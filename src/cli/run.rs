@@ -69,13 +69,19 @@ impl RunArgs {
             queries: Vec::new(),
             users: vec!["heavy".into(), "median".into()],
             policy_sets: vec!["doc".into(), "initplan".into(), "definer".into()],
-            trials: if self.quick { 2 } else { 3 },
-            runs: if self.quick { 3 } else { 10 },
+            trials: 1,
+            runs: if self.quick { 10 } else { 200 },
             warmup: if self.quick { 1 } else { 3 },
             budget: if self.quick {
-                Duration::from_millis(200)
+                Duration::from_millis(100)
             } else {
-                Duration::from_millis(500)
+                Duration::from_millis(400)
+            },
+            // --quick: enough rounds for p50 only.
+            percentiles: if self.quick {
+                vec![50.0]
+            } else {
+                vec![50.0, 95.0]
             },
             seed: self.seed,
             statement_timeout: Duration::from_secs(30),
@@ -92,12 +98,17 @@ impl RunArgs {
         ExplainOptions {
             strategies: self.strategies.clone(),
             queries: Vec::new(),
-            runs: if self.quick { 5 } else { 20 },
+            runs: if self.quick { 10 } else { 200 },
             warmup: if self.quick { 1 } else { 3 },
             budget: if self.quick {
-                Duration::from_millis(300)
+                Duration::from_millis(100)
             } else {
-                Duration::from_secs(1)
+                Duration::from_millis(500)
+            },
+            percentiles: if self.quick {
+                vec![50.0]
+            } else {
+                vec![50.0, 95.0]
             },
             seed: self.seed,
             statement_timeout: Duration::from_secs(30),

@@ -84,10 +84,13 @@ pub(crate) fn sql_with(name: &str, vars: &[(&str, &str)]) -> String {
 pub struct PartitionsOptions {
     /// Catalog queries to measure (default: every analytics query reading api_usage).
     pub queries: Vec<String>,
+    /// Most interleaved rounds per comparison (raised to what `percentiles` need).
     pub runs: usize,
     pub warmup: usize,
-    /// Time cap per query and comparison (after ≥ 3 timed runs per arm).
+    /// Time budget per comparison once the floor is reached (see `measure::engine`).
     pub budget: Duration,
+    /// Percentiles the stage reports: their sample counts set the rounds' floor.
+    pub percentiles: Vec<f64>,
     pub seed: u64,
     pub statement_timeout: Duration,
     pub indexes: bool,
@@ -106,9 +109,10 @@ impl Default for PartitionsOptions {
     fn default() -> Self {
         Self {
             queries: Vec::new(),
-            runs: 30,
+            runs: 400,
             warmup: 3,
             budget: Duration::from_secs(3),
+            percentiles: vec![50.0, 95.0],
             seed: 42,
             statement_timeout: Duration::from_secs(60),
             indexes: true,
@@ -123,6 +127,16 @@ impl Default for PartitionsOptions {
 }
 
 impl PartitionsOptions {
+    /// The engine settings of every timed comparison of the stage.
+    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
+        crate::measure::engine::EngineOptions::new(
+            self.warmup,
+            self.runs,
+            self.budget,
+            &self.percentiles,
+        )
+    }
+
     /// Settings for the `partitions` stage of `storybench run` (short with `--quick`).
     pub fn for_run(quick: bool, seed: u64) -> Self {
         if quick {
@@ -131,8 +145,8 @@ impl PartitionsOptions {
             // The whole `run` must fit in about five minutes on a 2-core machine.
             Self {
                 seed,
-                runs: 15,
-                budget: Duration::from_millis(1500),
+                runs: 200,
+                budget: Duration::from_millis(1000),
                 scaling_repetitions: 3,
                 ..Self::default()
             }
@@ -141,10 +155,12 @@ impl PartitionsOptions {
 
     /// Settings for `storybench run --quick`.
     pub fn quick(seed: u64) -> Self {
+        // Enough rounds for p50 only.
         Self {
-            runs: 5,
+            runs: 20,
             warmup: 1,
-            budget: Duration::from_millis(400),
+            budget: Duration::from_millis(300),
+            percentiles: vec![50.0],
             seed,
             scaling_repetitions: 3,
             writers: 2,
