@@ -166,7 +166,8 @@ async fn a_failing_arm_stops_alone_and_the_floor_is_kept() {
         calls: Vec::new(),
         fail_after: Some((1, 5)),
     };
-    let o = opts(&[50.0, 95.0], 0, 0);
+    let mut o = opts(&[50.0, 95.0], 0, 0);
+    o.hard_budget = Duration::from_secs(60);
     let out = measure(&mut fake, &[None, Some(0)], &o).await;
     assert_eq!(
         out.rounds.rounds, 72,
@@ -181,6 +182,12 @@ async fn a_failing_arm_stops_alone_and_the_floor_is_kept() {
     );
     assert_eq!(out.arms[1].ratio, None, "too few pairs for an interval");
     assert_eq!(out.arms[0].latency.summary().supported_percentile, 95.0);
+    // With no hard budget left either, one round is all there is, and it is said.
+    o.hard_budget = Duration::ZERO;
+    let out = measure(&mut fake, &[None, Some(0)], &o).await;
+    assert_eq!(out.rounds.rounds, 1);
+    assert_eq!(out.rounds.stop, StopReason::HardBudget);
+    assert_eq!(out.arms[0].latency.summary().supported_percentile, 0.0);
 }
 
 #[test]
