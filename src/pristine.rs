@@ -1,4 +1,3 @@
-//! TEMPORARY shim of the lead's src/pristine.rs (create/target/drop only) until it lands on main.
 //! Pristine copies: every measuring stage works on its own byte-identical clone of the
 //! sealed dataset (`CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`), so no stage ever
 //! measures a state an earlier stage wrote to, and every run starts from the same pages,
@@ -10,8 +9,10 @@
 //! by the next command on the same host.
 
 use crate::internal_sql::sql;
+use crate::seed::DatasetInfo;
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
+use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Executor};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -19,6 +20,9 @@ use std::time::{Duration, Instant};
 /// Databases tried, in order, to run CREATE/DROP DATABASE from (never the dataset itself:
 /// a template must have no other sessions).
 const MAINTENANCE_DATABASES: [&str; 2] = ["postgres", "template1"];
+/// Datasets larger than this are copied file by file (see `copy_create` in schema/internal.toml).
+const FILE_COPY_ABOVE_BYTES: i64 = 1 << 30;
+const COMMENT_PREFIX: &str = "storybench pristine copy";
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
 /// One clone of the dataset, alive until [`PristineCopy::drop`].
@@ -42,6 +46,7 @@ impl PristineCopy {
         let create: String = sqlx::query_scalar(sql("copy_create"))
             .bind(&name)
             .bind(&source)
+            .bind(FILE_COPY_ABOVE_BYTES)
             .fetch_one(&mut conn)
             .await?;
         loop {
@@ -60,6 +65,17 @@ impl PristineCopy {
                 }
             }
         }
+        let comment = format!(
+            "{COMMENT_PREFIX} of {source} host={} pid={}",
+            hostname(),
+            std::process::id()
+        );
+        let stmt: String = sqlx::query_scalar(sql("copy_comment"))
+            .bind(&name)
+            .bind(&comment)
+            .fetch_one(&mut conn)
+            .await?;
+        conn.execute(AssertSqlSafe(stmt)).await?;
         Ok(Self {
             target: base.on_database(&name),
             name,
@@ -80,6 +96,109 @@ impl PristineCopy {
     pub async fn drop(self) -> Result<()> {
         drop_database(&self.admin, &self.name).await
     }
+}
+
+/// How long a busy template (sessions still leaving it) is waited for.
+const SOURCE_BUSY: Duration = Duration::from_secs(20);
+
+/// Runs `body` on a fresh copy of `base`'s dataset and drops the copy afterwards, whatever
+/// `body` returned (an interrupt is an error like any other here).
+pub async fn with_copy<T>(
+    base: &Target,
+    label: &str,
+    body: impl AsyncFnOnce(&Target) -> Result<T>,
+) -> Result<T> {
+    let copy = PristineCopy::create(base, label).await?;
+    tracing::debug!("pristine copy {} in {:.2} s", copy.name, copy.seconds);
+    let outcome = body(copy.target()).await;
+    let dropped = copy.drop().await;
+    let value = outcome?;
+    dropped?;
+    Ok(value)
+}
+
+/// Drops copies that a storybench process on this host left behind when it died.
+pub async fn sweep_stale(base: &Target) -> Result<Vec<String>> {
+    let admin = maintenance(base).await?;
+    let mut conn = admin.connect().await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(sql("copy_list"))
+        .fetch_all(&mut conn)
+        .await?;
+    let host = format!("host={} ", hostname());
+    let mut swept = Vec::new();
+    for (name, comment) in rows {
+        let Some(pid) = comment
+            .contains(&host)
+            .then(|| comment.rsplit("pid=").next()?.trim().parse::<i32>().ok())
+            .flatten()
+        else {
+            continue; // Another host's copy: its own process may still use it.
+        };
+        if pid_alive(pid) {
+            continue;
+        }
+        drop_database(&admin, &name).await?;
+        swept.push(name);
+    }
+    Ok(swept)
+}
+
+/// The state a dataset must still be in to be measured: nothing written since its seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verified {
+    /// The write counters are those recorded when the seed sealed the dataset.
+    Counters,
+    /// The counters were reset (server crash); the fingerprint was recomputed and matches.
+    Fingerprint,
+}
+
+/// Rows written to the dataset's tables since the server's statistics began.
+pub async fn write_counter(conn: &mut PgConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar(sql("dataset_writes"))
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Checks that the sealed dataset was not written to since the seed; recomputes the
+/// fingerprint when the counters cannot tell. Errors name what changed.
+pub async fn verify(conn: &mut PgConnection, info: &DatasetInfo) -> Result<Verified> {
+    let now = write_counter(conn).await?;
+    if info.sealed_writes == Some(now) {
+        return Ok(Verified::Counters);
+    }
+    let (fingerprint, _) = crate::seed::fingerprint(conn).await?;
+    if info.fingerprint.as_deref() == Some(fingerprint.as_str()) {
+        // Same data, new counters (statistics were reset): record them for next time.
+        let mut resealed = info.clone();
+        resealed.sealed_writes = Some(now);
+        crate::schema::set_meta(conn, "dataset", &serde_json::to_value(&resealed)?).await?;
+        return Ok(Verified::Fingerprint);
+    }
+    bail!(
+        "the dataset was written to since it was seeded (fingerprint {} now, {} when seeded): \
+         its figures would not be comparable. Seed it again with `storybench seed --reset`.",
+        fingerprint,
+        info.fingerprint.as_deref().unwrap_or("none")
+    )
+}
+
+/// The dataset a measuring command will copy: complete, and verified untouched since its
+/// seed. Sweeps copies a dead storybench process left behind first. Leaves no session open.
+pub async fn checked_dataset(target: &Target) -> Result<DatasetInfo> {
+    let swept = sweep_stale(target).await?;
+    if !swept.is_empty() {
+        eprintln!(
+            "  dropped {} pristine cop{} left by a storybench process that died: {}",
+            swept.len(),
+            if swept.len() == 1 { "y" } else { "ies" },
+            swept.join(", ")
+        );
+    }
+    let mut conn = target.connect().await?;
+    let mut info = crate::seed::require_complete(&mut conn).await?;
+    info.verified = Some(verify(&mut conn, &info).await?);
+    Ok(info)
 }
 
 async fn current_database(t: &Target) -> Result<String> {
@@ -135,13 +254,25 @@ fn copy_name(label: &str) -> String {
     name
 }
 
+fn hostname() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Signal 0 checks existence; EPERM means it exists but belongs to someone else.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
 fn sqlstate(e: &sqlx::Error) -> Option<String> {
     e.as_database_error()
         .and_then(|d| d.code().map(|c| c.to_string()))
 }
-
-/// How long a busy template (sessions still leaving it) is waited for.
-const SOURCE_BUSY: Duration = Duration::from_secs(20);
 
 #[cfg(test)]
 mod tests {

@@ -91,12 +91,14 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
         // Before anything is created (pg_stat_statements): a broken scenario changes nothing.
         scenario.check_sql(&mut conn).await?;
         crate::schema::ensure_pg_stat_statements(&mut conn).await?;
+        drop(conn);
         session.collect_environment(&target).await?;
+        session.results.dataset = Some(crate::pristine::checked_dataset(&target).await?);
+        let opts = args.options();
         let section = session
-            .stage(
-                "capacity",
-                capacity::search(&target, &scenario, &args.options()),
-            )
+            .stage_on_copy("capacity", &target, async |t| {
+                capacity::search(t, &scenario, &opts).await
+            })
             .await?;
         print_summary(&section);
         session.results.capacity = Some(section);

@@ -70,7 +70,9 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
         async |session, target| {
             let dir = session.out_dir.clone();
             let section = session
-                .stage("explain", explain::run(target, &opts, &dir))
+                .stage_on_copy("explain", target, async |t| {
+                    explain::run(t, &opts, &dir).await
+                })
                 .await?;
             print_verdicts(&section);
             session.results.explain = Some(section);

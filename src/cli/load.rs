@@ -113,6 +113,13 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
         if let Some(sc) = &scenario {
             sc.check_sql(&mut conn).await?;
         }
+        // A seeded dataset is measured on a pristine copy (the load writes); an ad hoc
+        // statement on a database without one runs where it is.
+        let has_dataset = crate::seed::dataset(&mut conn).await?.is_some();
+        drop(conn);
+        if has_dataset || scenario.is_some() {
+            session.results.dataset = Some(crate::pristine::checked_dataset(&target).await?);
+        }
         let section = match (&scenario, &args.sql) {
             (Some(sc), _) => {
                 let opts = ScenarioOptions {
@@ -123,7 +130,16 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
                     think_scale: args.think_scale,
                 };
                 session
-                    .stage("load", measure_scenario(&target, sc, &opts))
+                    .stage_on_copy("load", &target, async |t| {
+                        measure_scenario(t, sc, &opts).await
+                    })
+                    .await?
+            }
+            (None, Some(sql)) if has_dataset => {
+                session
+                    .stage_on_copy("load", &target, async |t| {
+                        measure_adhoc(t, sql, &shape).await
+                    })
                     .await?
             }
             (None, Some(sql)) => {
@@ -289,7 +305,9 @@ pub async fn stages_for_run(
         think_scale: 0.1,
     };
     let section = session
-        .stage("load", measure_scenario(target, &scenario, &opts))
+        .stage_on_copy("load", target, async |t| {
+            measure_scenario(t, &scenario, &opts).await
+        })
         .await?;
     print_summary(&section);
     session.results.load = Some(section);
@@ -317,10 +335,9 @@ pub async fn stages_for_run(
         statement_timeout: Duration::from_secs(10),
     };
     let section = session
-        .stage(
-            "capacity",
-            crate::measure::load::capacity::search(target, &bedtime, &copts),
-        )
+        .stage_on_copy("capacity", target, async |t| {
+            crate::measure::load::capacity::search(t, &bedtime, &copts).await
+        })
         .await?;
     super::capacity::print_summary(&section);
     session.results.capacity = Some(section);

@@ -88,7 +88,9 @@ pub async fn run(db: &DbArgs, args: PartitionsArgs) -> Result<i32> {
         async |session, target| {
             let dir = session.out_dir.clone();
             let section = session
-                .stage("partitions", partitions::run(target, &opts, &dir))
+                .stage_on_copy("partitions", target, async |t| {
+                    partitions::run(t, &opts, &dir).await
+                })
                 .await?;
             print_verdicts(&section);
             session.results.partitions = Some(section);

@@ -99,7 +99,9 @@ pub async fn run(db: &DbArgs, args: RlsArgs) -> Result<i32> {
         args.out.as_deref(),
         async |session, target| {
             let dir = session.out_dir.clone();
-            let section = session.stage("rls", rls::run(target, &opts, &dir)).await?;
+            let section = session
+                .stage_on_copy("rls", target, async |t| rls::run(t, &opts, &dir).await)
+                .await?;
             print_summary(&section);
             let failure = section.failure();
             session.results.rls = Some(section);

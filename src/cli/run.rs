@@ -169,16 +169,27 @@ async fn pipeline(
 ) -> Result<()> {
     let mut conn = target.connect().await?;
     crate::schema::check_ownership(&mut conn).await?;
-    // Reuse a complete dataset made from the same inputs (nightly reruns); seed otherwise.
+    crate::pristine::sweep_stale(target).await?;
+    // Reuse a complete dataset made from the same inputs (nightly reruns) once it is verified
+    // untouched since its seed; seed otherwise.
     let existing = seed::dataset(&mut conn).await?;
-    let reusable = existing.as_ref().is_some_and(|d| {
+    let mut reused = existing.filter(|d| {
         d.status == "complete"
             && d.profile == seed_opts.profile
             && d.scale == seed_opts.scale
             && d.seed == seed_opts.seed
             && d.anchor == seed_opts.anchor
     });
-    if reusable {
+    if let Some(d) = reused.as_mut() {
+        match crate::pristine::verify(&mut conn, d).await {
+            Ok(v) => d.verified = Some(v),
+            Err(e) => {
+                eprintln!("  {e:#}\n  seeding it again");
+                reused = None;
+            }
+        }
+    }
+    if let Some(d) = reused {
         let request = args.variant.request();
         session
             .stage(
@@ -186,16 +197,15 @@ async fn pipeline(
                 crate::schema::apply(&mut conn, &request, seed_opts.anchor),
             )
             .await?;
-        session.results.dataset = existing;
         eprintln!(
-            "  reusing the dataset seeded {} (same profile, scale, seed and anchor)",
-            session
-                .results
-                .dataset
-                .as_ref()
-                .map(|d| d.seeded_at.to_string())
-                .unwrap_or_default()
+            "  reusing the dataset seeded {} (same profile, scale, seed and anchor; verified by {})",
+            d.seeded_at,
+            match d.verified {
+                Some(crate::pristine::Verified::Fingerprint) => "fingerprint",
+                _ => "write counters",
+            }
         );
+        session.results.dataset = Some(d);
     } else {
         let outcome = session.stage("seed", seed::seed(target, seed_opts)).await;
         match outcome {
@@ -210,33 +220,32 @@ async fn pipeline(
         }
     }
     crate::schema::ensure_pg_stat_statements(&mut conn).await?;
+    // The dataset is the template of every stage's copy: no session may stay on it.
+    drop(conn);
     session.collect_environment(target).await?;
 
     let dir = session.out_dir.clone();
     let section = session
-        .stage(
-            "explain",
-            explain::run(target, &args.explain_options(), &dir),
-        )
+        .stage_on_copy("explain", target, async |t| {
+            explain::run(t, &args.explain_options(), &dir).await
+        })
         .await?;
     super::explain::print_verdicts(&section);
     session.results.explain = Some(section);
 
     let opts = crate::measure::partitions::PartitionsOptions::for_run(args.quick, args.seed);
     let section = session
-        .stage(
-            "partitions",
-            crate::measure::partitions::run(target, &opts, &dir),
-        )
+        .stage_on_copy("partitions", target, async |t| {
+            crate::measure::partitions::run(t, &opts, &dir).await
+        })
         .await?;
     super::partitions::print_verdicts(&section);
     session.results.partitions = Some(section);
 
     let section = session
-        .stage(
-            "rls",
-            crate::measure::rls::run(target, &args.rls_options(), &dir),
-        )
+        .stage_on_copy("rls", target, async |t| {
+            crate::measure::rls::run(t, &args.rls_options(), &dir).await
+        })
         .await?;
     super::rls::print_summary(&section);
     session.results.rls = Some(section);

@@ -23,6 +23,7 @@ pub async fn measuring_command(
     let target = Target::resolve(db)?;
     let outcome = async {
         session.collect_environment(&target).await?;
+        session.results.dataset = Some(crate::pristine::checked_dataset(&target).await?);
         body(&mut session, &target).await
     }
     .await;
@@ -81,8 +82,32 @@ impl RunSession {
             name: name.to_string(),
             seconds,
             status: status.to_string(),
+            copy_seconds: None,
         });
         outcome
+    }
+
+    /// Runs one stage on its own pristine copy of the dataset (dropped afterwards, also on
+    /// error or Ctrl-C), so it measures the seeded state and whatever it writes is thrown
+    /// away. The copy's cost is recorded beside the stage's time. No session may hold a
+    /// connection to the dataset itself meanwhile (a template must be idle).
+    pub async fn stage_on_copy<T>(
+        &mut self,
+        name: &str,
+        base: &Target,
+        body: impl AsyncFnOnce(&Target) -> Result<T>,
+    ) -> Result<T> {
+        crate::interrupt::check()?;
+        let copy = crate::pristine::PristineCopy::create(base, name).await?;
+        let copy_seconds = copy.seconds;
+        let outcome = self.stage(name, body(copy.target())).await;
+        if let Some(last) = self.results.stages.last_mut() {
+            last.copy_seconds = Some(copy_seconds);
+        }
+        let dropped = copy.drop().await;
+        let value = outcome?;
+        dropped?;
+        Ok(value)
     }
 
     /// Writes results.json and report.html, whatever the outcome; returns the exit code.

@@ -58,6 +58,9 @@ pub struct StageTiming {
     pub name: String,
     pub seconds: f64,
     pub status: String,
+    /// Time to make the stage's pristine copy of the dataset (not included in `seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_seconds: Option<f64>,
 }
 
 impl RunResults {

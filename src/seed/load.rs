@@ -196,7 +196,7 @@ pub(super) async fn after_load(
     let started = Instant::now();
     schema::on_connections(
         &mut conns,
-        queries().analyze_tables.clone(),
+        queries().steady_state_tables.clone(),
         async |c, stmt| {
             c.execute(q(&stmt)).await.with_context(|| stmt.clone())?;
             Ok(())

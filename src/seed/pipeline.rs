@@ -50,6 +50,8 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
         fingerprint: None,
         row_counts: serde_json::Value::Null,
         seeded_at: chrono::Utc::now(),
+        sealed_writes: None,
+        verified: None,
     };
     load::record_dataset(&mut conn, &info).await?;
     if let Some(method) = &opts.toast_compression {
@@ -91,6 +93,8 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
     info.status = "complete".into();
     info.fingerprint = Some(fingerprint);
     info.row_counts = counts;
+    // Seal: measuring commands verify nothing wrote to the dataset since this counter.
+    info.sealed_writes = Some(crate::pristine::write_counter(&mut conn).await?);
     load::record_dataset(&mut conn, &info).await?;
     Ok((info, report))
 }

@@ -13,7 +13,7 @@ pub struct SeedQueries {
     pub bulk_session: Vec<String>,
     pub set_compression: String,
     pub set_compression_method: String,
-    pub analyze_tables: Vec<String>,
+    pub steady_state_tables: Vec<String>,
     pub set_utc: String,
 }
 
@@ -42,6 +42,6 @@ pub fn q(text: &str) -> sqlx::AssertSqlSafe<String> {
 mod tests {
     #[test]
     fn seed_queries_parse() {
-        assert_eq!(super::queries().analyze_tables.len(), 14);
+        assert_eq!(super::queries().steady_state_tables.len(), 14);
     }
 }
