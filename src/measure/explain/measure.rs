@@ -41,13 +41,15 @@ impl Measure<'_> {
             .fetch_one(&mut conn)
             .await?;
             eprintln!(
-                "  explain: strategy {strategy} on its own copy (indexes {} built in {build_seconds:.1} s)",
+                "  explain: strategy {strategy} on its own copy ({:.1} s; indexes {} built in {build_seconds:.1} s)",
+                copy.seconds,
                 crate::report::human_bytes(index_bytes as f64)
             );
             section.strategies.push(StrategyFigures {
                 name: strategy.clone(),
                 index_bytes: index_bytes as u64,
                 build_seconds,
+                copy_seconds: Some(copy.seconds),
                 ..Default::default()
             });
             conns.push(conn);
@@ -230,7 +232,8 @@ impl Measure<'_> {
 }
 
 /// The arm with the lowest paired ratio to arm 0 (arm 0 itself counts as 1), and whether
-/// it is clearly faster than every other arm (each paired interval other / it above 1).
+/// it is clearly faster than every other arm: each paired interval other / it above 1,
+/// and each other arm doing different work (plan shape or shared buffers).
 pub fn winner(out: &Outcome) -> Option<(usize, bool)> {
     let estimate = |i: usize| {
         if i == 0 {
@@ -245,11 +248,19 @@ pub fn winner(out: &Outcome) -> Option<(usize, bool)> {
     let fastest = *live
         .iter()
         .min_by(|a, b| estimate(**a).unwrap().total_cmp(&estimate(**b).unwrap()))?;
+    // An index strategy acts only through the plan: where the work (plan shape and
+    // buffers) is the same, a time difference is the copies' or connections' noise.
+    let same_work = |a: usize, b: usize| match (&out.arms[a].work, &out.arms[b].work) {
+        (Some(x), Some(y)) => x.shape == y.shape && x.shared_buffers() == y.shared_buffers(),
+        _ => false,
+    };
     let clear = live.len() == out.arms.len()
         && live.len() > 1
         && live.iter().filter(|i| **i != fastest).all(|i| {
-            out.paired(*i, fastest)
-                .is_some_and(|r| r.side_of(1.0) == Side::Above)
+            !same_work(*i, fastest)
+                && out
+                    .paired(*i, fastest)
+                    .is_some_and(|r| r.side_of(1.0) == Side::Above)
         });
     Some((fastest, clear))
 }

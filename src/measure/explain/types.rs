@@ -25,6 +25,9 @@ pub struct StrategyFigures {
     /// Secondary indexes only (keys are the same in every strategy).
     pub index_bytes: u64,
     pub build_seconds: f64,
+    /// Seconds to make this strategy's pristine copy of the dataset.
+    #[serde(default)]
+    pub copy_seconds: Option<f64>,
     /// WAL generated per story created by the catalog's create_story write (rolled back).
     pub wal_bytes_per_story: Option<f64>,
     /// Mean write latency (ms) over the catalog's write queries, heavy user.
