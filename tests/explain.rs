@@ -16,6 +16,7 @@ fn options(strategies: &[&str], queries: &[&str]) -> ExplainOptions {
         runs: 2,
         warmup: 0,
         budget: Duration::from_millis(200),
+        percentiles: vec![50.0],
         seed: 1,
         statement_timeout: Duration::from_secs(30),
         write_batch: 2,
@@ -40,14 +41,22 @@ async fn seeded(tag: &str) -> TestDb {
     db
 }
 
-async fn index_columns(conn: &mut sqlx::PgConnection, index: &str) -> Vec<String> {
+/// The explain runs of this file one at a time: each makes and drops its own copies, and
+/// one test checks that none is left.
+static COPIES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn check_sql(name: &str) -> String {
     let text = std::fs::read_to_string(format!(
         "{}/tests/fixtures/explain_checks.toml",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     let q: toml::Table = toml::from_str(&text).unwrap();
-    let sql = q["queries"]["index_columns"].as_str().unwrap().to_string();
+    q["queries"][name].as_str().unwrap().to_string()
+}
+
+async fn index_columns(conn: &mut sqlx::PgConnection, index: &str) -> Vec<String> {
+    let sql = check_sql("index_columns");
     sqlx::query_scalar::<_, Option<Vec<String>>>(AssertSqlSafe(sql))
         .bind(index)
         .fetch_one(conn)
@@ -60,6 +69,7 @@ async fn index_columns(conn: &mut sqlx::PgConnection, index: &str) -> Vec<String
 async fn recent_stories_uses_a_user_leading_composite_index_only_under_doc() {
     let db = seeded("plans").await;
     let out = common::temp_root("explain-plans");
+    let _one = COPIES.lock().await;
     let section = explain::run(
         &target(&db),
         &options(&["fk_only", "doc"], &["recent_stories"]),
@@ -115,6 +125,7 @@ async fn recent_stories_uses_a_user_leading_composite_index_only_under_doc() {
 async fn every_catalog_query_runs_and_agrees_on_every_strategy() {
     let db = seeded("allq").await;
     let out = common::temp_root("explain-all");
+    let _one = COPIES.lock().await;
     let section = explain::run(
         &target(&db),
         &options(&["fk_only", "doc", "tuned"], &[]),
@@ -161,6 +172,80 @@ async fn every_catalog_query_runs_and_agrees_on_every_strategy() {
             .indexes,
         "doc"
     );
+}
+
+#[tokio::test]
+async fn strategies_run_interleaved_on_pristine_copies_that_are_dropped() {
+    let db = seeded("copies").await;
+    let out = common::temp_root("explain-copies");
+    let _one = COPIES.lock().await;
+    let mut conn = db.conn().await;
+    let indexes_before = storybench::schema::index_inventory(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let section = explain::run(
+        &target(&db),
+        &options(
+            &["fk_only", "doc", "tuned"],
+            &["recent_stories", "create_story"],
+        ),
+        &out,
+    )
+    .await
+    .unwrap();
+    assert!(section.errors.is_empty(), "{:#?}", section.errors);
+    for q in &section.queries {
+        for s in &q.subjects {
+            let rounds = s.rounds.as_ref().expect("engine rounds");
+            assert!(rounds.rounds >= 6, "{}: p50's floor", q.name);
+            for (i, r) in s.by_strategy.iter().enumerate() {
+                // Every strategy ran once in every round: measured side by side.
+                let l = r.latency.as_ref().unwrap();
+                assert_eq!(l.count as usize, rounds.rounds, "{} {}", q.name, r.strategy);
+                assert!(l.supported_percentile >= 50.0);
+                let work = r.work.as_ref().expect("work figures");
+                assert!(work.shared_hit + work.shared_read > 0, "{}", q.name);
+                assert!(!work.shape.is_empty());
+                if q.kind == "write" {
+                    assert!(work.wal_bytes.is_some_and(|w| w > 0.0), "{}", q.name);
+                }
+                assert_eq!(r.ratio_vs_baseline.is_some(), i > 0, "{}", q.name);
+                assert_eq!(r.side.is_some(), i > 0);
+            }
+        }
+        let v = q.verdict.as_ref().unwrap();
+        assert!(v.speedup_interval.is_some());
+        assert_eq!(v.clear, v.winner.is_some());
+    }
+    // Each strategy was built on its own copy: the doc and tuned plans use their indexes,
+    // while the dataset itself keeps the indexes it had, and no copy is left behind.
+    let heavy = &section.queries[0].subjects[0];
+    let used = |s: &str| {
+        let run = heavy.by_strategy.iter().find(|r| r.strategy == s).unwrap();
+        run.plan
+            .as_ref()
+            .unwrap()
+            .relations
+            .iter()
+            .filter_map(|r| r.index.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(used("fk_only"), used("doc"), "strategies differ");
+    let mut conn = db.conn().await;
+    assert_eq!(
+        storybench::schema::index_inventory(&mut conn)
+            .await
+            .unwrap(),
+        indexes_before
+    );
+    let mut admin = common::connect(&common::url_for("postgres")).await;
+    let left: i64 = sqlx::query_scalar(AssertSqlSafe(check_sql("copies_left")))
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "every pristine copy is dropped");
+    assert!(section.overall.iter().all(|o| o.geomean_interval.is_some()));
 }
 
 #[tokio::test]

@@ -76,6 +76,8 @@ async fn audit_is_clean_on_shipped_policies_and_catches_a_planted_leak() {
     conn.execute("CREATE POLICY \"planted: everyone sees stories\" ON public.stories USING (true)")
         .await
         .unwrap();
+    // The stage copies the dataset (CREATE DATABASE … TEMPLATE): no session may stay on it.
+    drop(conn);
     let dir = out_dir("audit-leak");
     let out = db.storybench(&[
         "rls",
@@ -114,13 +116,15 @@ async fn audit_is_clean_on_shipped_policies_and_catches_a_planted_leak() {
         html.contains("RLS isolation audit FAILED"),
         "banner in the report"
     );
-    // The policy set was re-applied afterwards: the planted policy is gone.
+    // The audit ran on a pristine copy: the dataset itself is as it was (planted policy
+    // included).
+    let mut conn = db.conn().await;
     let planted: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE policyname LIKE 'planted%'")
             .fetch_one(&mut conn)
             .await
             .unwrap();
-    assert_eq!(planted, 0);
+    assert_eq!(planted, 1);
 }
 
 #[tokio::test]

@@ -16,14 +16,15 @@ pub struct ExplainArgs {
     /// Catalog queries to measure (default: all).
     #[arg(long, value_delimiter = ',')]
     pub queries: Vec<String>,
-    /// Timed runs per query, strategy and user, after warm-up.
-    #[arg(long, default_value_t = 30)]
+    /// Most interleaved rounds per query and user (each round times every strategy once);
+    /// never fewer than the reported percentiles need (6 for p50, 72 for p95).
+    #[arg(long, default_value_t = 400)]
     pub runs: usize,
     /// Untimed warm-up runs.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
-    /// Time cap per query, strategy and user (slow queries stop early, after ≥ 3 runs).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// Time budget per query and user once the percentiles' rounds are reached (4× that at most).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     #[serde(skip)]
     pub budget: Duration,
     /// Statement timeout for each measured query; a timeout is reported for that query only.
@@ -46,6 +47,7 @@ impl ExplainArgs {
             runs: self.runs.max(1),
             warmup: self.warmup,
             budget: self.budget,
+            percentiles: vec![50.0, 95.0],
             seed: self.seed,
             statement_timeout: self.statement_timeout,
             write_batch: 20,

@@ -20,17 +20,18 @@ pub struct RlsArgs {
     /// Policy sets compared with bypass (files in schema/policies/); definer is measured on child-table queries only.
     #[arg(long, value_delimiter = ',', default_value = "doc,initplan,definer")]
     pub policy_sets: Vec<String>,
-    /// Timed runs per mode, user and trial, after warm-up.
-    #[arg(long, default_value_t = 20)]
+    /// Most interleaved rounds per query and user (each round times bypass and every mode once);
+    /// never fewer than the reported percentiles need (6 for p50, 72 for p95).
+    #[arg(long, default_value_t = 400)]
     pub runs: usize,
-    /// Trials: each applies every policy set in turn and yields one overhead ratio per mode (the spread).
-    #[arg(long, default_value_t = 5)]
+    /// Ignored: interleaved rounds on per-policy-set copies replaced trials.
+    #[arg(long, default_value_t = 1)]
     pub trials: usize,
     /// Untimed warm-up runs per mode at the start of each block.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// Time cap per query, user and trial (slow modes stop early, after ≥ 3 runs).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// Time budget per query and user once the percentiles' rounds are reached (4× that at most).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     #[serde(skip)]
     pub budget: Duration,
     /// Statement timeout for each measured query.
@@ -74,6 +75,7 @@ impl RlsArgs {
             runs: self.runs.max(1),
             warmup: self.warmup,
             budget: self.budget,
+            percentiles: vec![50.0, 95.0],
             seed: self.seed,
             statement_timeout: self.statement_timeout,
             trap_indexes: Some(self.trap_indexes.clone()),

@@ -87,6 +87,7 @@ impl Latency {
                 self.hist.max() as f64 / 1000.0
             },
             histogram: self.encode(),
+            supported_percentile: supported_percentile(self.count()),
         }
     }
 
@@ -142,9 +143,32 @@ pub struct LatencySummary {
     /// Base64 HdrHistogram V2 (deflate) encoding, microseconds.
     #[serde(default)]
     pub histogram: String,
+    /// Highest of p50/p90/p95/p99/p99.9 whose 95 % interval the count supports
+    /// (`stats::supports`); 0 when none is, or in files written before this field.
+    /// Percentiles above it are shown by the summary but are not estimates.
+    #[serde(default)]
+    pub supported_percentile: f64,
+}
+
+/// The percentiles a summary carries, in increasing order.
+pub const PERCENTILES: [f64; 5] = [50.0, 90.0, 95.0, 99.0, 99.9];
+
+/// Highest of [`PERCENTILES`] that `count` samples support (0 when none).
+pub fn supported_percentile(count: u64) -> f64 {
+    PERCENTILES
+        .iter()
+        .copied()
+        .filter(|p| crate::stats::supports(count, *p))
+        .fold(0.0, f64::max)
 }
 
 impl LatencySummary {
+    /// Whether the sample count supports the percentile `p` (0–100). Files without the
+    /// field are judged from their count.
+    pub fn supports(&self, p: f64) -> bool {
+        crate::stats::supports(self.count, p)
+    }
+
     pub fn percentile(&self, name: &str) -> Option<f64> {
         Some(match name {
             "p50" => self.p50_ms,
@@ -179,5 +203,16 @@ mod tests {
         merged.merge(&l);
         assert_eq!(merged.count(), 2000);
         assert!(l.curve().len() >= 4);
+        assert_eq!(s.supported_percentile, 99.0);
+        assert!(s.supports(99.0) && !s.supports(99.9));
+    }
+
+    #[test]
+    fn supported_percentiles_follow_the_sample_count() {
+        assert_eq!(supported_percentile(5), 0.0);
+        assert_eq!(supported_percentile(6), 50.0);
+        assert_eq!(supported_percentile(20), 50.0);
+        assert_eq!(supported_percentile(72), 95.0);
+        assert_eq!(supported_percentile(368), 99.0);
     }
 }

@@ -1,5 +1,6 @@
 //! Measuring stages: EXPLAIN comparisons, RLS overhead, partitioned analytics, load.
 
+pub mod engine;
 pub mod exec;
 pub mod explain;
 pub mod latency;

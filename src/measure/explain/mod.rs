@@ -1,25 +1,26 @@
 //! `storybench explain`: every catalog query × index strategy on the same seeded data:
 //! EXPLAIN (ANALYZE, BUFFERS) for a heavy and a median user as the query's role, plan
 //! summaries and diffs, prepared-statement latency, index size and write cost, verdicts.
+//! Each strategy lives on its own pristine copy of the dataset, so the strategies are
+//! timed interleaved, query by query, by the measurement engine.
 
+mod measure;
 mod types;
 mod verdict;
 
 pub use types::*;
 
-use crate::catalog::{Kind, QuerySpec, Sampler};
+use crate::catalog::Sampler;
 use crate::interrupt;
-use crate::measure::exec::{self, principal_for, RequestContext};
-use crate::measure::latency::Latency;
+use crate::measure::exec::RequestContext;
 use crate::params::{rng_for, ParamValue, Population};
-use crate::plan;
+use crate::pristine::PristineCopy;
 use crate::schema;
 use crate::target::Target;
-use anyhow::{Context, Result};
-use sqlx::postgres::PgConnection;
-use sqlx::AssertSqlSafe;
+use anyhow::Result;
+use measure::Measure;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -27,12 +28,15 @@ use uuid::Uuid;
 pub struct ExplainOptions {
     pub strategies: Vec<String>,
     pub queries: Vec<String>,
-    /// Timed executions per query, strategy and user (after warm-up), within `budget`.
+    /// Most interleaved rounds per query and user (each round runs every strategy once);
+    /// raised to what `percentiles` need.
     pub runs: usize,
     pub warmup: usize,
-    /// Time cap per query, strategy and user: slow analytics stop early (with ≥ 3 runs).
+    /// Time budget per query and user once the floor is reached (see `measure::engine`).
     #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
+    /// Percentiles the stage reports: their sample counts set the rounds' floor.
+    pub percentiles: Vec<f64>,
     /// The run's `--seed` (not written in presets: every stage takes the dataset's).
     #[serde(default)]
     pub seed: u64,
@@ -47,7 +51,18 @@ struct Subject {
     user: Uuid,
 }
 
-/// Runs the comparison. Leaves the schema on the index strategy it found.
+impl ExplainOptions {
+    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
+        crate::measure::engine::EngineOptions::new(
+            self.warmup,
+            self.runs,
+            self.budget,
+            &self.percentiles,
+        )
+    }
+}
+
+/// Runs the comparison on pristine copies: the dataset itself is not changed.
 pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Result<ExplainSection> {
     for s in &opts.strategies {
         schema::validate_name("indexes", s)?;
@@ -117,195 +132,40 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
         }
     }
 
-    let outcome = measure_strategies(
-        &mut conn,
-        opts,
-        &specs,
-        &subjects,
-        &drawn,
-        &ctx,
-        out_dir,
-        &mut section,
-    )
+    // Every strategy gets its own pristine copy (none may be made while a session is
+    // connected to the dataset), so all strategies are measured interleaved.
+    drop(conn);
+    let mut copies = Vec::new();
+    let made: Result<()> = async {
+        for strategy in &opts.strategies {
+            interrupt::check()?;
+            let copy = PristineCopy::create(target, &format!("explain_{strategy}")).await?;
+            copies.push(copy);
+        }
+        Ok(())
+    }
     .await;
-    // Put the schema back on the strategy it was on, whatever happened.
-    if let Err(e) = schema::set_indexes(&mut conn, &variant.indexes).await {
-        tracing::warn!(
-            "could not restore index strategy {}: {e:#}",
-            variant.indexes
-        );
+    let outcome = match made {
+        Ok(()) => {
+            let run = Measure {
+                opts,
+                specs: &specs,
+                subjects: &subjects,
+                drawn: &drawn,
+                ctx: &ctx,
+                out_dir,
+            };
+            run.all(&copies, &mut section).await
+        }
+        Err(e) => Err(e),
+    };
+    // Drop the copies whatever happened (also on Ctrl-C).
+    for copy in copies {
+        if let Err(e) = copy.drop().await {
+            tracing::warn!("could not drop a pristine copy: {e:#}");
+        }
     }
     outcome?;
     verdict::finish(&mut section);
     Ok(section)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn measure_strategies(
-    conn: &mut PgConnection,
-    opts: &ExplainOptions,
-    specs: &[&QuerySpec],
-    subjects: &[Subject],
-    drawn: &[Vec<(usize, Vec<ParamValue>)>],
-    ctx: &RequestContext,
-    out_dir: &Path,
-    section: &mut ExplainSection,
-) -> Result<()> {
-    for strategy in &opts.strategies {
-        interrupt::check()?;
-        let started = Instant::now();
-        schema::set_indexes(conn, strategy).await?;
-        let build_seconds = started.elapsed().as_secs_f64();
-        let index_bytes: i64 = sqlx::query_scalar(AssertSqlSafe(
-            crate::params::queries().secondary_index_bytes.clone(),
-        ))
-        .fetch_one(&mut *conn)
-        .await?;
-        eprintln!(
-            "  explain: strategy {strategy} (indexes {} built in {build_seconds:.1} s)",
-            crate::report::human_bytes(index_bytes as f64)
-        );
-        let mut write_means = Vec::new();
-        let mut wal_per_story = None;
-        for (qi, spec) in specs.iter().enumerate() {
-            interrupt::check()?;
-            for (k, (si, params)) in drawn[qi].iter().enumerate() {
-                let subject = &subjects[*si];
-                let run =
-                    measure_one(conn, opts, spec, subject, params, strategy, ctx, out_dir).await;
-                if let Some(e) = &run.error {
-                    section.errors.push(MeasureError {
-                        query: spec.name.clone(),
-                        strategy: strategy.clone(),
-                        subject: subject.label.into(),
-                        error: e.clone(),
-                    });
-                }
-                if spec.kind == Kind::Write && subject.label == "heavy" {
-                    if let Some(l) = &run.latency {
-                        write_means.push(l.mean_ms);
-                    }
-                }
-                section.queries[qi].subjects[k].by_strategy.push(run);
-            }
-            if spec.has_tag("create_story") && spec.kind == Kind::Write {
-                wal_per_story = measure_wal(conn, opts, spec, subjects, &drawn[qi], ctx)
-                    .await
-                    .map_err(|e| tracing::warn!("WAL measurement of {}: {e:#}", spec.name))
-                    .ok();
-            }
-        }
-        let write_mean = (!write_means.is_empty())
-            .then(|| write_means.iter().sum::<f64>() / write_means.len() as f64);
-        section.strategies.push(StrategyFigures {
-            name: strategy.clone(),
-            index_bytes: index_bytes as u64,
-            build_seconds,
-            wal_bytes_per_story: wal_per_story,
-            write_mean_ms: write_mean,
-            write_ops_per_second: write_mean.map(|m| 1000.0 / m.max(1e-6)),
-        });
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn measure_one(
-    conn: &mut PgConnection,
-    opts: &ExplainOptions,
-    spec: &QuerySpec,
-    subject: &Subject,
-    params: &[ParamValue],
-    strategy: &str,
-    ctx: &RequestContext,
-    out_dir: &Path,
-) -> StrategyRun {
-    let mut run = StrategyRun {
-        strategy: strategy.to_string(),
-        ..Default::default()
-    };
-    let who = principal_for(spec, subject.user);
-    let outcome: Result<()> = async {
-        let raw = exec::explain(conn, &spec.sql, params, &who, ctx)
-            .await
-            .context("EXPLAIN")?;
-        let rel = format!("plans/{strategy}/{}.{}.json", spec.name, subject.label);
-        let path = out_dir.join(&rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        crate::results::write_atomic(&path, serde_json::to_string_pretty(&raw)?.as_bytes())?;
-        run.plan_file = Some(rel);
-        run.plan = Some(plan::summarize(&raw)?);
-        if spec.is_read() {
-            let (rows, digest) = exec::digest(conn, &spec.sql, params, &who, ctx).await?;
-            run.rows = Some(rows);
-            run.digest = Some(digest);
-        }
-        let mut latency = Latency::new();
-        let started = Instant::now();
-        for i in 0..opts.warmup + opts.runs {
-            let (elapsed, rows) =
-                exec::timed(conn, spec, &spec.sql, params, &who, ctx, false).await?;
-            if i >= opts.warmup {
-                latency.record(elapsed);
-                if !spec.is_read() {
-                    run.rows = Some(rows as i64);
-                }
-            }
-            if latency.count() >= 3 && started.elapsed() > opts.budget {
-                break;
-            }
-        }
-        run.latency = Some(latency.summary());
-        Ok(())
-    }
-    .await;
-    if let Err(e) = outcome {
-        run.error = Some(format!("{e:#}"));
-    }
-    run
-}
-
-/// WAL per created story: a batch of create_story executions for the heavy user, rolled back.
-async fn measure_wal(
-    conn: &mut PgConnection,
-    opts: &ExplainOptions,
-    spec: &QuerySpec,
-    subjects: &[Subject],
-    drawn: &[(usize, Vec<ParamValue>)],
-    ctx: &RequestContext,
-) -> Result<f64> {
-    let (si, _) = drawn.first().context("no parameters drawn")?;
-    let subject = &subjects[*si];
-    let population_rng = &mut rng_for(opts.seed, &format!("{}:wal", spec.name));
-    // Fresh ids per execution: reuse the drawn values but renew the samplers that must be unique.
-    let base = &drawn[0].1;
-    let batch: Vec<Vec<ParamValue>> = (0..opts.write_batch.max(1))
-        .map(|_| {
-            spec.params
-                .iter()
-                .zip(base)
-                .map(|(s, v)| match s {
-                    Sampler::NewUuid => ParamValue::Uuid(
-                        uuid::Builder::from_random_bytes(rand::RngExt::random(population_rng))
-                            .into_uuid(),
-                    ),
-                    Sampler::RequestId => ParamValue::Text(format!(
-                        "req_sb_{:032x}",
-                        rand::RngExt::random::<u128>(population_rng)
-                    )),
-                    _ => v.clone(),
-                })
-                .collect()
-        })
-        .collect();
-    exec::wal_per_execution(
-        conn,
-        &spec.sql,
-        &batch,
-        &principal_for(spec, subject.user),
-        ctx,
-    )
-    .await
 }

@@ -1,8 +1,10 @@
 //! The explain section of results.json: plans, latency and write cost per query × index
 //! strategy, plan diffs, and verdicts derived from them.
 
+use crate::measure::engine::{Rounds, Work, WorkRatio};
 use crate::measure::latency::LatencySummary;
 use crate::plan::{PlanChange, PlanSummary};
+use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,6 +25,9 @@ pub struct StrategyFigures {
     /// Secondary indexes only (keys are the same in every strategy).
     pub index_bytes: u64,
     pub build_seconds: f64,
+    /// Seconds to make this strategy's pristine copy of the dataset.
+    #[serde(default)]
+    pub copy_seconds: Option<f64>,
     /// WAL generated per story created by the catalog's create_story write (rolled back).
     pub wal_bytes_per_story: Option<f64>,
     /// Mean write latency (ms) over the catalog's write queries, heavy user.
@@ -53,6 +58,19 @@ pub struct SubjectComparison {
     pub by_strategy: Vec<StrategyRun>,
     /// Plan changes from the first strategy (the baseline) to each other one.
     pub diffs: Vec<PlanDiff>,
+    /// The interleaved rounds every strategy ran (each on its own pristine copy).
+    #[serde(default)]
+    pub rounds: Option<Rounds>,
+    /// The strategy with the lowest paired ratio to the baseline.
+    #[serde(default)]
+    pub fastest: Option<String>,
+    /// `fastest`, only when its paired interval against every other strategy lies
+    /// below 1 (clearly faster than each); None: no clear winner.
+    #[serde(default)]
+    pub winner: Option<String>,
+    /// Baseline time / fastest time, paired per round, with its interval.
+    #[serde(default)]
+    pub fastest_speedup: Option<Interval>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -64,6 +82,18 @@ pub struct StrategyRun {
     pub latency: Option<LatencySummary>,
     pub rows: Option<i64>,
     pub digest: Option<String>,
+    /// This strategy's time / the baseline's, paired per round: median and interval.
+    #[serde(default)]
+    pub ratio_vs_baseline: Option<Interval>,
+    /// `includes`: no measurable difference from the baseline.
+    #[serde(default)]
+    pub side: Option<Side>,
+    /// Buffers, rows, executor time, WAL (writes) and plan shape after warm-up.
+    #[serde(default)]
+    pub work: Option<Work>,
+    /// Work / the baseline's work.
+    #[serde(default)]
+    pub work_ratio: Option<WorkRatio>,
     pub error: Option<String>,
 }
 
@@ -81,6 +111,16 @@ pub struct Verdict {
     pub speedup_vs_baseline: f64,
     pub baseline: String,
     pub p50_ms: BTreeMap<String, f64>,
+    /// Baseline / fastest, paired per round (heavy user), with its 95 % interval.
+    #[serde(default)]
+    pub speedup_interval: Option<Interval>,
+    /// The fastest strategy is clearly faster than every other one (paired intervals
+    /// all exclude 1); false: no clear winner.
+    #[serde(default)]
+    pub clear: bool,
+    /// `fastest` when `clear`, else None.
+    #[serde(default)]
+    pub winner: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -88,7 +128,14 @@ pub struct OverallVerdict {
     pub strategy: String,
     /// Geometric mean over read queries of baseline p50 / this strategy's p50.
     pub geomean_speedup: f64,
+    /// Geometric mean over read queries of the paired speed-ups (baseline / this), with an
+    /// interval combining the queries' intervals in log space (see `engine::geomean_interval`).
+    #[serde(default)]
+    pub geomean_interval: Option<Interval>,
     pub queries_fastest: usize,
+    /// Read queries this strategy wins clearly (`Verdict::clear`).
+    #[serde(default)]
+    pub queries_won: usize,
     pub index_bytes: u64,
     /// This strategy's WAL per created story / the baseline's.
     pub wal_ratio_vs_baseline: Option<f64>,

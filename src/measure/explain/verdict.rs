@@ -1,8 +1,9 @@
 //! Derived figures of the explain stage: result consistency, plan diffs against the first
 //! strategy (the baseline), the fastest strategy per query and overall.
 
-use super::{ExplainSection, OverallVerdict, PlanDiff, Verdict};
+use super::{ExplainSection, OverallVerdict, PlanDiff, SubjectComparison, Verdict};
 use crate::plan;
+use crate::stats::Interval;
 use std::collections::BTreeMap;
 
 pub fn finish(section: &mut ExplainSection) {
@@ -55,6 +56,9 @@ pub fn finish(section: &mut ExplainSection) {
                 speedup_vs_baseline: base / best.max(1e-6),
                 baseline: baseline.clone(),
                 p50_ms: p50.clone(),
+                speedup_interval: heavy.fastest_speedup,
+                clear: heavy.winner.is_some(),
+                winner: heavy.winner.clone(),
             });
         }
     }
@@ -65,8 +69,20 @@ pub fn finish(section: &mut ExplainSection) {
         .map(|s| {
             let mut logs = Vec::new();
             let mut fastest = 0;
+            let mut won = 0;
+            let mut speedups = Vec::new();
             for q in section.queries.iter().filter(|q| q.kind == "read") {
+                if let Some(i) = q
+                    .subjects
+                    .first()
+                    .and_then(|h| speedup(h, &s.name, &baseline))
+                {
+                    speedups.push(i);
+                }
                 if let Some(v) = &q.verdict {
+                    if v.winner.as_deref() == Some(s.name.as_str()) {
+                        won += 1;
+                    }
                     if let (Some(b), Some(x)) = (v.p50_ms.get(&baseline), v.p50_ms.get(&s.name)) {
                         logs.push((b.max(1e-6) / x.max(1e-6)).ln());
                     }
@@ -86,11 +102,34 @@ pub fn finish(section: &mut ExplainSection) {
                 } else {
                     (logs.iter().sum::<f64>() / logs.len() as f64).exp()
                 },
+                geomean_interval: crate::measure::engine::geomean_interval(&speedups),
                 queries_fastest: fastest,
+                queries_won: won,
                 index_bytes: s.index_bytes,
                 wal_ratio_vs_baseline: ratio(s.wal_bytes_per_story, base_fig.wal_bytes_per_story),
                 write_latency_ratio_vs_baseline: ratio(s.write_mean_ms, base_fig.write_mean_ms),
             }
         })
         .collect();
+}
+
+/// Baseline time / this strategy's time, paired per round (exactly 1 for the baseline).
+fn speedup(subject: &SubjectComparison, strategy: &str, baseline: &str) -> Option<Interval> {
+    let run = subject
+        .by_strategy
+        .iter()
+        .find(|r| r.strategy == strategy)?;
+    if strategy == baseline {
+        return run.latency.as_ref().map(|_| Interval {
+            estimate: 1.0,
+            low: 1.0,
+            high: 1.0,
+        });
+    }
+    let r = run.ratio_vs_baseline?;
+    (r.low > 0.0).then(|| Interval {
+        estimate: 1.0 / r.estimate,
+        low: 1.0 / r.high,
+        high: 1.0 / r.low,
+    })
 }

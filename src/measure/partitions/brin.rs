@@ -145,12 +145,13 @@ pub async fn compare(
                     Err(e) => run.error = Some(format!("{e:#}")),
                 }
             }
-            let lat = probe::alternate(&mut tx, &arms, opts.warmup, opts.runs, opts.budget).await;
-            for (l, run) in lat.into_iter().zip(runs.iter_mut()) {
-                match l {
-                    Ok(l) if !l.is_empty() => run.latency = Some(l.summary()),
-                    Ok(_) => {}
-                    Err(e) => run.error = Some(e),
+            let measured = probe::measure(&mut tx, &arms, &[None, None], &opts.engine()).await;
+            for (arm, run) in measured.arms.into_iter().zip(runs.iter_mut()) {
+                if !arm.latency.is_empty() {
+                    run.latency = Some(arm.latency.summary());
+                }
+                if let Some(e) = arm.error {
+                    run.error = Some(e);
                 }
             }
             out.queries.extend(runs);

@@ -5,6 +5,7 @@ use super::probe::{self, Arm, GENERIC};
 use super::types::*;
 use super::{context, roles, PartitionsOptions};
 use crate::catalog::QuerySpec;
+use crate::measure::engine::ArmOutcome;
 use crate::measure::exec::principal_for;
 use crate::params::{rng_for, ParamValue, Population};
 use crate::plan::PlanSummary;
@@ -45,23 +46,19 @@ fn error(section: &mut PartitionsSection, part: &str, query: &str, e: impl std::
     });
 }
 
-/// EXPLAINs one arm into `run`; errors land in `run.error`.
-async fn explain_into(
-    conn: &mut PgConnection,
-    arm: &Arm<'_>,
-    generic: bool,
-    total: Option<usize>,
-    out_dir: &Path,
-    rel: &str,
-    run: &mut ModeRun,
-) {
-    let outcome = async {
-        let raw = probe::explain(conn, arm, generic).await?;
-        probe::record_plan(run, &raw, total, out_dir, rel)
+/// One engine arm into `run`: latency, the plan of its work step (saved under `rel`),
+/// and its error.
+fn fill(run: &mut ModeRun, arm: &ArmOutcome, total: Option<usize>, out_dir: &Path, rel: &str) {
+    if !arm.latency.is_empty() {
+        run.latency = Some(arm.latency.summary());
     }
-    .await;
-    if let Err(e) = outcome {
-        run.error = Some(format!("{e:#}"));
+    if let Some(raw) = &arm.raw_plan {
+        if let Err(e) = probe::record_plan(run, raw, total, out_dir, rel) {
+            run.error = Some(format!("{e:#}"));
+        }
+    }
+    if let Some(e) = &arm.error {
+        run.error = Some(e.clone());
     }
 }
 
@@ -112,20 +109,6 @@ pub async fn compare(
             },
             ..Default::default()
         };
-        for (i, a) in arms.iter().enumerate() {
-            let generic = i >= 2;
-            let layout = if i % 2 == 0 { "partitioned" } else { "flat" };
-            let mode = if generic { "generic" } else { "custom" };
-            let run = match (i % 2, generic) {
-                (0, false) => &mut q.partitioned.custom,
-                (0, true) => &mut q.partitioned.generic,
-                (_, false) => &mut q.flat.custom,
-                (_, true) => &mut q.flat.generic,
-            };
-            let rel = format!("plans/partitions/{}.{layout}.{mode}.json", spec.name);
-            let t = if layout == "partitioned" { total } else { None };
-            explain_into(conn, a, generic, t, out_dir, &rel, run).await;
-        }
         for (a, lr) in [(&arms[0], &mut q.partitioned), (&arms[1], &mut q.flat)] {
             match probe::digest(conn, a).await {
                 Ok((rows, digest)) => {
@@ -138,20 +121,28 @@ pub async fn compare(
         q.consistent = q.partitioned.digest.is_some()
             && q.partitioned.digest == q.flat.digest
             && q.partitioned.rows == q.flat.rows;
-        let lat = probe::alternate(conn, &arms, opts.warmup, opts.runs, opts.budget).await;
-        for (i, l) in lat.into_iter().enumerate() {
+        // Partitioned vs flat with custom plans, and again with generic plans.
+        let versus = [Some(1), None, Some(3), None];
+        let out = probe::measure(conn, &arms, &versus, &opts.engine()).await;
+        for (i, arm) in out.arms.iter().enumerate() {
+            let layout = if i % 2 == 0 { "partitioned" } else { "flat" };
+            let mode = if i >= 2 { "generic" } else { "custom" };
             let run = match i {
                 0 => &mut q.partitioned.custom,
                 1 => &mut q.flat.custom,
                 2 => &mut q.partitioned.generic,
                 _ => &mut q.flat.generic,
             };
-            match l {
-                Ok(l) if !l.is_empty() => run.latency = Some(l.summary()),
-                Ok(_) => {}
-                Err(e) => run.error = Some(e),
-            }
+            let rel = format!("plans/partitions/{}.{layout}.{mode}.json", spec.name);
+            let t = if layout == "partitioned" { total } else { None };
+            fill(run, arm, t, out_dir, &rel);
         }
+        q.ratio_interval = out.arms[0].ratio;
+        q.ratio_side = out.arms[0].side;
+        q.generic_ratio_interval = out.arms[2].ratio;
+        q.generic_ratio_side = out.arms[2].side;
+        q.work_ratio = out.arms[0].work_ratio.clone();
+        q.rounds = Some(out.rounds.clone());
         let p50 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p50_ms);
         let p95 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p95_ms);
         q.ratio_p50 = ratio(p50(&q.partitioned.custom), p50(&q.flat.custom));
@@ -253,21 +244,24 @@ pub async fn partitionwise(
             ..Default::default()
         };
         let mut digests = Vec::new();
-        for (a, run, v) in [(&arms[0], &mut r.off, "off"), (&arms[1], &mut r.on, "on")] {
-            let rel = format!("plans/partitions/{}.partitionwise_{v}.json", spec.name);
-            explain_into(conn, a, false, total, out_dir, &rel, run).await;
+        for a in &arms {
             digests.push(probe::digest(conn, a).await.ok());
         }
         r.consistent = digests[0].is_some() && digests[0] == digests[1];
-        r.applied = r.on.plan.as_ref().is_some_and(partitionwise_applied);
-        let lat = probe::alternate(conn, &arms, opts.warmup, opts.runs, opts.budget).await;
-        for (l, run) in lat.into_iter().zip([&mut r.off, &mut r.on]) {
-            match l {
-                Ok(l) if !l.is_empty() => run.latency = Some(l.summary()),
-                Ok(_) => {}
-                Err(e) => run.error = Some(e),
-            }
+        let out = probe::measure(conn, &arms, &[None, Some(0)], &opts.engine()).await;
+        for ((arm, run), v) in out
+            .arms
+            .iter()
+            .zip([&mut r.off, &mut r.on])
+            .zip(["off", "on"])
+        {
+            let rel = format!("plans/partitions/{}.partitionwise_{v}.json", spec.name);
+            fill(run, arm, total, out_dir, &rel);
         }
+        r.applied = r.on.plan.as_ref().is_some_and(partitionwise_applied);
+        r.ratio_interval = out.arms[1].ratio;
+        r.ratio_side = out.arms[1].side;
+        r.rounds = Some(out.rounds.clone());
         r.ratio_p50 = ratio(
             r.on.latency.as_ref().map(|l| l.p50_ms),
             r.off.latency.as_ref().map(|l| l.p50_ms),

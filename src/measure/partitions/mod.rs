@@ -85,11 +85,14 @@ pub(crate) fn sql_with(name: &str, vars: &[(&str, &str)]) -> String {
 pub struct PartitionsOptions {
     /// Catalog queries to measure (default: every analytics query reading api_usage).
     pub queries: Vec<String>,
+    /// Most interleaved rounds per comparison (raised to what `percentiles` need).
     pub runs: usize,
     pub warmup: usize,
-    /// Time cap per query and comparison (after ≥ 3 timed runs per arm).
+    /// Time budget per comparison once the floor is reached (see `measure::engine`).
     #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
+    /// Percentiles the stage reports: their sample counts set the rounds' floor.
+    pub percentiles: Vec<f64>,
     /// The run's `--seed` (not written in presets: every stage takes the dataset's).
     #[serde(default)]
     pub seed: u64,
@@ -113,9 +116,10 @@ impl Default for PartitionsOptions {
     fn default() -> Self {
         Self {
             queries: Vec::new(),
-            runs: 30,
+            runs: 400,
             warmup: 3,
             budget: Duration::from_secs(3),
+            percentiles: vec![50.0, 95.0],
             seed: 42,
             statement_timeout: Duration::from_secs(60),
             indexes: true,
@@ -126,6 +130,18 @@ impl Default for PartitionsOptions {
             insert_interval: Duration::from_millis(5),
             baseline: Duration::from_secs(1),
         }
+    }
+}
+
+impl PartitionsOptions {
+    /// The engine settings of every timed comparison of the stage.
+    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
+        crate::measure::engine::EngineOptions::new(
+            self.warmup,
+            self.runs,
+            self.budget,
+            &self.percentiles,
+        )
     }
 }
 

@@ -5,8 +5,9 @@
 
 use super::{sql, sql_with};
 use crate::auth::{begin_request, Principal};
+use crate::measure::engine::Work;
+use crate::measure::engine::{self, EngineOptions, Outcome, Runner, WorkSample};
 use crate::measure::exec::RequestContext;
-use crate::measure::latency::Latency;
 use crate::params::{bind, queries, ParamValue};
 use crate::plan::{self, PlanSummary};
 use anyhow::{Context, Result};
@@ -51,16 +52,18 @@ async fn begin<'c>(
     Ok(tx)
 }
 
-/// One execution through a persistent (named) prepared statement; the query's own time.
-pub async fn timed(conn: &mut PgConnection, arm: &Arm<'_>) -> Result<Duration> {
+/// One execution through a persistent (named) prepared statement; the query's own time
+/// and its rows.
+pub async fn timed(conn: &mut PgConnection, arm: &Arm<'_>) -> Result<(Duration, u64)> {
     let mut tx = begin(conn, arm).await?;
     let started = Instant::now();
-    bind(sqlx::query(AssertSqlSafe(arm.sql.to_string())), arm.params)
+    let rows = bind(sqlx::query(AssertSqlSafe(arm.sql.to_string())), arm.params)
         .fetch_all(&mut *tx)
-        .await?;
+        .await?
+        .len() as u64;
     let elapsed = started.elapsed();
     tx.rollback().await?;
-    Ok(elapsed)
+    Ok((elapsed, rows))
 }
 
 static GENERIC_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -158,41 +161,42 @@ pub async fn digest(conn: &mut PgConnection, arm: &Arm<'_>) -> Result<(i64, Stri
     Ok(out)
 }
 
-/// Times every arm in turn (interleaved, so drift hits all alike): `warmup` untimed
-/// rounds, then up to `runs` timed rounds, stopping after `budget` once each arm has 3.
-/// An arm that fails stops; its error is returned in its slot.
-pub async fn alternate(
+/// Probe arms as engine arms on one connection: timed through `timed`, EXPLAINed with
+/// a generic plan where the arm forces one (so pruning evidence matches what is timed).
+pub struct ProbeRunner<'a, 'c> {
+    pub conn: &'a mut PgConnection,
+    pub arms: &'a [Arm<'c>],
+}
+
+impl Runner for ProbeRunner<'_, '_> {
+    fn arms(&self) -> usize {
+        self.arms.len()
+    }
+
+    async fn time(&mut self, a: usize) -> Result<(Duration, u64)> {
+        timed(self.conn, &self.arms[a]).await
+    }
+
+    async fn work(&mut self, a: usize) -> Result<WorkSample> {
+        let arm = &self.arms[a];
+        let generic = arm.settings.contains(&GENERIC);
+        let mut plain = arm.clone();
+        plain.settings.retain(|s| *s != GENERIC);
+        Ok(WorkSample {
+            plan: Some(explain(self.conn, &plain, generic).await?),
+            wal_bytes: None,
+        })
+    }
+}
+
+/// Measures `arms` on one connection with the engine.
+pub async fn measure(
     conn: &mut PgConnection,
     arms: &[Arm<'_>],
-    warmup: usize,
-    runs: usize,
-    budget: Duration,
-) -> Vec<Result<Latency, String>> {
-    let mut out: Vec<Result<Latency, String>> = arms.iter().map(|_| Ok(Latency::new())).collect();
-    let started = Instant::now();
-    for round in 0..warmup + runs {
-        if crate::interrupt::interrupted() {
-            break;
-        }
-        for (arm, slot) in arms.iter().zip(out.iter_mut()) {
-            let Ok(latency) = slot else { continue };
-            match timed(conn, arm).await {
-                Ok(d) if round >= warmup => latency.record(d),
-                Ok(_) => {}
-                Err(e) => *slot = Err(format!("{e:#}")),
-            }
-        }
-        let counted = out
-            .iter()
-            .filter_map(|s| s.as_ref().ok())
-            .map(Latency::count)
-            .min()
-            .unwrap_or(0);
-        if counted >= 3 && started.elapsed() > budget {
-            break;
-        }
-    }
-    out
+    versus: &[Option<usize>],
+    opts: &EngineOptions,
+) -> Outcome {
+    engine::measure(&mut ProbeRunner { conn, arms }, versus, opts).await
 }
 
 /// Partition scans a plan actually ran (pruned and never-executed ones excluded).
@@ -216,11 +220,7 @@ pub fn record_plan(
     out_dir: &Path,
     rel: &str,
 ) -> Result<()> {
-    let path = out_dir.join(rel);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    crate::results::write_atomic(&path, serde_json::to_string_pretty(raw)?.as_bytes())?;
+    engine::save_plan(out_dir, rel, raw)?;
     run.plan_file = Some(rel.to_string());
     let summary = plan::summarize(raw)?;
     run.planning_ms = Some(summary.planning_ms);
@@ -230,6 +230,7 @@ pub fn record_plan(
         p
     });
     run.scanned = scanned(&summary);
+    run.work = Some(Work::from_plan(&summary));
     run.plan = Some(summary);
     Ok(())
 }

@@ -2,8 +2,10 @@
 //! query (latency, pruning evidence, generic plans), partitionwise aggregation, btree vs
 //! BRIN on created_at, the scaling curve over partition counts, and maintenance costs.
 
+use crate::measure::engine::{Rounds, Work, WorkRatio};
 use crate::measure::latency::LatencySummary;
 use crate::plan::{PartitionInfo, PlanSummary};
+use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -71,6 +73,23 @@ pub struct QueryLayouts {
     pub ratio_p95: Option<f64>,
     /// partitioned / flat, both forced to generic plans.
     pub generic_ratio_p50: Option<f64>,
+    /// partitioned / flat, custom plans: median of the paired per-round ratios and its
+    /// 95 % interval; `ratio_side` `includes` means no measurable difference.
+    #[serde(default)]
+    pub ratio_interval: Option<Interval>,
+    #[serde(default)]
+    pub ratio_side: Option<Side>,
+    /// The same for generic plans.
+    #[serde(default)]
+    pub generic_ratio_interval: Option<Interval>,
+    #[serde(default)]
+    pub generic_ratio_side: Option<Side>,
+    /// partitioned / flat work of the custom plans (buffers, executor time).
+    #[serde(default)]
+    pub work_ratio: Option<WorkRatio>,
+    /// The interleaved rounds the four arms ran.
+    #[serde(default)]
+    pub rounds: Option<Rounds>,
     /// Both layouts returned the same rows (row count and digest).
     pub consistent: bool,
     /// Pruning seen on the partitioned layout: "plan time", "executor start", "run time".
@@ -101,6 +120,9 @@ pub struct ModeRun {
     pub plan: Option<PlanSummary>,
     /// Raw EXPLAIN JSON, relative to the output directory.
     pub plan_file: Option<String>,
+    /// Buffers, rows, executor time and plan shape of the EXPLAIN above.
+    #[serde(default)]
+    pub work: Option<Work>,
     pub error: Option<String>,
 }
 
@@ -112,6 +134,13 @@ pub struct PartitionwiseRun {
     pub on: ModeRun,
     /// on / off, p50.
     pub ratio_p50: Option<f64>,
+    /// on / off, paired per-round ratios: median and 95 % interval.
+    #[serde(default)]
+    pub ratio_interval: Option<Interval>,
+    #[serde(default)]
+    pub ratio_side: Option<Side>,
+    #[serde(default)]
+    pub rounds: Option<Rounds>,
     /// The "on" plan aggregates per partition (Partial aggregate nodes appear).
     pub applied: bool,
     /// Both settings returned the same rows.

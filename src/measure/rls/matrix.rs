@@ -1,7 +1,7 @@
-//! The measurement matrix: app queries × subjects × modes, in trials. In each trial every
-//! policy set is applied in turn; within a (query, subject) block the modes run interleaved
-//! round-robin with bypass, so each trial yields one overhead ratio per mode measured side
-//! by side on the same connection, data and parameters.
+//! The measurement matrix: app queries × subjects × modes. Every policy set lives on its
+//! own pristine copy of the dataset, so within a (query, subject) block bypass and every
+//! mode of every set run interleaved by the measurement engine: each mode's overhead is a
+//! paired ratio to bypass with its interval, beside the work ratio from the plans.
 
 use super::evidence;
 use super::types::{ModeRun, Ratio, RlsQuery, RlsSubject};
@@ -9,16 +9,15 @@ use super::RlsOptions;
 use crate::auth::Principal;
 use crate::catalog::QuerySpec;
 use crate::interrupt;
+use crate::measure::engine::{self, ArmOutcome, SqlArm, SqlRunner};
 use crate::measure::exec::{self, RequestContext};
-use crate::measure::latency::Latency;
 use crate::params::ParamValue;
-use crate::plan;
+use crate::pristine::PristineCopy;
 use crate::schema;
-use anyhow::{Context, Result};
+use crate::target::Target;
+use anyhow::Result;
 use sqlx::postgres::PgConnection;
-use std::collections::HashMap;
 use std::path::Path;
-use std::time::Instant;
 use uuid::Uuid;
 
 pub const BYPASS: &str = "bypass";
@@ -43,17 +42,13 @@ pub fn applies(set: &str, spec: &QuerySpec) -> bool {
     set != "definer" || spec.has_tag("child_tables")
 }
 
+/// What the probe of one mode found before the rounds.
 #[derive(Default)]
-struct Acc {
-    lat: Latency,
-    ratios: Vec<f64>,
+struct Probe {
     rows: Option<i64>,
     digest: Option<String>,
     no_claims_rows: Option<i64>,
-    plan: Option<plan::PlanSummary>,
-    plan_file: Option<String>,
     error: Option<String>,
-    probed: bool,
 }
 
 struct Mode {
@@ -62,16 +57,21 @@ struct Mode {
     sql: String,
     who: Principal,
     rls: bool,
+    /// The copy it runs on (bypass: the first set's).
+    conn: usize,
 }
 
-/// Everything one matrix needs besides the connection.
+/// Everything one matrix needs besides the connections.
 pub struct Matrix<'a> {
     pub opts: &'a RlsOptions,
     pub specs: &'a [&'a QuerySpec],
     pub subjects: &'a [Subject],
     /// Parameters per query, per subject.
     pub drawn: &'a [Vec<Vec<ParamValue>>],
+    /// Policy sets, one per connection (each a copy with that set applied).
     pub sets: &'a [String],
+    /// Sets left out of this matrix (their copies stay connected).
+    pub skip: &'a [String],
     pub ctx: &'a RequestContext,
     pub out_dir: &'a Path,
     /// Directory under plans/rls/ for the raw plans (the index strategy).
@@ -81,199 +81,11 @@ pub struct Matrix<'a> {
 }
 
 impl Matrix<'_> {
-    pub async fn run(&self, conn: &mut PgConnection) -> Result<Vec<RlsQuery>> {
-        let mut accs: HashMap<(usize, usize, String), Acc> = HashMap::new();
-        for trial in 0..self.opts.trials {
-            for set in self.sets {
-                interrupt::check()?;
-                schema::set_policies(conn, set).await?;
-                eprintln!(
-                    "  rls: trial {}/{} · policies {set} · indexes {}",
-                    trial + 1,
-                    self.opts.trials,
-                    self.label
-                );
-                for (qi, spec) in self.specs.iter().enumerate() {
-                    if !applies(set, spec) {
-                        continue;
-                    }
-                    for si in 0..self.subjects.len() {
-                        interrupt::check()?;
-                        self.block(conn, &mut accs, qi, si, set).await?;
-                    }
-                }
-            }
-        }
-        Ok(self.collect(accs))
-    }
-
-    fn modes(&self, spec: &QuerySpec, set: &str, user: Uuid) -> Vec<Mode> {
-        let tagged = |sql: &str, mode: &str| format!("{sql}{}", self.tag.replace("{mode}", mode));
-        let who = if self.opts.claims_unset {
-            Principal::NoClaims
-        } else {
-            Principal::User(user)
-        };
-        let mut modes = vec![
-            Mode {
-                name: BYPASS.into(),
-                sql: tagged(&spec.sql, BYPASS),
-                who: Principal::Service,
-                rls: false,
-            },
-            Mode {
-                name: mode_name(set, false),
-                sql: tagged(&spec.sql, &mode_name(set, false)),
-                who: who.clone(),
-                rls: true,
-            },
-        ];
-        if let Some(p) = &spec.sql_policy_only {
-            modes.push(Mode {
-                name: mode_name(set, true),
-                sql: tagged(p, &mode_name(set, true)),
-                who,
-                rls: true,
-            });
-        }
-        modes
-    }
-
-    async fn block(
-        &self,
-        conn: &mut PgConnection,
-        accs: &mut HashMap<(usize, usize, String), Acc>,
-        qi: usize,
-        si: usize,
-        set: &str,
-    ) -> Result<()> {
-        let spec = self.specs[qi];
-        let subject = &self.subjects[si];
-        let params = &self.drawn[qi][si];
-        let modes = self.modes(spec, set, subject.user);
-        for m in &modes {
-            let acc = accs.entry((qi, si, m.name.clone())).or_default();
-            if !acc.probed {
-                acc.probed = true;
-                if let Err(e) = self.probe(conn, spec, subject, params, m, acc).await {
-                    acc.error = Some(format!("{e:#}"));
-                }
-            }
-        }
-        let live: Vec<&Mode> = modes
-            .iter()
-            .filter(|m| accs[&(qi, si, m.name.clone())].error.is_none())
-            .collect();
-        if live.is_empty() {
-            return Ok(());
-        }
-        let mut failed: HashMap<String, String> = HashMap::new();
-        for m in &live {
-            for _ in 0..self.opts.warmup {
-                if let Err(e) =
-                    exec::timed(conn, spec, &m.sql, params, &m.who, self.ctx, false).await
-                {
-                    failed.insert(m.name.clone(), format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-        let mut block: Vec<Latency> = live.iter().map(|_| Latency::new()).collect();
-        let started = Instant::now();
-        'runs: for i in 0..self.opts.runs {
-            for j in 0..live.len() {
-                // Rotate the order so no mode always follows the same one.
-                let k = (i + j) % live.len();
-                let m = live[k];
-                if failed.contains_key(&m.name) {
-                    continue;
-                }
-                match exec::timed(conn, spec, &m.sql, params, &m.who, self.ctx, false).await {
-                    Ok((elapsed, _)) => block[k].record(elapsed),
-                    Err(e) => {
-                        failed.insert(m.name.clone(), format!("{e:#}"));
-                    }
-                }
-            }
-            if i >= 2 && started.elapsed() > self.opts.budget {
-                break 'runs;
-            }
-        }
-        let bypass_p50 = live
-            .iter()
-            .position(|m| m.name == BYPASS)
-            .filter(|k| !block[*k].is_empty())
-            .map(|k| block[k].percentile_ms(50.0));
-        for (k, m) in live.iter().enumerate() {
-            let acc = accs
-                .get_mut(&(qi, si, m.name.clone()))
-                .context("mode accumulator")?;
-            if let Some(e) = failed.remove(&m.name) {
-                acc.error = Some(e);
-            }
-            acc.lat.merge(&block[k]);
-            if m.name != BYPASS && !block[k].is_empty() {
-                if let Some(b) = bypass_p50.filter(|b| *b > 0.0) {
-                    acc.ratios.push(block[k].percentile_ms(50.0) / b);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Once per (query, subject, mode): the plan, the rows, and (under RLS) the rows seen
-    /// without claims.
-    async fn probe(
-        &self,
-        conn: &mut PgConnection,
-        spec: &QuerySpec,
-        subject: &Subject,
-        params: &[ParamValue],
-        m: &Mode,
-        acc: &mut Acc,
-    ) -> Result<()> {
-        if spec.is_read() {
-            let (rows, digest) = exec::digest(conn, &m.sql, params, &m.who, self.ctx).await?;
-            acc.rows = Some(rows);
-            acc.digest = Some(digest);
-            if m.rls && m.who != Principal::NoClaims {
-                let (rows, _) =
-                    exec::digest(conn, &m.sql, params, &Principal::NoClaims, self.ctx).await?;
-                acc.no_claims_rows = Some(rows);
-            }
-        } else {
-            match exec::timed(conn, spec, &m.sql, params, &m.who, self.ctx, false).await {
-                Ok((_, rows)) => acc.rows = Some(rows as i64),
-                // The policy refused the write (e.g. WITH CHECK with no claims): nothing written,
-                // and nothing to plan or time.
-                Err(e) if m.rls && sqlstate(&e).as_deref() == Some("42501") => {
-                    acc.rows = Some(0);
-                    acc.error = Some(format!("{e:#}"));
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let raw = exec::explain(conn, &m.sql, params, &m.who, self.ctx)
-            .await
-            .context("EXPLAIN")?;
-        let rel = format!(
-            "plans/rls/{}/{}.{}.{}.json",
-            self.label, spec.name, subject.label, m.name
-        );
-        let path = self.out_dir.join(&rel);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        crate::results::write_atomic(&path, serde_json::to_string_pretty(&raw)?.as_bytes())?;
-        acc.plan_file = Some(rel);
-        acc.plan = Some(plan::summarize(&raw)?);
-        Ok(())
-    }
-
-    fn collect(&self, mut accs: HashMap<(usize, usize, String), Acc>) -> Vec<RlsQuery> {
+    /// `conns[i]` is the copy carrying `sets[i]`.
+    pub async fn run(&self, conns: &mut [&mut PgConnection]) -> Result<Vec<RlsQuery>> {
         let mut out = Vec::new();
         for (qi, spec) in self.specs.iter().enumerate() {
+            eprintln!("  rls: {} · indexes {}", spec.name, self.label);
             let mut q = RlsQuery {
                 name: spec.name.clone(),
                 description: spec.description.clone(),
@@ -282,22 +94,8 @@ impl Matrix<'_> {
                 subjects: Vec::new(),
             };
             for (si, subject) in self.subjects.iter().enumerate() {
-                let mut names = vec![BYPASS.to_string()];
-                for set in self.sets {
-                    if applies(set, spec) {
-                        names.push(mode_name(set, false));
-                        if spec.sql_policy_only.is_some() {
-                            names.push(mode_name(set, true));
-                        }
-                    }
-                }
-                let mut runs = Vec::new();
-                for name in names {
-                    let Some(acc) = accs.remove(&(qi, si, name.clone())) else {
-                        continue;
-                    };
-                    runs.push(to_run(name, acc));
-                }
+                interrupt::check()?;
+                let mut runs = self.block(conns, qi, si).await;
                 mark_rows(&mut runs, spec.is_read());
                 q.subjects.push(RlsSubject {
                     subject: subject.label.clone(),
@@ -308,50 +106,241 @@ impl Matrix<'_> {
             }
             out.push(q);
         }
-        out
+        Ok(out)
     }
+
+    fn modes(&self, spec: &QuerySpec, user: Uuid) -> Vec<Mode> {
+        let tagged = |sql: &str, mode: &str| format!("{sql}{}", self.tag.replace("{mode}", mode));
+        let who = if self.opts.claims_unset {
+            Principal::NoClaims
+        } else {
+            Principal::User(user)
+        };
+        let mut modes = vec![Mode {
+            name: BYPASS.into(),
+            sql: tagged(&spec.sql, BYPASS),
+            who: Principal::Service,
+            rls: false,
+            conn: 0,
+        }];
+        for (conn, set) in self.sets.iter().enumerate() {
+            if !applies(set, spec) || self.skip.contains(set) {
+                continue;
+            }
+            modes.push(Mode {
+                name: mode_name(set, false),
+                sql: tagged(&spec.sql, &mode_name(set, false)),
+                who: who.clone(),
+                rls: true,
+                conn,
+            });
+            if let Some(p) = &spec.sql_policy_only {
+                modes.push(Mode {
+                    name: mode_name(set, true),
+                    sql: tagged(p, &mode_name(set, true)),
+                    who: who.clone(),
+                    rls: true,
+                    conn,
+                });
+            }
+        }
+        modes
+    }
+
+    /// One (query, subject): probe every mode, then run the live ones interleaved.
+    async fn block(&self, conns: &mut [&mut PgConnection], qi: usize, si: usize) -> Vec<ModeRun> {
+        let spec = self.specs[qi];
+        let subject = &self.subjects[si];
+        let params = &self.drawn[qi][si];
+        let modes = self.modes(spec, subject.user);
+        let mut probes = Vec::new();
+        for m in &modes {
+            let mut p = Probe::default();
+            if let Err(e) = self.probe(conns[m.conn], spec, params, m, &mut p).await {
+                p.error = Some(format!("{e:#}"));
+            }
+            probes.push(p);
+        }
+        let live: Vec<usize> = (0..modes.len())
+            .filter(|i| probes[*i].error.is_none())
+            .collect();
+        let arms: Vec<SqlArm> = live
+            .iter()
+            .map(|i| SqlArm {
+                conn: modes[*i].conn,
+                spec,
+                sql: &modes[*i].sql,
+                params,
+                who: modes[*i].who.clone(),
+                ctx: self.ctx,
+            })
+            .collect();
+        let bypass = live.iter().position(|i| *i == 0);
+        let versus: Vec<Option<usize>> = live
+            .iter()
+            .map(|i| if *i == 0 { None } else { bypass })
+            .collect();
+        let out = if arms.is_empty() {
+            Default::default()
+        } else {
+            let opts = self.opts.engine();
+            engine::measure(&mut SqlRunner { conns, arms: &arms }, &versus, &opts).await
+        };
+        let mut arm_of = vec![None; modes.len()];
+        for (k, i) in live.iter().enumerate() {
+            arm_of[*i] = out.arms.get(k);
+        }
+        modes
+            .into_iter()
+            .zip(probes)
+            .zip(arm_of)
+            .map(|((m, p), arm)| self.to_run(spec, subject, m, p, arm, out.rounds.rounds))
+            .collect()
+    }
+
+    /// Once per (query, subject, mode): the rows, and (under RLS) the rows seen without
+    /// claims. A write the policy refuses is recorded as such (nothing to time).
+    async fn probe(
+        &self,
+        conn: &mut PgConnection,
+        spec: &QuerySpec,
+        params: &[ParamValue],
+        m: &Mode,
+        p: &mut Probe,
+    ) -> Result<()> {
+        if spec.is_read() {
+            let (rows, digest) = exec::digest(conn, &m.sql, params, &m.who, self.ctx).await?;
+            p.rows = Some(rows);
+            p.digest = Some(digest);
+            if m.rls && m.who != Principal::NoClaims {
+                let (rows, _) =
+                    exec::digest(conn, &m.sql, params, &Principal::NoClaims, self.ctx).await?;
+                p.no_claims_rows = Some(rows);
+            }
+            return Ok(());
+        }
+        match exec::timed(conn, spec, &m.sql, params, &m.who, self.ctx, false).await {
+            Ok((_, rows)) => p.rows = Some(rows as i64),
+            // The policy refused the write (e.g. WITH CHECK with no claims): nothing written.
+            Err(e) if m.rls && sqlstate(&e).as_deref() == Some("42501") => {
+                p.rows = Some(0);
+                p.error = Some(format!("{e:#}"));
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn to_run(
+        &self,
+        spec: &QuerySpec,
+        subject: &Subject,
+        m: Mode,
+        p: Probe,
+        arm: Option<&ArmOutcome>,
+        rounds: usize,
+    ) -> ModeRun {
+        let mut run = ModeRun {
+            mode: m.name.clone(),
+            rows: p.rows,
+            digest: p.digest,
+            no_claims_rows: p.no_claims_rows,
+            error: p.error,
+            ..Default::default()
+        };
+        let Some(arm) = arm else { return run };
+        if !arm.latency.is_empty() {
+            run.latency = Some(arm.latency.summary());
+        }
+        run.overhead = arm.ratio.map(|i| Ratio {
+            median: i.estimate,
+            min: i.low,
+            max: i.high,
+            per_trial: Vec::new(),
+            interval: Some(i),
+            side: arm.side,
+            rounds,
+        });
+        if let Some(raw) = &arm.raw_plan {
+            let rel = format!(
+                "plans/rls/{}/{}.{}.{}.json",
+                self.label, spec.name, subject.label, m.name
+            );
+            match engine::save_plan(self.out_dir, &rel, raw) {
+                Ok(()) => run.plan_file = Some(rel),
+                Err(e) => run.error = Some(format!("{e:#}")),
+            }
+        }
+        run.evidence = arm.plan.as_ref().map(evidence::of_plan);
+        run.plan = arm.plan.clone();
+        run.work = arm.work.clone();
+        run.work_ratio = arm.work_ratio.clone();
+        if arm.error.is_some() {
+            run.error = arm.error.clone();
+        }
+        run
+    }
+}
+
+/// Runs `matrix` (and then `trap`, after switching every copy to the trap's index
+/// strategy) on one pristine copy per policy set; the copies are dropped afterwards,
+/// whatever happened.
+pub async fn on_copies(
+    target: &Target,
+    matrix: &Matrix<'_>,
+    trap: Option<&Matrix<'_>>,
+) -> Result<(Vec<RlsQuery>, Vec<RlsQuery>)> {
+    let mut copies = Vec::new();
+    let made: Result<()> = async {
+        for i in 0..matrix.sets.len().max(1) {
+            interrupt::check()?;
+            let label = format!("rls_{}", matrix.sets.get(i).map_or(BYPASS, String::as_str));
+            copies.push(PristineCopy::create(target, &label).await?);
+        }
+        Ok(())
+    }
+    .await;
+    let outcome = match made {
+        Ok(()) => run_on(&copies, matrix, trap).await,
+        Err(e) => Err(e),
+    };
+    for copy in copies {
+        if let Err(e) = copy.drop().await {
+            tracing::warn!("could not drop a pristine copy: {e:#}");
+        }
+    }
+    outcome
+}
+
+async fn run_on(
+    copies: &[PristineCopy],
+    matrix: &Matrix<'_>,
+    trap: Option<&Matrix<'_>>,
+) -> Result<(Vec<RlsQuery>, Vec<RlsQuery>)> {
+    let mut conns = Vec::new();
+    for (i, copy) in copies.iter().enumerate() {
+        let mut conn = copy.target().connect().await?;
+        if let Some(set) = matrix.sets.get(i) {
+            schema::set_policies(&mut conn, set).await?;
+        }
+        conns.push(conn);
+    }
+    let mut refs: Vec<&mut PgConnection> = conns.iter_mut().collect();
+    let queries = matrix.run(&mut refs).await?;
+    let mut trap_queries = Vec::new();
+    if let Some(trap) = trap {
+        for conn in refs.iter_mut() {
+            schema::set_indexes(conn, trap.label).await?;
+        }
+        trap_queries = trap.run(&mut refs).await?;
+    }
+    Ok((queries, trap_queries))
 }
 
 fn sqlstate(e: &anyhow::Error) -> Option<String> {
     e.downcast_ref::<sqlx::Error>()
         .and_then(|e| e.as_database_error())
         .and_then(|d| d.code().map(|c| c.to_string()))
-}
-
-fn to_run(mode: String, acc: Acc) -> ModeRun {
-    let overhead = (!acc.ratios.is_empty()).then(|| ratio(&acc.ratios));
-    let evidence = acc.plan.as_ref().map(evidence::of_plan);
-    ModeRun {
-        mode,
-        latency: (!acc.lat.is_empty()).then(|| acc.lat.summary()),
-        overhead,
-        rows: acc.rows,
-        digest: acc.digest,
-        same_rows: None,
-        no_claims_rows: acc.no_claims_rows,
-        plan: acc.plan,
-        evidence,
-        plan_file: acc.plan_file,
-        config_error: None,
-        error: acc.error,
-    }
-}
-
-pub fn ratio(values: &[f64]) -> Ratio {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    Ratio {
-        median,
-        min: v[0],
-        max: v[n - 1],
-        per_trial: values.to_vec(),
-    }
 }
 
 /// Compares every mode's rows with bypass: same rows, or a configuration error (nothing

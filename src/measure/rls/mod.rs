@@ -20,7 +20,7 @@ use crate::measure::exec::RequestContext;
 use crate::params::{rng_for, Population};
 use crate::schema;
 use crate::target::Target;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use matrix::{Matrix, Subject};
 use sqlx::postgres::PgConnection;
 use std::path::Path;
@@ -36,12 +36,16 @@ pub struct RlsOptions {
     pub users: Vec<String>,
     /// Policy sets measured (and audited): files of schema/policies/.
     pub policy_sets: Vec<String>,
+    /// Unused since the engine's rounds replaced trials (kept for old configurations).
     pub trials: usize,
+    /// Most interleaved rounds per (query, subject) block (raised to what `percentiles` need).
     pub runs: usize,
     pub warmup: usize,
-    /// Time cap per (query, subject, trial) block.
+    /// Time budget per (query, subject) block once the floor is reached.
     #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
+    /// Percentiles the stage reports: their sample counts set the rounds' floor.
+    pub percentiles: Vec<f64>,
     /// The run's `--seed` (not written in presets: every stage takes the dataset's).
     #[serde(default)]
     pub seed: u64,
@@ -62,6 +66,15 @@ pub struct RlsOptions {
 }
 
 impl RlsOptions {
+    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
+        crate::measure::engine::EngineOptions::new(
+            self.warmup,
+            self.runs,
+            self.budget,
+            &self.percentiles,
+        )
+    }
+
     pub fn validate(&self) -> Result<()> {
         for s in &self.policy_sets {
             schema::validate_name("policies", s)?;
@@ -123,12 +136,7 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
         trials: opts.trials,
         runs: opts.runs,
         warmup: opts.warmup,
-        spread_method: format!(
-            "{} trials; in each, every policy set is applied in turn and, per query and user, the modes run interleaved \
-             round-robin with bypass ({} timed runs each after {} warm-up). A trial's overhead is the mode's p50 divided by \
-             bypass's p50 in the same block; the table shows the median over trials and the min–max range.",
-            opts.trials, opts.runs, opts.warmup
-        ),
+        spread_method: "paired_rounds".into(),
         trap_indexes: opts
             .trap_indexes
             .clone()
@@ -136,8 +144,10 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
         ..Default::default()
     };
     section.modes = mode_infos(&opts.policy_sets);
+    let mut session = Some(conn);
     let outcome = stage(
-        &mut conn,
+        target,
+        &mut session,
         opts,
         &scenario,
         &specs,
@@ -148,6 +158,10 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
     )
     .await;
     // Put the schema back as it was, whatever happened.
+    let mut conn = match session {
+        Some(c) => c,
+        None => target.connect().await?,
+    };
     let current = schema::current_variant(&mut conn)
         .await
         .ok()
@@ -174,7 +188,8 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
 
 #[allow(clippy::too_many_arguments)]
 async fn stage(
-    conn: &mut PgConnection,
+    target: &Target,
+    conn: &mut Option<PgConnection>,
     opts: &RlsOptions,
     scenario: &scenario::RlsScenario,
     specs: &[QuerySpec],
@@ -185,6 +200,7 @@ async fn stage(
 ) -> Result<()> {
     // The audit of the policies as found comes first: before anything is re-applied.
     let (attackers, victims) = audit_subjects(population, opts);
+    let c = conn.as_mut().context("connection")?;
     if opts.audit {
         section.audit = Some(AuditSection {
             users: victims.iter().map(Uuid::to_string).collect(),
@@ -192,7 +208,7 @@ async fn stage(
             ..Default::default()
         });
         let found = section.policies_found.clone();
-        let set = audit::audit_policies(conn, scenario, &attackers, &victims, &found, true).await?;
+        let set = audit::audit_policies(c, scenario, &attackers, &victims, &found, true).await?;
         push_audit(section, set);
     }
     if opts.measure {
@@ -214,48 +230,46 @@ async fn stage(
             let mut per = Vec::new();
             for s in &subjects {
                 let mut rng = rng_for(opts.seed, &format!("rls:{}:{}", spec.name, s.label));
-                per.push(population.draw(conn, spec, s.user, &mut rng).await?);
+                per.push(population.draw(c, spec, s.user, &mut rng).await?);
             }
             drawn.push(per);
         }
-        let indexes = section.indexes.clone();
         let matrix = Matrix {
             opts,
             specs: &refs,
             subjects: &subjects,
             drawn: &drawn,
             sets: &opts.policy_sets,
+            skip: &[],
             ctx,
             out_dir,
-            label: &indexes,
+            label: &section.indexes,
             tag: &scenario.matrix.statement_tag,
         };
-        section.queries = matrix.run(conn).await?;
         // The leakproof trap on the strategy that has indexes able to serve it.
         let trap_idx: Vec<usize> = (0..refs.len())
             .filter(|i| refs[*i].has_tag("leakproof_trap"))
             .collect();
-        if section.trap_indexes != section.indexes && !trap_idx.is_empty() {
-            schema::set_indexes(conn, &section.trap_indexes).await?;
-            let trap_specs: Vec<&QuerySpec> = trap_idx.iter().map(|i| refs[*i]).collect();
-            let trap_drawn: Vec<_> = trap_idx.iter().map(|i| drawn[*i].clone()).collect();
-            let sets: Vec<String> = opts
-                .policy_sets
-                .iter()
-                .filter(|s| *s != "definer")
-                .cloned()
-                .collect();
-            let trap_label = section.trap_indexes.clone();
-            let trap = Matrix {
+        let trap_specs: Vec<&QuerySpec> = trap_idx.iter().map(|i| refs[*i]).collect();
+        let trap_drawn: Vec<_> = trap_idx.iter().map(|i| drawn[*i].clone()).collect();
+        let trap_label = section.trap_indexes.clone();
+        let skip = ["definer".to_string()];
+        let trap =
+            (section.trap_indexes != section.indexes && !trap_idx.is_empty()).then(|| Matrix {
                 specs: &trap_specs,
                 drawn: &trap_drawn,
-                sets: &sets,
+                skip: &skip,
                 label: &trap_label,
                 ..matrix
-            };
-            section.trap_queries = trap.run(conn).await?;
-            schema::set_indexes(conn, &indexes).await?;
+            });
+        // Copies cannot be made while this session is connected to the dataset.
+        if let Some(c) = conn.take() {
+            sqlx::Connection::close(c).await?;
         }
+        let measured = matrix::on_copies(target, &matrix, trap.as_ref()).await;
+        *conn = Some(target.connect().await?);
+        (section.queries, section.trap_queries) = measured?;
+        let conn = conn.as_mut().context("connection")?;
         if opts.setup_runs > 0 {
             eprintln!("  rls: claims set-up cost");
             let who = Principal::User(population.heavy());
@@ -271,6 +285,7 @@ async fn stage(
             );
         }
     }
+    let conn = conn.as_mut().context("connection")?;
     if opts.audit {
         for set in &opts.policy_sets {
             crate::interrupt::check()?;

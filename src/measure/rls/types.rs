@@ -2,8 +2,10 @@
 //! overhead vs bypass, rows and plan evidence; the leakproof trap, the child-table policy
 //! forms, the claims set-up cost, the isolation audit, and advice derived from them.
 
+use crate::measure::engine::{Work, WorkRatio};
 use crate::measure::latency::LatencySummary;
 use crate::plan::PlanSummary;
+use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -88,17 +90,35 @@ pub struct ModeRun {
     pub evidence: Option<PlanEvidence>,
     /// Raw EXPLAIN JSON, relative to the run's output directory.
     pub plan_file: Option<String>,
+    /// Buffers, rows, executor time and plan shape of the plan above (after warm-up).
+    #[serde(default)]
+    pub work: Option<Work>,
+    /// Work / bypass's work: the server's share of the overhead, without the client path
+    /// (round trips, decoding) that dilutes the wall-clock ratio.
+    #[serde(default)]
+    pub work_ratio: Option<WorkRatio>,
     pub config_error: Option<String>,
     pub error: Option<String>,
 }
 
+/// A mode's time / bypass's, paired per interleaved round.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Ratio {
-    /// Median of the per-trial ratios.
+    /// Median of the per-round ratios.
     pub median: f64,
+    /// Bounds of its 95 % interval (files before the engine: the range over trials).
     pub min: f64,
     pub max: f64,
+    /// Per-trial ratios of files before the engine (empty now: see `interval`).
     pub per_trial: Vec<f64>,
+    /// Median of the per-round ratios with its sign-test interval.
+    #[serde(default)]
+    pub interval: Option<Interval>,
+    /// `includes`: no measurable overhead.
+    #[serde(default)]
+    pub side: Option<Side>,
+    #[serde(default)]
+    pub rounds: usize,
 }
 
 /// What the plan says about the policy: where its qual is evaluated and what it costs.
