@@ -6,19 +6,11 @@ mod common;
 
 use common::TestDb;
 use serde_json::Value;
-use sqlx::Executor;
 use std::path::{Path, PathBuf};
 
 async fn seeded(tag: &str) -> TestDb {
     let db = TestDb::new(tag).await;
-    let out = db.storybench(&[
-        "seed",
-        "--profile",
-        "tiny",
-        "--out",
-        &out_dir(&format!("{tag}-seed")).to_string_lossy(),
-    ]);
-    assert!(out.status.success(), "seed: {}", common::stderr(&out));
+    common::seed_tiny(&db, &out_dir(&format!("{tag}-seed")));
     db
 }
 
@@ -43,15 +35,51 @@ const QUICK: [&str; 8] = [
     "0",
 ];
 
+/// Audit targets in scenarios/rls.toml, counted here from the file itself.
+fn audit_target_names() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(format!("{}/scenarios/rls.toml", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let doc: toml::Value = toml::from_str(&text).unwrap();
+    doc["audit"]["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The tables tests/fixtures/audit_skip.sql empties: the audit must skip exactly these.
+const EMPTIED: [&str; 2] = ["cache_entries", "content_flags"];
+
+fn skipped_names(set: &Value) -> Vec<String> {
+    let mut names: Vec<String> = set["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let s = s.as_str().unwrap();
+            s.strip_suffix(" (no row of another user)")
+                .unwrap_or_else(|| panic!("a skip says why: {s}"))
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
-async fn audit_is_clean_on_shipped_policies_and_catches_a_planted_leak() {
+async fn audit_is_clean_on_shipped_policies_and_accounts_for_every_attempt() {
     let db = seeded("audit").await;
+    let mut conn = db.conn().await;
+    common::run_fixture(&mut conn, "audit_skip.sql").await;
     let dir = out_dir("audit-clean");
+    let users = 3;
     let out = db.storybench(&[
         "rls",
         "--audit-only",
         "--audit-users",
-        "3",
+        &users.to_string(),
         "--out",
         &dir.to_string_lossy(),
     ]);
@@ -65,62 +93,117 @@ async fn audit_is_clean_on_shipped_policies_and_catches_a_planted_leak() {
     assert_eq!(audit["leaks"], 0, "{audit:#}");
     // As found + doc, initplan, definer.
     assert_eq!(audit["sets"].as_array().unwrap().len(), 4);
+    let targets = audit_target_names();
+    let mut expected_skipped: Vec<String> = EMPTIED.iter().map(|s| s.to_string()).collect();
+    expected_skipped.sort();
+    // Every sampled user plus anon attacks every target that has a row, with four verbs.
+    let attackers = users + 1;
+    let expected_attempts = 4 * attackers * (targets.len() - expected_skipped.len());
     for set in audit["sets"].as_array().unwrap() {
-        assert!(set["attempts"].as_u64().unwrap() >= 4 * 4 * 10, "{set:#}");
+        assert_eq!(skipped_names(set), expected_skipped, "{set:#}");
+        assert_eq!(set["attempts"], expected_attempts, "{set:#}");
         assert_eq!(set["leaks"], 0, "{set:#}");
         assert_eq!(set["errors"], 0, "{set:#}");
+        assert_eq!(set["leaks_found"].as_array().unwrap().len(), 0);
+        let tables = set["tables"].as_array().unwrap();
+        assert_eq!(tables.len(), targets.len(), "one entry per target");
+        for t in tables {
+            let skipped = expected_skipped.iter().any(|s| t["target"] == s.as_str());
+            let want = if skipped { 0 } else { 4 * attackers };
+            assert_eq!(t["attempts"], want, "{t:#}");
+        }
     }
+}
 
-    // A deliberately broken extra permissive policy: every role sees every story.
+/// One planted leak per verb, one for anon and one on a child table (tests/fixtures/leaks/):
+/// each alone must fail the audit, be reported with exactly its table, verb and role, and be
+/// gone once the audit re-applies a shipped policy set.
+#[tokio::test]
+async fn audit_reports_each_planted_leak_with_table_verb_and_role() {
+    let db = seeded("leaks").await;
     let mut conn = db.conn().await;
-    conn.execute("CREATE POLICY \"planted: everyone sees stories\" ON public.stories USING (true)")
-        .await
-        .unwrap();
-    let dir = out_dir("audit-leak");
-    let out = db.storybench(&[
-        "rls",
-        "--audit-only",
-        "--policy-sets",
-        "initplan",
-        "--out",
-        &dir.to_string_lossy(),
-    ]);
-    assert!(!out.status.success(), "a leak must fail the command");
-    assert!(
-        common::stderr(&out).contains("leak"),
-        "{}",
-        common::stderr(&out)
-    );
-    let r = results(&dir);
-    let found = &r["rls"]["audit"]["sets"][0];
-    assert_eq!(found["as_found"], true);
-    assert!(found["leaks"].as_u64().unwrap() > 0, "{found:#}");
-    let stories = found["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target"] == "stories")
-        .unwrap();
-    assert!(stories["leaks"].as_u64().unwrap() > 0, "{stories:#}");
-    assert!(
-        found["leak_details"][0]
-            .as_str()
+    let users = 3u64;
+    let cases = [
+        ("select_heroes.sql", "heroes", "SELECT", "authenticated"),
+        ("insert_stories.sql", "stories", "INSERT", "authenticated"),
+        (
+            "update_events.sql",
+            "custom_events (public)",
+            "UPDATE",
+            "authenticated",
+        ),
+        (
+            "delete_events.sql",
+            "custom_events (public)",
+            "DELETE",
+            "authenticated",
+        ),
+        ("anon_stories.sql", "stories", "SELECT", "anon"),
+        (
+            "child_scenes.sql",
+            "story_scenes",
+            "SELECT",
+            "authenticated",
+        ),
+    ];
+    for (fixture, target, verb, role) in cases {
+        common::run_fixture(&mut conn, &format!("leaks/{fixture}")).await;
+        let dir = out_dir(&format!("leak-{fixture}"));
+        let out = db.storybench(&[
+            "rls",
+            "--audit-only",
+            "--audit-users",
+            &users.to_string(),
+            "--policy-sets",
+            "initplan",
+            "--out",
+            &dir.to_string_lossy(),
+        ]);
+        let err = common::stderr(&out);
+        assert!(!out.status.success(), "{fixture}: a leak must fail: {err}");
+        let named = format!("{target} {verb} as {role}");
+        assert!(err.contains(&named), "{fixture}: names `{named}`: {err}");
+        let r = results(&dir);
+        let found = &r["rls"]["audit"]["sets"][0];
+        assert_eq!(found["as_found"], true);
+        // Each sampled user attacks once per target and verb; anon once.
+        let attempts = if role == "anon" { 1 } else { users };
+        assert_eq!(
+            found["leaks_found"],
+            serde_json::json!([{"target": target, "verb": verb, "role": role, "attempts": attempts}]),
+            "{fixture}: exactly the planted leak: {found:#}"
+        );
+        assert_eq!(found["leaks"], attempts, "{fixture}");
+        let table = found["tables"]
+            .as_array()
             .unwrap()
-            .contains("stories"),
-        "{found:#}"
-    );
-    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(
-        html.contains("RLS isolation audit FAILED"),
-        "banner in the report"
-    );
-    // The policy set was re-applied afterwards: the planted policy is gone.
-    let planted: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE policyname LIKE 'planted%'")
-            .fetch_one(&mut conn)
-            .await
+            .iter()
+            .find(|t| t["target"] == target)
             .unwrap();
-    assert_eq!(planted, 0);
+        assert_eq!(table["leaks"], attempts, "{fixture}: {table:#}");
+        let detail = found["leak_details"][0].as_str().unwrap();
+        assert!(
+            detail.contains(target) && detail.contains(verb),
+            "{fixture}: {detail}"
+        );
+        // The re-applied shipped set is clean.
+        let reapplied = &r["rls"]["audit"]["sets"][1];
+        assert_eq!(reapplied["policies"], "initplan");
+        assert_eq!(reapplied["leaks"], 0, "{fixture}: {reapplied:#}");
+        if fixture == "select_heroes.sql" {
+            let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+            assert!(
+                html.contains("RLS isolation audit FAILED"),
+                "banner in the report"
+            );
+        }
+        let planted: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE policyname LIKE 'planted%'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(planted, 0, "{fixture}: the planted policy is gone");
+    }
 }
 
 #[tokio::test]

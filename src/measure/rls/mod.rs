@@ -311,6 +311,12 @@ fn push_audit(section: &mut RlsSection, set: AuditSet) {
             set.allowed,
             set.errors
         );
+        for l in &set.leaks_found {
+            eprintln!(
+                "  rls audit LEAK: {} {} as {} ({} attempt(s) got through)",
+                l.target, l.verb, l.role, l.attempts
+            );
+        }
         a.sets.push(set);
     }
 }
