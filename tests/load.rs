@@ -206,21 +206,25 @@ async fn open_model_reports_a_stall_no_coordinated_omission() {
             .output()
             .unwrap()
     });
-    // Ready when the 4 users are connected (no warm-up: the measurement has started); then
-    // stall the table.
+    // Ready when the probe's query has run a few times (no warm-up: the measurement has
+    // started; users connecting and loading their rows come before); then stall the table.
     let mut conn = db.conn().await;
+    sqlx::query(q("create_pg_stat_statements"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     loop {
-        let n: i64 = sqlx::query_scalar(q("storybench_active"))
+        let n: i64 = sqlx::query_scalar(q("probe_calls"))
             .fetch_one(&mut conn)
             .await
             .unwrap();
-        if n >= 4 {
+        if n >= 8 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30) && !child.is_finished(),
-            "the load never got its 4 users running"
+            "the probe query never ran"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
