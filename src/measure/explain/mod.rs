@@ -130,7 +130,10 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
             variant.indexes
         );
     }
-    outcome?;
+    // Interrupted: keep what was measured (the command marks the run interrupted).
+    if !interrupt::interrupted() {
+        outcome?;
+    }
     verdict::finish(&mut section);
     Ok(section)
 }

@@ -159,9 +159,14 @@ pub async fn search(
     };
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = opts.start_rate;
-    while section.steps.len() < opts.max_steps {
-        crate::interrupt::check()?;
-        let step = run_step(target, scenario, opts, rate).await?;
+    while section.steps.len() < opts.max_steps && !crate::interrupt::interrupted() {
+        let step = match run_step(target, scenario, opts, rate).await {
+            Err(_) if crate::interrupt::interrupted() => break,
+            step => step?,
+        };
+        if crate::interrupt::interrupted() {
+            break; // a cut-short step is no measurement: keep the finished ones
+        }
         eprintln!(
             "  {:>9.1}/s → {:>9.1} tx/s, {} {:.2} ms, errors {:.2} %{}",
             rate,

@@ -162,7 +162,10 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
             );
         }
     }
-    outcome?;
+    // Interrupted: keep what was measured (the command marks the run interrupted).
+    if !crate::interrupt::interrupted() {
+        outcome?;
+    }
     finish(&mut section);
     Ok(section)
 }
