@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod compare;
 pub mod internal_sql;
 pub mod interrupt;
+pub mod lock;
 pub mod measure;
 pub mod params;
 pub mod paths;

@@ -156,6 +156,10 @@ pub struct Target {
     guard: Option<ClusterGuard>,
     /// The server's major, checked against [`crate::pg_version`] on the first connection.
     server_major: tokio::sync::OnceCell<u32>,
+    /// The database's advisory lock, taken on the first connection (src/lock.rs).
+    db_lock: tokio::sync::OnceCell<std::sync::Mutex<PgConnection>>,
+    /// The data directory's file lock (embedded cluster), released after `guard` stops it.
+    _dir_lock: Option<crate::lock::DirLock>,
 }
 
 impl Target {
@@ -176,6 +180,8 @@ impl Target {
                 embedded: None,
                 guard: None,
                 server_major: Default::default(),
+                db_lock: Default::default(),
+                _dir_lock: None,
             });
         }
         let cluster = EmbeddedCluster::new(&args.data_dir, args.port)?;
@@ -184,6 +190,8 @@ impl Target {
             cluster.bins.major,
             &format!("the embedded cluster ({})", cluster.bins.bindir.display()),
         )?;
+        // Before starting it: two processes must not init or start one cluster together.
+        let dir_lock = crate::lock::lock_data_dir(&cluster.data_dir)?;
         let started = cluster.ensure_running()?;
         let url = SecretUrl::new(cluster.url()?);
         check_protected(&url, &args.protect)?;
@@ -193,6 +201,8 @@ impl Target {
             embedded: Some(cluster),
             guard: Some(guard),
             server_major: Default::default(),
+            db_lock: Default::default(),
+            _dir_lock: Some(dir_lock),
         })
     }
 
@@ -240,11 +250,21 @@ impl Target {
         self.server_major
             .get_or_try_init(|| server_major(&mut conn, &self.url))
             .await?;
+        self.db_lock
+            .get_or_try_init(|| async {
+                let what = format!("the database {}", self.url);
+                crate::lock::lock_database(&self.connect_options()?, &what)
+                    .await
+                    .map(std::sync::Mutex::new)
+            })
+            .await?;
         Ok(conn)
     }
 
     /// Stops the embedded cluster if this command started it.
     pub fn finish(mut self) -> Result<()> {
+        // Release the database lock before the server goes away.
+        drop(self.db_lock.take());
         match self.guard.take() {
             Some(g) => g.finish(),
             None => Ok(()),
