@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 /// Advisory lock keys: "STBR" and 1 (two int4 keys, so objsubid = 2 in pg_locks).
 const KEY: (i32, i32) = (0x5354_4252, 1);
 
-/// Held while it lives: the file lock on a data directory.
+/// Held while it lives: the file lock on a data directory (none when the lock file cannot
+/// be made: the cluster code then reports what is wrong with the place).
 pub struct DirLock {
-    _file: Flock<std::fs::File>,
+    _file: Option<Flock<std::fs::File>>,
 }
 
 /// The command line words that name what a process is doing (never a URL or password).
@@ -61,16 +62,21 @@ fn lock_path(data_dir: &Path) -> PathBuf {
 pub fn lock_data_dir(data_dir: &Path) -> Result<DirLock> {
     let path = lock_path(data_dir);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        let _ = std::fs::create_dir_all(parent);
     }
-    let file = std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&path)
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!("no lock file {}: {e}", path.display());
+            return Ok(DirLock { _file: None });
+        }
+    };
     let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(f) => f,
         Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -94,7 +100,7 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DirLock> {
     file.rewind()?;
     file.write_all(describe_self().as_bytes())?;
     file.flush()?;
-    Ok(DirLock { _file: file })
+    Ok(DirLock { _file: Some(file) })
 }
 
 /// Takes the database's advisory lock on a connection of its own (returned: the lock lives
