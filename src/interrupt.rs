@@ -12,36 +12,30 @@ fn notify() -> &'static Notify {
     NOTIFY.get_or_init(Notify::new)
 }
 
-/// Installs the signal handlers (call once, inside the runtime).
+/// Installs the handler for SIGINT, SIGTERM and SIGHUP (call once, first thing).
+///
+/// ctrlc runs it on a thread of its own, so a second signal exits even while every runtime
+/// thread is busy. goose calls `ctrlc::set_handler` at the start of each attack and, once a
+/// handler exists, that call fails and leaves ours in place: before, goose's handler replaced
+/// ours for the rest of the process (a second Ctrl-C then exited 1, and SIGINT after a load
+/// stage only reached goose).
 pub fn install() {
-    tokio::spawn(async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-                _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending::<()>().await } } => {},
-            }
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                // A second signal: the user insists.
-                eprintln!("storybench: interrupted twice, exiting now");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "storybench: interrupted; finishing the current step and writing partial results"
-            );
-            notify().notify_waiters();
-        }
-    });
+    if let Err(e) = ctrlc::set_handler(on_signal) {
+        tracing::warn!("cannot install the Ctrl-C/SIGTERM handler: {e}");
+    }
 }
 
-/// Marks the run interrupted from elsewhere: during a goose attack goose's own Ctrl-C handler
-/// replaces ours, and the load runner forwards its killswitch here.
+fn on_signal() {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // A second signal: the user insists.
+        eprintln!("storybench: interrupted twice, exiting now");
+        std::process::exit(130);
+    }
+    eprintln!("storybench: interrupted; finishing the current step and writing partial results");
+    notify().notify_waiters();
+}
+
+/// Marks the run interrupted from elsewhere: the load runner forwards goose's killswitch here.
 pub fn raise() {
     if !INTERRUPTED.swap(true, Ordering::SeqCst) {
         eprintln!(

@@ -12,6 +12,7 @@ pub mod config;
 pub mod findings;
 pub mod internal_sql;
 pub mod interrupt;
+pub mod lock;
 pub mod measure;
 pub mod params;
 pub mod paths;

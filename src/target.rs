@@ -164,6 +164,11 @@ pub struct Target {
     database: Option<String>,
     /// `--keep-copies`: pristine copies outlive their stage.
     pub keep_copies: bool,
+    /// The database's advisory lock, taken on the first connection (src/lock.rs); only the
+    /// command's own target takes it, not its copies.
+    db_lock: Option<tokio::sync::OnceCell<std::sync::Mutex<PgConnection>>>,
+    /// The data directory's file lock (embedded cluster), released after `guard` stops it.
+    _dir_lock: Option<crate::lock::DirLock>,
 }
 
 impl Target {
@@ -186,6 +191,8 @@ impl Target {
                 server_major: Default::default(),
                 database: None,
                 keep_copies: args.keep_copies,
+                db_lock: Some(Default::default()),
+                _dir_lock: None,
             });
         }
         let cluster = EmbeddedCluster::new(&args.data_dir, args.port)?;
@@ -194,6 +201,8 @@ impl Target {
             cluster.bins.major,
             &format!("the embedded cluster ({})", cluster.bins.bindir.display()),
         )?;
+        // Before starting it: two processes must not init or start one cluster together.
+        let dir_lock = crate::lock::lock_data_dir(&cluster.data_dir)?;
         let started = cluster.ensure_running()?;
         let url = SecretUrl::new(cluster.url()?);
         check_protected(&url, &args.protect)?;
@@ -205,6 +214,8 @@ impl Target {
             server_major: Default::default(),
             database: None,
             keep_copies: args.keep_copies,
+            db_lock: Some(Default::default()),
+            _dir_lock: Some(dir_lock),
         })
     }
 
@@ -218,6 +229,8 @@ impl Target {
             server_major: self.server_major.clone(),
             database: Some(name.to_string()),
             keep_copies: self.keep_copies,
+            db_lock: None,
+            _dir_lock: None,
         }
     }
 
@@ -274,11 +287,22 @@ impl Target {
         self.server_major
             .get_or_try_init(|| server_major(&mut conn, &self.url))
             .await?;
+        if let Some(lock) = &self.db_lock {
+            lock.get_or_try_init(|| async {
+                let what = format!("the database {}", self.url);
+                crate::lock::lock_database(&self.connect_options()?, &what)
+                    .await
+                    .map(std::sync::Mutex::new)
+            })
+            .await?;
+        }
         Ok(conn)
     }
 
     /// Stops the embedded cluster if this command started it.
     pub fn finish(mut self) -> Result<()> {
+        // Release the database lock before the server goes away.
+        drop(self.db_lock.take().and_then(|l| l.into_inner()));
         match self.guard.take() {
             Some(g) => g.finish(),
             None => Ok(()),

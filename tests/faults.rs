@@ -163,11 +163,8 @@ fn load_survives_a_server_restart() {
 #[tokio::test]
 async fn a_statement_timeout_is_reported_per_query_and_others_are_measured() {
     let db = TestDb::new("timeout").await;
-    assert!(db
-        .storybench(&["seed", "--profile", "tiny"])
-        .status
-        .success());
     let dir = temp_root("timeout");
+    common::seed_tiny(&db, &dir.join("seed"));
     let shipped = std::fs::read_to_string(format!(
         "{}/scenarios/queries.toml",
         env!("CARGO_MANIFEST_DIR")
@@ -248,6 +245,10 @@ fn sigterm_writes_partial_results_and_stops_the_cluster_it_started() {
     while !data.join("postmaster.pid").exists() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(
+        data.join("postmaster.pid").exists(),
+        "the command started its embedded cluster"
+    );
     std::thread::sleep(Duration::from_secs(3));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -402,6 +403,24 @@ async fn every_command_refuses_a_foreign_database_and_protected_names() {
         vec!["rls", "--out", o],
         vec!["partitions", "--out", o],
         vec!["load", "--sql", "SELECT 1", "--duration", "1s", "--out", o],
+        vec![
+            "load",
+            "--scenario",
+            "bedtime",
+            "--duration",
+            "1s",
+            "--out",
+            o,
+        ],
+        vec![
+            "capacity",
+            "--scenario",
+            "bedtime",
+            "--max-steps",
+            "1",
+            "--out",
+            o,
+        ],
         vec!["schema", "apply"],
         vec!["schema", "reset"],
         vec!["run", "--quick", "--out", o],

@@ -5,20 +5,13 @@
 mod common;
 
 use common::TestDb;
+use sqlx::{AssertSqlSafe, Executor};
 use serde_json::Value;
-use sqlx::Executor;
 use std::path::{Path, PathBuf};
 
 async fn seeded(tag: &str) -> TestDb {
     let db = TestDb::new(tag).await;
-    let out = db.storybench(&[
-        "seed",
-        "--profile",
-        "tiny",
-        "--out",
-        &out_dir(&format!("{tag}-seed")).to_string_lossy(),
-    ]);
-    assert!(out.status.success(), "seed: {}", common::stderr(&out));
+    common::seed_tiny(&db, &out_dir(&format!("{tag}-seed")));
     db
 }
 
@@ -43,15 +36,55 @@ const QUICK: [&str; 8] = [
     "0",
 ];
 
+/// Audit targets in scenarios/rls.toml, counted here from the file itself.
+fn audit_target_names() -> Vec<String> {
+    let text =
+        std::fs::read_to_string(format!("{}/scenarios/rls.toml", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let doc: toml::Value = toml::from_str(&text).unwrap();
+    doc["audit"]["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The tables tests/fixtures/audit_skip.sql empties: the audit must skip exactly these.
+const EMPTIED: [&str; 2] = ["cache_entries", "content_flags"];
+
+fn skipped_names(set: &Value) -> Vec<String> {
+    let mut names: Vec<String> = set["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let s = s.as_str().unwrap();
+            s.strip_suffix(" (no row of another user)")
+                .unwrap_or_else(|| panic!("a skip says why: {s}"))
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 #[tokio::test]
-async fn audit_is_clean_on_shipped_policies_and_catches_a_planted_leak() {
+async fn audit_is_clean_on_shipped_policies_and_accounts_for_every_attempt() {
     let db = seeded("audit").await;
+    let mut conn = db.conn().await;
+    common::run_fixture(&mut conn, "audit_skip.sql").await;
+    // The dataset was changed on purpose: seal it as it now is (storybench refuses a dataset
+    // written to since its seal), and leave it idle (the stage copies it).
+    storybench::pristine::reseal(&mut conn).await.unwrap();
+    drop(conn);
     let dir = out_dir("audit-clean");
+    let users = 3;
     let out = db.storybench(&[
         "rls",
         "--audit-only",
         "--audit-users",
-        "3",
+        &users.to_string(),
         "--out",
         &dir.to_string_lossy(),
     ]);
@@ -65,140 +98,126 @@ async fn audit_is_clean_on_shipped_policies_and_catches_a_planted_leak() {
     assert_eq!(audit["leaks"], 0, "{audit:#}");
     // As found + doc, initplan, definer.
     assert_eq!(audit["sets"].as_array().unwrap().len(), 4);
+    let targets = audit_target_names();
+    let mut expected_skipped: Vec<String> = EMPTIED.iter().map(|s| s.to_string()).collect();
+    expected_skipped.sort();
+    // Every sampled user plus anon attacks every target that has a row, with four verbs.
+    let attackers = users + 1;
+    let expected_attempts = 4 * attackers * (targets.len() - expected_skipped.len());
     for set in audit["sets"].as_array().unwrap() {
-        assert!(set["attempts"].as_u64().unwrap() >= 4 * 4 * 10, "{set:#}");
+        assert_eq!(skipped_names(set), expected_skipped, "{set:#}");
+        assert_eq!(set["attempts"], expected_attempts, "{set:#}");
         assert_eq!(set["leaks"], 0, "{set:#}");
         assert_eq!(set["errors"], 0, "{set:#}");
-    }
-
-    // A deliberately broken extra permissive policy: every role sees every story.
-    let mut conn = db.conn().await;
-    conn.execute("CREATE POLICY \"planted: everyone sees stories\" ON public.stories USING (true)")
-        .await
-        .unwrap();
-    // The stage copies the dataset (CREATE DATABASE … TEMPLATE): no session may stay on it.
-    drop(conn);
-    let dir = out_dir("audit-leak");
-    let out = db.storybench(&[
-        "rls",
-        "--audit-only",
-        "--policy-sets",
-        "initplan",
-        "--out",
-        &dir.to_string_lossy(),
-    ]);
-    assert!(!out.status.success(), "a leak must fail the command");
-    assert!(
-        common::stderr(&out).contains("leak"),
-        "{}",
-        common::stderr(&out)
-    );
-    let r = results(&dir);
-    let found = &r["rls"]["audit"]["sets"][0];
-    assert_eq!(found["as_found"], true);
-    assert!(found["leaks"].as_u64().unwrap() > 0, "{found:#}");
-    let stories = found["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target"] == "stories")
-        .unwrap();
-    assert!(stories["leaks"].as_u64().unwrap() > 0, "{stories:#}");
-    assert!(
-        found["leak_details"][0]
-            .as_str()
-            .unwrap()
-            .contains("stories"),
-        "{found:#}"
-    );
-    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(
-        html.contains("RLS isolation audit FAILED"),
-        "banner in the report"
-    );
-    // The audit ran on a pristine copy: the dataset itself is as it was (planted policy
-    // included).
-    let mut conn = db.conn().await;
-    let planted: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_policies WHERE policyname LIKE 'planted%'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    assert_eq!(planted, 1);
-}
-
-#[tokio::test]
-async fn rows_agree_across_modes_for_every_app_query() {
-    let db = seeded("rows").await;
-    let dir = out_dir("rows");
-    let mut args = vec!["rls", "--out"];
-    let d = dir.to_string_lossy().to_string();
-    args.push(&d);
-    args.extend(QUICK);
-    let out = db.storybench(&args);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let r = results(&dir);
-    let rls = &r["rls"];
-    assert_eq!(
-        rls["correctness_failures"].as_array().unwrap().len(),
-        0,
-        "{rls:#}"
-    );
-    assert_eq!(rls["config_errors"].as_array().unwrap().len(), 0);
-    let queries = rls["queries"].as_array().unwrap();
-    assert!(queries.len() >= 10, "every app query is measured");
-    let mut heavy_rows = 0;
-    for q in queries {
-        for s in q["subjects"].as_array().unwrap() {
-            let modes = s["modes"].as_array().unwrap();
-            let bypass = &modes[0];
-            assert_eq!(bypass["mode"], "bypass");
-            assert!(modes.len() >= 2, "{} has RLS modes", q["name"]);
-            for m in &modes[1..] {
-                assert_eq!(
-                    m["error"],
-                    Value::Null,
-                    "{} {} {}",
-                    q["name"],
-                    s["subject"],
-                    m["mode"]
-                );
-                assert_eq!(
-                    m["rows"], bypass["rows"],
-                    "{} {} {}",
-                    q["name"], s["subject"], m["mode"]
-                );
-                assert_eq!(
-                    m["same_rows"], true,
-                    "{} {} {}",
-                    q["name"], s["subject"], m["mode"]
-                );
-                assert!(m["overhead"]["median"].as_f64().unwrap() > 0.0);
-                // Under RLS the same statement without claims sees only shared rows.
-                if q["kind"] == "read" && q["name"] != "public_events_by_category" {
-                    assert_eq!(
-                        m["no_claims_rows"], 0,
-                        "{} {} {}",
-                        q["name"], s["subject"], m["mode"]
-                    );
-                }
-            }
-            if s["subject"] == "heavy" && bypass["rows"].as_i64().unwrap_or(0) > 0 {
-                heavy_rows += 1;
-            }
+        assert_eq!(set["leaks_found"].as_array().unwrap().len(), 0);
+        let tables = set["tables"].as_array().unwrap();
+        assert_eq!(tables.len(), targets.len(), "one entry per target");
+        for t in tables {
+            let skipped = expected_skipped.iter().any(|s| t["target"] == s.as_str());
+            let want = if skipped { 0 } else { 4 * attackers };
+            assert_eq!(t["attempts"], want, "{t:#}");
         }
     }
-    assert!(
-        heavy_rows >= 8,
-        "the heavy user has rows in most app queries"
-    );
-    // The original policy set is back.
-    let mut conn = db.conn().await;
-    let v = storybench::schema::current_variant(&mut conn)
+}
+
+/// One planted leak per verb, one for anon and one on a child table (tests/fixtures/leaks/):
+/// each alone must fail the audit, be reported with exactly its table, verb and role, and be
+/// gone once the audit re-applies a shipped policy set.
+#[tokio::test]
+async fn audit_reports_each_planted_leak_with_table_verb_and_role() {
+    let db = seeded("leaks").await;
+    let users = 3u64;
+    let cases = [
+        ("select_heroes.sql", "heroes", "SELECT", "authenticated"),
+        ("insert_stories.sql", "stories", "INSERT", "authenticated"),
+        (
+            "update_events.sql",
+            "custom_events (public)",
+            "UPDATE",
+            "authenticated",
+        ),
+        (
+            "delete_events.sql",
+            "custom_events (public)",
+            "DELETE",
+            "authenticated",
+        ),
+        ("anon_stories.sql", "stories", "SELECT", "anon"),
+        (
+            "child_scenes.sql",
+            "story_scenes",
+            "SELECT",
+            "authenticated",
+        ),
+    ];
+    for (fixture, target, verb, role) in cases {
+        let mut conn = db.conn().await;
+        common::run_fixture(&mut conn, &format!("leaks/{fixture}")).await;
+        // The stage copies the dataset (CREATE DATABASE … TEMPLATE): no session may stay on it.
+        drop(conn);
+        let dir = out_dir(&format!("leak-{fixture}"));
+        let out = db.storybench(&[
+            "rls",
+            "--audit-only",
+            "--audit-users",
+            &users.to_string(),
+            "--policy-sets",
+            "initplan",
+            "--out",
+            &dir.to_string_lossy(),
+        ]);
+        let err = common::stderr(&out);
+        assert!(!out.status.success(), "{fixture}: a leak must fail: {err}");
+        let named = format!("{target} {verb} as {role}");
+        assert!(err.contains(&named), "{fixture}: names `{named}`: {err}");
+        let r = results(&dir);
+        let found = &r["rls"]["audit"]["sets"][0];
+        assert_eq!(found["as_found"], true);
+        // Each sampled user attacks once per target and verb; anon once.
+        let attempts = if role == "anon" { 1 } else { users };
+        assert_eq!(
+            found["leaks_found"],
+            serde_json::json!([{"target": target, "verb": verb, "role": role, "attempts": attempts}]),
+            "{fixture}: exactly the planted leak: {found:#}"
+        );
+        assert_eq!(found["leaks"], attempts, "{fixture}");
+        let table = found["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["target"] == target)
+            .unwrap();
+        assert_eq!(table["leaks"], attempts, "{fixture}: {table:#}");
+        let detail = found["leak_details"][0].as_str().unwrap();
+        assert!(
+            detail.contains(target) && detail.contains(verb),
+            "{fixture}: {detail}"
+        );
+        // The re-applied shipped set is clean.
+        let reapplied = &r["rls"]["audit"]["sets"][1];
+        assert_eq!(reapplied["policies"], "initplan");
+        assert_eq!(reapplied["leaks"], 0, "{fixture}: {reapplied:#}");
+        if fixture == "select_heroes.sql" {
+            let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+            assert!(
+                html.contains("RLS isolation audit FAILED"),
+                "banner in the report"
+            );
+        }
+        // The audit ran on a pristine copy: the dataset itself still holds the planted
+        // policy; remove it before the next case.
+        let mut conn = db.conn().await;
+        let drops: Vec<String> = sqlx::query_scalar(
+            "SELECT format('DROP POLICY %I ON %I.%I', policyname, schemaname, tablename) FROM pg_policies WHERE policyname LIKE 'planted%'",
+        )
+        .fetch_all(&mut conn)
         .await
-        .unwrap()
         .unwrap();
-    assert_eq!(v.policies, rls["policies_found"].as_str().unwrap());
+        assert_eq!(drops.len(), 1, "{fixture}: the dataset is as it was");
+        for d in drops {
+            conn.execute(AssertSqlSafe(d)).await.unwrap();
+        }
+    }
 }
 
 #[tokio::test]

@@ -250,7 +250,7 @@ async fn count_as(conn: &mut sqlx::PgConnection, who: &Principal, sql: &str) -> 
 }
 
 #[tokio::test]
-async fn rls_isolates_users_under_both_policy_sets() {
+async fn rls_isolates_users_under_every_policy_set() {
     let text = std::fs::read_to_string(format!(
         "{}/tests/fixtures/rls_visibility.toml",
         env!("CARGO_MANIFEST_DIR")
@@ -265,7 +265,7 @@ async fn rls_isolates_users_under_both_policy_sets() {
     run_fixture(&mut conn, "two_users.sql").await;
     let a = Principal::User(Uuid::parse_str(USER_A).unwrap());
 
-    for policies in ["doc", "initplan"] {
+    for policies in ["doc", "initplan", "definer"] {
         schema::apply(&mut conn, &request(None, Some(policies)), anchor())
             .await
             .unwrap();

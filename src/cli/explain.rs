@@ -70,9 +70,8 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
         async |session, target| {
             let dir = session.out_dir.clone();
             let section = session
-                .stage_on_copy("explain", target, async |t| {
-                    explain::run(t, &opts, &dir).await
-                })
+                // One pristine copy per strategy, made by the stage itself.
+                .stage("explain", explain::run(target, &opts, &dir))
                 .await?;
             print_verdicts(&section);
             session.results.explain = Some(section);

@@ -203,9 +203,8 @@ async fn pipeline(
 
     let dir = session.out_dir.clone();
     let section = session
-        .stage_on_copy("explain", target, async |t| {
-            explain::run(t, &config.explain, &dir).await
-        })
+        // Explain and rls make their own pristine copies: one per index strategy / policy set.
+        .stage("explain", explain::run(target, &config.explain, &dir))
         .await?;
     super::explain::print_verdicts(&section);
     session.results.explain = Some(section);
@@ -219,9 +218,7 @@ async fn pipeline(
     session.results.partitions = Some(section);
 
     let section = session
-        .stage_on_copy("rls", target, async |t| {
-            crate::measure::rls::run(t, &config.rls, &dir).await
-        })
+        .stage("rls", crate::measure::rls::run(target, &config.rls, &dir))
         .await?;
     super::rls::print_summary(&section);
     session.results.rls = Some(section);

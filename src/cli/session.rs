@@ -73,6 +73,8 @@ impl RunSession {
         let outcome = fut.await;
         let seconds = started.elapsed().as_secs_f64();
         let status = match &outcome {
+            // The stage stopped early on an interrupt and returned what it measured.
+            Ok(_) if crate::interrupt::interrupted() => "interrupted",
             Ok(_) => "ok",
             Err(_) if crate::interrupt::interrupted() => "interrupted",
             Err(_) => "failed",
@@ -126,6 +128,15 @@ impl RunSession {
     ) -> Result<i32> {
         self.results.finished_at = Some(chrono::Utc::now());
         let code = match &outcome {
+            // Stages keep their figures on an interrupt: the run is still partial.
+            Ok(()) if crate::interrupt::interrupted() => {
+                self.results.status = "interrupted".into();
+                self.results.partial = true;
+                self.results.errors.push(
+                    "interrupted: stopped early; the figures measured so far are kept".into(),
+                );
+                130
+            }
             Ok(()) => {
                 self.results.status = "ok".into();
                 self.results.partial = false;

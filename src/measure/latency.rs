@@ -48,6 +48,15 @@ impl Latency {
         self.hist.is_empty()
     }
 
+    /// Samples slower than `ms` milliseconds.
+    pub fn count_above_ms(&self, ms: f64) -> u64 {
+        let low = (ms * 1000.0) as u64 + 1;
+        if self.hist.is_empty() || low > self.hist.max() {
+            return 0;
+        }
+        self.hist.count_between(low, self.hist.max())
+    }
+
     /// Value at a percentile (0–100), in milliseconds.
     pub fn percentile_ms(&self, p: f64) -> f64 {
         if self.hist.is_empty() {

@@ -28,9 +28,9 @@ pub struct DatasetInfo {
     #[serde(default)]
     pub row_counts: serde_json::Value,
     pub seeded_at: chrono::DateTime<chrono::Utc>,
-    /// The dataset's write counter when the seed sealed it (see `pristine::verify`).
+    /// The dataset's write state when the seed sealed it (see `pristine::verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_writes: Option<i64>,
+    pub sealed_state: Option<String>,
     /// How a measuring command checked the dataset was untouched before copying it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<crate::pristine::Verified>,

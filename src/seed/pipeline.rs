@@ -50,7 +50,7 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
         fingerprint: None,
         row_counts: serde_json::Value::Null,
         seeded_at: chrono::Utc::now(),
-        sealed_writes: None,
+        sealed_state: None,
         verified: None,
     };
     load::record_dataset(&mut conn, &info).await?;
@@ -94,7 +94,7 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
     info.fingerprint = Some(fingerprint);
     info.row_counts = counts;
     // Seal: measuring commands verify nothing wrote to the dataset since this counter.
-    info.sealed_writes = Some(crate::pristine::write_counter(&mut conn).await?);
+    info.sealed_state = Some(crate::pristine::write_counter(&mut conn).await?);
     load::record_dataset(&mut conn, &info).await?;
     Ok((info, report))
 }

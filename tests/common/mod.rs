@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod child;
+#[allow(unused_imports)]
+pub use child::Watched;
+
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 use std::path::PathBuf;
@@ -219,4 +223,21 @@ pub async fn run_fixture(conn: &mut PgConnection, name: &str) {
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     tx.commit().await.unwrap();
+}
+
+/// The date every seeded test pins (`--anchor`), so test data never depends on today.
+pub const ANCHOR: &str = "2026-11-20";
+
+/// Seeds the tiny profile at [`ANCHOR`] into `db`, results under `out`; asserts it worked.
+pub fn seed_tiny(db: &TestDb, out: &std::path::Path) {
+    let out = db.storybench(&[
+        "seed",
+        "--profile",
+        "tiny",
+        "--anchor",
+        ANCHOR,
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "seed: {}", stderr(&out));
 }

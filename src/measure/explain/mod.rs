@@ -165,7 +165,10 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
             tracing::warn!("could not drop a pristine copy: {e:#}");
         }
     }
-    outcome?;
+    // Interrupted: keep what was measured (the command marks the run interrupted).
+    if !interrupt::interrupted() {
+        outcome?;
+    }
     verdict::finish(&mut section);
     Ok(section)
 }

@@ -300,22 +300,23 @@ fn build_attack(
     Ok(attack)
 }
 
-/// Goose replaces our Ctrl-C handler during an attack: forward its killswitch to our
-/// interrupt flag, and our interrupt (SIGTERM, SIGHUP) to its killswitch.
+/// Forwards our interrupt to goose's killswitch, and goose's killswitch (its own stop
+/// conditions) to our interrupt flag. Goose resets its killswitch when an attack starts, so
+/// an interrupt that came just before is forwarded again until goose has it.
 async fn bridge_interrupts(done: Arc<AtomicBool>) {
-    let mut ours = false;
     while !done.load(Ordering::SeqCst) {
         tokio::select! {
-            _ = crate::interrupt::wait(), if !ours => {
-                ours = true;
+            _ = crate::interrupt::wait(), if !goose::is_killswitch_triggered() => {
                 goose::trigger_killswitch("storybench interrupted");
             }
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                if !ours && goose::is_killswitch_triggered() {
-                    ours = true;
-                    crate::interrupt::raise();
-                }
-            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let ours = crate::interrupt::interrupted();
+        let theirs = goose::is_killswitch_triggered();
+        if ours && !theirs {
+            goose::trigger_killswitch("storybench interrupted");
+        } else if theirs && !ours {
+            crate::interrupt::raise();
         }
     }
 }

@@ -240,41 +240,50 @@ pub async fn run(
         }
     );
 
-    let drawn = layouts::draw(&mut conn, &population, &specs, opts.seed).await?;
-    layouts::compare(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
-    layouts::partitionwise(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
-    if opts.indexes {
-        crate::interrupt::check()?;
-        match brin::compare(&mut conn, opts, &specs, &drawn).await {
-            Ok(c) => section.indexes = Some(c),
-            Err(e) => section.errors.push(PartError {
-                part: "indexes".into(),
-                query: None,
-                error: format!("{e:#}"),
-            }),
+    let outcome = async {
+        let drawn = layouts::draw(&mut conn, &population, &specs, opts.seed).await?;
+        layouts::compare(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
+        layouts::partitionwise(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
+        if opts.indexes {
+            crate::interrupt::check()?;
+            match brin::compare(&mut conn, opts, &specs, &drawn).await {
+                Ok(c) => section.indexes = Some(c),
+                Err(e) => section.errors.push(PartError {
+                    part: "indexes".into(),
+                    query: None,
+                    error: format!("{e:#}"),
+                }),
+            }
         }
+        if opts.scaling || opts.maintenance {
+            crate::interrupt::check()?;
+            scratch::open(&mut conn).await?;
+            let outcome = async {
+                if opts.scaling {
+                    section.scaling = Some(
+                        scaling::run(&mut conn, opts, &catalog, &population, dataset.anchor)
+                            .await?,
+                    );
+                }
+                if opts.maintenance {
+                    crate::interrupt::check()?;
+                    section.maintenance =
+                        Some(maintenance::run(target, &mut conn, opts, dataset.anchor).await?);
+                }
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            // Drop the scratch schema whatever happened.
+            let closed = scratch::close(&mut conn).await;
+            outcome?;
+            closed?;
+        }
+        Ok::<_, anyhow::Error>(())
     }
-    if opts.scaling || opts.maintenance {
-        crate::interrupt::check()?;
-        scratch::open(&mut conn).await?;
-        let outcome = async {
-            if opts.scaling {
-                section.scaling = Some(
-                    scaling::run(&mut conn, opts, &catalog, &population, dataset.anchor).await?,
-                );
-            }
-            if opts.maintenance {
-                crate::interrupt::check()?;
-                section.maintenance =
-                    Some(maintenance::run(target, &mut conn, opts, dataset.anchor).await?);
-            }
-            Ok::<_, anyhow::Error>(())
-        }
-        .await;
-        // Drop the scratch schema whatever happened.
-        let closed = scratch::close(&mut conn).await;
+    .await;
+    // Interrupted: keep what was measured (the command marks the run interrupted).
+    if !crate::interrupt::interrupted() {
         outcome?;
-        closed?;
     }
     verdict::finish(&mut section);
     Ok(section)

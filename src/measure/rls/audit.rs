@@ -3,7 +3,7 @@
 //! that gets through is a leak.
 
 use super::scenario::{param_count, AuditTarget, RlsScenario};
-use super::types::{AuditSet, AuditTable};
+use super::types::{AuditLeak, AuditSet, AuditTable};
 use crate::auth::{begin_request, Principal};
 use crate::interrupt;
 use anyhow::{Context, Result};
@@ -96,6 +96,7 @@ pub async fn audit_policies(
                     Verdict::Leak => {
                         table.leaks += 1;
                         set.leaks += 1;
+                        record_leak(&mut set.leaks_found, &target.name, action, &attacker.who);
                         if set.leak_details.len() < MAX_DETAILS {
                             let n = match outcome {
                                 Outcome::Rows(n) => n,
@@ -127,6 +128,23 @@ pub async fn audit_policies(
         }
     }
     Ok(set)
+}
+
+/// Counts a leak under its (table, verb, role): every kind is listed, unlike the capped details.
+fn record_leak(found: &mut Vec<AuditLeak>, target: &str, verb: &str, who: &Principal) {
+    let role = who.role();
+    match found
+        .iter_mut()
+        .find(|l| l.target == target && l.verb == verb && l.role == role)
+    {
+        Some(l) => l.attempts += 1,
+        None => found.push(AuditLeak {
+            target: target.to_string(),
+            verb: verb.to_string(),
+            role: role.to_string(),
+            attempts: 1,
+        }),
+    }
 }
 
 fn judge(outcome: &Outcome, is_select: bool, visible_ok: bool) -> Verdict {

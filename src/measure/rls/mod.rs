@@ -181,7 +181,10 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
             );
         }
     }
-    outcome?;
+    // Interrupted: keep what was measured (the command marks the run interrupted).
+    if !crate::interrupt::interrupted() {
+        outcome?;
+    }
     finish(&mut section);
     Ok(section)
 }
@@ -331,6 +334,12 @@ fn push_audit(section: &mut RlsSection, set: AuditSet) {
             set.allowed,
             set.errors
         );
+        for l in &set.leaks_found {
+            eprintln!(
+                "  rls audit LEAK: {} {} as {} ({} attempt(s) got through)",
+                l.target, l.verb, l.role, l.attempts
+            );
+        }
         a.sets.push(set);
     }
 }

@@ -231,6 +231,21 @@ pub struct AuditSet {
     pub error_details: Vec<String>,
     /// Targets with no row of another user to attack.
     pub skipped: Vec<String>,
+    /// Every kind of leak found (table, verb, role), however many details were kept.
+    #[serde(default)]
+    pub leaks_found: Vec<AuditLeak>,
+}
+
+/// One kind of leak: `role` could `verb` another user's row in `target`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditLeak {
+    pub target: String,
+    /// SELECT, INSERT, UPDATE or DELETE.
+    pub verb: String,
+    /// The database role of the attacker: `authenticated` or `anon`.
+    pub role: String,
+    /// Attempts that got through.
+    pub attempts: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -249,9 +264,18 @@ impl RlsSection {
         let mut why = Vec::new();
         if let Some(a) = &self.audit {
             if a.leaks > 0 {
+                let mut kinds: Vec<String> = Vec::new();
+                for l in a.sets.iter().flat_map(|s| &s.leaks_found) {
+                    let k = format!("{} {} as {}", l.target, l.verb, l.role);
+                    if !kinds.contains(&k) {
+                        kinds.push(k);
+                    }
+                }
                 why.push(format!(
-                    "RLS isolation audit: {} leak(s) in {} attempts",
-                    a.leaks, a.attempts
+                    "RLS isolation audit: {} leak(s) in {} attempts ({})",
+                    a.leaks,
+                    a.attempts,
+                    kinds.join(", ")
                 ));
             }
         }

@@ -53,8 +53,16 @@ where
         if steps.len() >= opts.max_steps {
             return Ok((steps, true));
         }
-        crate::interrupt::check()?;
-        steps.push(run(plan(opts, rate, phase)).await?);
+        if crate::interrupt::interrupted() {
+            break; // keep the finished steps: the partial results report them
+        }
+        match run(plan(opts, rate, phase)).await {
+            Ok(step) if !crate::interrupt::interrupted() => steps.push(step),
+            // A step cut short by the interrupt is no measurement.
+            Ok(_) => break,
+            Err(_) if crate::interrupt::interrupted() => break,
+            Err(e) => return Err(e),
+        }
         next = choose(&verdicts(&steps, opts), opts);
     }
     Ok((steps, false))
