@@ -77,7 +77,7 @@ fn worse_ratio(b: &Metric, n: &Metric) -> Option<Interval> {
 }
 
 /// Fewest gated metrics of a phase for its common shift to be estimated and removed.
-const MIN_COMMON: usize = 10;
+const MIN_COMMON: usize = 20;
 
 /// The shift every time metric of a measurement phase shares (explain: one index strategy,
 /// measured in one stretch; load: the run): the median of their change ratios, with its
@@ -142,16 +142,14 @@ pub fn judge(
         .zip(ws)
         .map(|((b, n), w)| {
             let shift = shifts.iter().find(|s| Some(&s.phase) == b.phase.as_ref());
-            // Relative to the common shift, its own uncertainty included.
+            // Relative to the common shift (its point estimate: a median of ≥ 20 ratios
+            // moves little, and its interval would mostly repeat the metric's own).
             let w = match (w, shift) {
-                (Some(w), Some(s)) => stats::ratio_of_intervals(
-                    &Interval {
-                        estimate: s.ratio,
-                        low: s.low,
-                        high: s.high,
-                    },
-                    &w,
-                ),
+                (Some(w), Some(s)) => Some(Interval {
+                    estimate: w.estimate / s.ratio,
+                    low: w.low / s.ratio,
+                    high: w.high / s.ratio,
+                }),
                 (w, _) => w,
             };
             let spread = shift.map_or(0.0, |s| s.spread_floor);

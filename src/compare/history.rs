@@ -24,7 +24,7 @@ pub fn default_floor(section: &str) -> f64 {
     match section {
         "rls" | "partitions" => 0.15,
         "capacity" => 0.20,
-        _ => 0.50,
+        _ => 1.00,
     }
 }
 
