@@ -63,7 +63,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "explain",
             args: vec!["explain", "--strategies", "fk_only,doc", "--runs", "3"],
-            marker: "explain: strategy doc",
+            marker: " measured on 2 strategies",
             calls: None,
             signal: Signal::SIGINT,
             stage: "explain",
@@ -82,7 +82,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "rls",
             args: vec!["rls", "--audit", "--trials", "3"],
-            marker: "rls: trial 1/3",
+            marker: " · indexes ",
             calls: None,
             signal: Signal::SIGTERM,
             stage: "rls",
@@ -171,7 +171,7 @@ fn cases() -> Vec<Case> {
                 "--max-steps",
                 "12",
             ],
-            marker: "/s →",
+            marker: " tx/s, p95 ",
             calls: None,
             signal: Signal::SIGTERM,
             stage: "capacity",
@@ -213,7 +213,10 @@ fn cases() -> Vec<Case> {
 /// Polls the server until statements containing `text` ran `n` more times (earlier
 /// commands ran the same catalog queries).
 async fn wait_for_calls(url: &str, text: &str, n: i64, w: &mut Watched) {
-    let mut conn = common::connect(url).await;
+    // Never a session on the dataset itself: it is the template of the stage's copy.
+    let mut admin = url::Url::parse(url).unwrap();
+    admin.set_path("postgres");
+    let mut conn = common::connect(admin.as_str()).await;
     sqlx::query(q("create_pg_stat_statements"))
         .execute(&mut conn)
         .await

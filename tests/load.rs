@@ -234,6 +234,7 @@ async fn open_model_reports_a_stall_no_coordinated_omission() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let mut conn = common::connect(&common::url_for(&copy)).await;
+    let started = std::time::Instant::now();
     sqlx::query(q("create_pg_stat_statements"))
         .execute(&mut conn)
         .await
@@ -248,7 +249,7 @@ async fn open_model_reports_a_stall_no_coordinated_omission() {
         }
         assert!(
             started.elapsed() < Duration::from_secs(30) && !child.is_finished(),
-            "the probe query never ran"
+            "the probe query never ran on {copy} ({n} calls seen)"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

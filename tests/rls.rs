@@ -5,8 +5,8 @@
 mod common;
 
 use common::TestDb;
-use sqlx::{AssertSqlSafe, Executor};
 use serde_json::Value;
+use sqlx::{AssertSqlSafe, Executor};
 use std::path::{Path, PathBuf};
 
 async fn seeded(tag: &str) -> TestDb {

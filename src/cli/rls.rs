@@ -100,8 +100,8 @@ pub async fn run(db: &DbArgs, args: RlsArgs) -> Result<i32> {
         async |session, target| {
             let dir = session.out_dir.clone();
             let section = session
-                // One pristine copy per policy set, made by the stage itself.
-                .stage("rls", rls::run(target, &opts, &dir))
+                // The audit runs on the stage's copy; the matrix copies it once per policy set.
+                .stage_on_copy("rls", target, async |t| rls::run(t, &opts, &dir).await)
                 .await?;
             print_summary(&section);
             let failure = section.failure();

@@ -203,7 +203,7 @@ async fn pipeline(
 
     let dir = session.out_dir.clone();
     let section = session
-        // Explain and rls make their own pristine copies: one per index strategy / policy set.
+        // Explain makes its own pristine copies, one per index strategy.
         .stage("explain", explain::run(target, &config.explain, &dir))
         .await?;
     super::explain::print_verdicts(&section);
@@ -218,7 +218,10 @@ async fn pipeline(
     session.results.partitions = Some(section);
 
     let section = session
-        .stage("rls", crate::measure::rls::run(target, &config.rls, &dir))
+        // The audit runs on the stage's copy; the matrix makes one copy of it per policy set.
+        .stage_on_copy("rls", target, async |t| {
+            crate::measure::rls::run(t, &config.rls, &dir).await
+        })
         .await?;
     super::rls::print_summary(&section);
     session.results.rls = Some(section);

@@ -80,6 +80,11 @@ impl Measure<'_> {
                     section.queries[qi].subjects[k].by_strategy.push(run);
                 }
             }
+            eprintln!(
+                "  explain: {} measured on {} strategies",
+                spec.name,
+                refs.len()
+            );
         }
         for (i, figures) in section.strategies.iter_mut().enumerate() {
             let means = &write_means[i];
