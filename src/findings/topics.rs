@@ -112,8 +112,12 @@ pub(super) fn indexes(e: &ExplainSection) -> Option<Finding> {
         .iter()
         .filter(|q| q.kind == "read" && q.verdict.is_some())
         .count();
-    // Hook: an interval on the geometric-mean speed-up, once the explain section has one.
-    let interval: Option<Interval> = None;
+    // The engine's interval on the geometric-mean speed-up (None in older results files).
+    let interval: Option<Interval> = best.geomean_interval.map(|i| Interval {
+        low: i.low,
+        high: i.high,
+        kind: "95 % CI".into(),
+    });
     // Read queries the candidate makes slower than the baseline (heavy user, p50).
     let worse: Vec<String> = e
         .queries
