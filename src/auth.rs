@@ -2,7 +2,7 @@
 //! `request.jwt.claims` set transaction-locally, then the query. Connecting as a superuser
 //! or as the table owner would measure no RLS at all.
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use anyhow::Result;
 use sqlx::postgres::PgConnection;
 use uuid::Uuid;
@@ -42,7 +42,7 @@ impl Principal {
 
 /// Runs the request set-up inside the caller's open transaction.
 pub async fn begin_request(conn: &mut PgConnection, who: &Principal) -> Result<()> {
-    sqlx::query(sql("begin_request"))
+    sqlx::query(sql(&q().begin_request))
         .bind(who.role())
         .bind(who.claims())
         .execute(&mut *conn)

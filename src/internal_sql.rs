@@ -1,35 +1,56 @@
 //! storybench's own introspection and bookkeeping queries, from `schema/internal.toml`.
 //! They are part of the tool (not user-editable), so the file is compiled in.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+pub use crate::sql_files::sql;
 
 #[derive(serde::Deserialize)]
-struct InternalFile {
-    queries: HashMap<String, String>,
+#[serde(deny_unknown_fields)]
+struct File {
+    queries: InternalQueries,
 }
 
-static QUERIES: OnceLock<HashMap<String, String>> = OnceLock::new();
+/// One field per query of `schema/internal.toml`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalQueries {
+    pub foreign_objects: String,
+    pub has_meta: String,
+    pub owned_objects: String,
+    pub objects_in_schemas: String,
+    pub record_owned: String,
+    pub existing_roles: String,
+    pub get_meta: String,
+    pub set_meta: String,
+    pub index_inventory: String,
+    pub policy_inventory: String,
+    pub create_partitions: String,
+    pub server_settings: String,
+    pub server_version: String,
+    pub create_pg_stat_statements: String,
+    pub has_pg_stat_statements_preloaded: String,
+    pub drop_owned: String,
+    pub drop_secondary_indexes: String,
+    pub drop_policies: String,
+    pub begin_request: String,
+    pub heap_sizes: String,
+    pub copy_create: String,
+    pub copy_comment: String,
+    pub copy_drop: String,
+    pub copy_list: String,
+    pub current_database: String,
+    pub dataset_writes: String,
+    pub try_advisory_lock: String,
+    pub advisory_lock_holder: String,
+}
 
-/// The SQL of an internal query. Panics only on a programming error (an unknown name or a
-/// broken compiled-in file), which the unit test below catches.
-pub fn sql(name: &str) -> sqlx::AssertSqlSafe<&'static str> {
-    let map = QUERIES.get_or_init(|| {
-        let file: InternalFile = toml::from_str(include_str!("../schema/internal.toml"))
-            .expect("schema/internal.toml is valid TOML");
-        file.queries
-    });
-    let text = map
-        .get(name)
-        .unwrap_or_else(|| panic!("internal query {name:?} is missing from schema/internal.toml"));
-    sqlx::AssertSqlSafe(text.as_str())
+crate::sql_file!(fn file() -> File = "schema/internal.toml");
+
+/// The queries of `schema/internal.toml`.
+pub fn q() -> &'static InternalQueries {
+    &file().queries
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn internal_queries_parse() {
-        let _ = super::sql("foreign_objects");
-        let _ = super::sql("set_meta");
-    }
+pub(crate) fn load_all() {
+    let _ = q();
 }

@@ -4,7 +4,7 @@
 //! initdb needs empty) before the embedded cluster is started, and a session advisory lock in
 //! the database, held on a connection of its own for the whole command.
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -146,7 +146,7 @@ pub async fn lock_database(options: &PgConnectOptions, what: &str) -> Result<PgC
         return Err(last.expect("tried a database"))
             .with_context(|| format!("connecting to the server of {what} to lock it"));
     };
-    let got: bool = sqlx::query_scalar(sql("try_advisory_lock"))
+    let got: bool = sqlx::query_scalar(sql(&q().try_advisory_lock))
         .bind(key.0)
         .bind(key.1)
         .fetch_one(&mut conn)
@@ -155,7 +155,7 @@ pub async fn lock_database(options: &PgConnectOptions, what: &str) -> Result<PgC
     if got {
         return Ok(conn);
     }
-    let holder: Option<(i32, String, String)> = sqlx::query_as(sql("advisory_lock_holder"))
+    let holder: Option<(i32, String, String)> = sqlx::query_as(sql(&q().advisory_lock_holder))
         .bind(key.0)
         .bind(key.1)
         .fetch_optional(&mut conn)

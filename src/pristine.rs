@@ -8,7 +8,7 @@
 //! their stage ends (also on error or Ctrl-C); a copy left by a process that died is swept
 //! by the next command on the same host.
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use crate::seed::DatasetInfo;
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
@@ -43,7 +43,7 @@ impl PristineCopy {
         let mut conn = admin.connect().await?;
         let name = copy_name(label);
         let started = Instant::now();
-        let create: String = sqlx::query_scalar(sql("copy_create"))
+        let create: String = sqlx::query_scalar(sql(&q().copy_create))
             .bind(&name)
             .bind(&source)
             .bind(FILE_COPY_ABOVE_BYTES)
@@ -70,7 +70,7 @@ impl PristineCopy {
             hostname(),
             std::process::id()
         );
-        let stmt: String = sqlx::query_scalar(sql("copy_comment"))
+        let stmt: String = sqlx::query_scalar(sql(&q().copy_comment))
             .bind(&name)
             .bind(&comment)
             .fetch_one(&mut conn)
@@ -126,7 +126,7 @@ pub async fn with_copy<T>(
 pub async fn sweep_stale(base: &Target) -> Result<Vec<String>> {
     let admin = maintenance(base).await?;
     let mut conn = admin.connect().await?;
-    let rows: Vec<(String, String)> = sqlx::query_as(sql("copy_list"))
+    let rows: Vec<(String, String)> = sqlx::query_as(sql(&q().copy_list))
         .fetch_all(&mut conn)
         .await?;
     let host = format!("host={} ", hostname());
@@ -161,7 +161,7 @@ pub enum Verified {
 /// The dataset's write state: rows written to its tables since the server's statistics
 /// began, and the tables' file nodes, digested.
 pub async fn write_counter(conn: &mut PgConnection) -> Result<String> {
-    Ok(sqlx::query_scalar(sql("dataset_writes"))
+    Ok(sqlx::query_scalar(sql(&q().dataset_writes))
         .fetch_one(&mut *conn)
         .await?)
 }
@@ -221,7 +221,7 @@ pub async fn reseal(conn: &mut PgConnection) -> Result<DatasetInfo> {
 
 async fn current_database(t: &Target) -> Result<String> {
     let mut conn = t.connect().await?;
-    Ok(sqlx::query_scalar(sql("current_database"))
+    Ok(sqlx::query_scalar(sql(&q().current_database))
         .fetch_one(&mut conn)
         .await?)
 }
@@ -242,7 +242,7 @@ async fn maintenance(base: &Target) -> Result<Target> {
 
 async fn drop_database(admin: &Target, name: &str) -> Result<()> {
     let mut conn = admin.connect().await?;
-    let stmt: String = sqlx::query_scalar(sql("copy_drop"))
+    let stmt: String = sqlx::query_scalar(sql(&q().copy_drop))
         .bind(name)
         .fetch_one(&mut conn)
         .await?;

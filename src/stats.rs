@@ -7,7 +7,7 @@
 //! assume normality lie; the rank interval needs only cumulative counts, which an HDR
 //! histogram has (see `docs/statistics.md`).
 
-use crate::measure::latency::Latency;
+use crate::latency::Latency;
 use serde::{Deserialize, Serialize};
 
 /// Confidence used for every interval storybench reports unless a caller says otherwise.

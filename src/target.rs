@@ -312,10 +312,12 @@ impl Target {
 
 /// Reads the server's major once and refuses or warns per [`crate::pg_version`].
 async fn server_major(conn: &mut PgConnection, url: &SecretUrl) -> Result<u32> {
-    let (_, num): (String, i32) = sqlx::query_as(crate::internal_sql::sql("server_version"))
-        .fetch_one(&mut *conn)
-        .await
-        .context("reading the server version")?;
+    let (_, num): (String, i32) = sqlx::query_as(crate::internal_sql::sql(
+        &crate::internal_sql::q().server_version,
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .context("reading the server version")?;
     let major = crate::pg_version::major_of(num);
     crate::pg_version::check(major, &format!("the server at {url}"))?;
     Ok(major)

@@ -6,7 +6,7 @@ use common::{stderr, stdout, storybench_cmd};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use storybench::measure::latency::Latency;
+use storybench::latency::Latency;
 
 fn fixture() -> Value {
     let path = format!(

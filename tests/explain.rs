@@ -207,7 +207,7 @@ async fn strategies_run_interleaved_on_pristine_copies_that_are_dropped() {
                 let work = r.work.as_ref().expect("work figures");
                 assert!(work.shared_hit + work.shared_read > 0, "{}", q.name);
                 assert!(!work.shape.is_empty());
-                if q.kind == "write" {
+                if q.kind == storybench::catalog::Kind::Write {
                     assert!(work.wal_bytes.is_some_and(|w| w > 0.0), "{}", q.name);
                 }
                 assert_eq!(r.ratio_vs_baseline.is_some(), i > 0, "{}", q.name);

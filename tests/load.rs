@@ -269,7 +269,7 @@ async fn open_model_reports_a_stall_no_coordinated_omission() {
     // Measured from each intended start, every arrival due during the first 700 ms of the
     // stall waited more than 300 ms: about 70 samples. Measured from the actual send (the
     // omission), only the 4 requests in flight would: the bound sits far from both.
-    let hist = storybench::measure::latency::Latency::decode(
+    let hist = storybench::latency::Latency::decode(
         f["transaction_latency"]["histogram"].as_str().unwrap(),
     )
     .unwrap();

@@ -244,13 +244,13 @@ fn run_quick_writes_a_report_whose_figures_agree_with_results_json() {
     );
     let r = RunResults::read(&out.join("results.json")).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert_eq!(r.status, "ok");
+    assert_eq!(r.status, storybench::results::RunStatus::Ok);
     assert!(!r.partial);
     assert_self_contained(&html);
     check_well_formed(&html).unwrap();
     let seed = r.seed.as_ref().expect("seed section");
     assert!(
-        html.contains(&storybench::report::thousands(seed.total_rows as i64)),
+        html.contains(&storybench::format::thousands(seed.total_rows as i64)),
         "seed rows"
     );
     assert!(
@@ -269,7 +269,7 @@ fn run_quick_writes_a_report_whose_figures_agree_with_results_json() {
     }
     let load = r.load.as_ref().expect("load section");
     assert!(
-        html.contains(&storybench::report::thousands(load.figures.ok as i64)),
+        html.contains(&storybench::format::thousands(load.figures.ok as i64)),
         "load ok count"
     );
     assert!(

@@ -35,6 +35,10 @@ pub enum Sampler {
     Since12m,
     /// timestamptz at an hour boundary within the last day before the anchor.
     HourStart,
+    /// timestamptz: the dataset's clock, a moment in the hour before the anchor. Writes that
+    /// the app stamps with `now()` use it, so they land in the dataset's own time (its
+    /// api_usage partitions) whatever the wall-clock date of the measurement.
+    Now,
     /// A short prefix of one of the user's story titles (for `LIKE 'x%'`).
     TitlePrefix,
     /// A fresh random uuid (inserts).
@@ -52,7 +56,7 @@ pub enum Sampler {
 }
 
 impl Sampler {
-    pub const ALL: [Sampler; 20] = [
+    pub const ALL: [Sampler; 21] = [
         Sampler::User,
         Sampler::StoryOfUser,
         Sampler::HeroOfUser,
@@ -66,6 +70,7 @@ impl Sampler {
         Sampler::Since30d,
         Sampler::Since12m,
         Sampler::HourStart,
+        Sampler::Now,
         Sampler::TitlePrefix,
         Sampler::NewUuid,
         Sampler::RequestId,
@@ -91,6 +96,7 @@ impl Sampler {
             Sampler::Since30d => "since_30d",
             Sampler::Since12m => "since_12m",
             Sampler::HourStart => "hour_start",
+            Sampler::Now => "now",
             Sampler::TitlePrefix => "title_prefix",
             Sampler::NewUuid => "new_uuid",
             Sampler::RequestId => "request_id",
@@ -115,7 +121,8 @@ impl Sampler {
             | Sampler::Since14d
             | Sampler::Since30d
             | Sampler::Since12m
-            | Sampler::HourStart => "timestamptz",
+            | Sampler::HourStart
+            | Sampler::Now => "timestamptz",
             Sampler::SceneCount => "int4",
             Sampler::FunctionName
             | Sampler::Category

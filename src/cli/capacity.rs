@@ -1,10 +1,9 @@
 //! `storybench capacity`: the highest arrival rate a scenario sustains within a latency SLO
 //! and an error budget, the knee, what saturated, and the equivalent number of app users.
 
-use super::RunSession;
 use crate::measure::load::capacity::{self, CapacityOptions, CapacitySection, Slo};
 use crate::measure::load::parse_duration;
-use crate::target::{DbArgs, Target};
+use crate::target::DbArgs;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +16,6 @@ pub struct CapacityArgs {
     /// Latency objective on transactions, measured from each intended start (e.g. p95<50ms,
     /// p99<=200ms; statistics p50, p90, p95, p99, p999, max, mean).
     #[arg(long, default_value = "p95<50ms", value_parser = Slo::parse)]
-    #[serde(skip)]
     pub slo: Slo,
     /// Largest share of failed transactions a step may have (1%; a bare number is a percent).
     #[arg(long, default_value = "1%", value_parser = crate::units::parse_share)]
@@ -31,15 +29,15 @@ pub struct CapacityArgs {
     /// Measured time of a climbing step (lengthened when too short for the SLO statistic:
     /// p95 needs ≥ 72 samples, p99 ≥ 368).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub step_duration: Duration,
     /// Measured time of a step near the boundary (bisection and repeats).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub boundary_duration: Duration,
     /// Longest a step is lengthened to for enough samples.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub max_step_duration: Duration,
     /// Steps at each end of the final bracket (the last passing and first failing rate);
     /// the majority decides. 1: no repeats.
@@ -50,7 +48,7 @@ pub struct CapacityArgs {
     pub resolution: f64,
     /// Warm-up of each step (not counted).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub warmup: Duration,
     /// Goose users serving the arrivals (the most transactions in flight at once).
     #[arg(long, visible_alias = "clients", default_value_t = 32)]
@@ -66,7 +64,7 @@ pub struct CapacityArgs {
     pub seed: u64,
     /// statement_timeout of every request.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
@@ -101,37 +99,33 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
     }
     args.options().validate()?;
     let scenario = crate::scenario::load(&args.scenario)?;
-    let mut config = serde_json::to_value(&args)?;
-    config["slo"] = args.slo.text.clone().into();
-    config["step_duration"] = args.step_duration.as_secs_f64().into();
-    config["boundary_duration"] = args.boundary_duration.as_secs_f64().into();
-    config["max_step_duration"] = args.max_step_duration.as_secs_f64().into();
-    config["warmup"] = args.warmup.as_secs_f64().into();
-    let mut session = RunSession::start("capacity", config, args.out.as_deref())?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        let mut conn = target.connect().await?;
-        crate::schema::check_ownership(&mut conn).await?;
-        // Before anything is created (pg_stat_statements): a broken scenario changes nothing.
-        scenario.check_sql(&mut conn).await?;
-        crate::schema::ensure_pg_stat_statements(&mut conn).await?;
-        drop(conn);
-        session.collect_environment(&target).await?;
-        session.results.dataset = Some(crate::pristine::checked_dataset(&target).await?);
-        let opts = args.options();
-        let section = session
-            .stage_on_copy("capacity", &target, async |t| {
-                capacity::search(t, &scenario, &opts).await
-            })
-            .await?;
-        print_summary(&section);
-        session.results.capacity = Some(section);
-        Ok(())
-    }
-    .await;
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+    let config = serde_json::to_value(&args)?;
+    super::command_frame(
+        db,
+        "capacity",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let mut conn = target.connect().await?;
+            crate::schema::check_ownership(&mut conn).await?;
+            // Before anything is created (pg_stat_statements): a broken scenario changes nothing.
+            scenario.check_sql(&mut conn).await?;
+            crate::schema::ensure_pg_stat_statements(&mut conn).await?;
+            drop(conn);
+            session.collect_environment(target).await?;
+            session.check_dataset(target).await?;
+            let opts = args.options();
+            let section = session
+                .stage_on_copy("capacity", target, async |t| {
+                    capacity::search(t, &scenario, &opts).await
+                })
+                .await?;
+            print_summary(&section);
+            session.results.capacity = Some(section);
+            Ok(())
+        },
+    )
+    .await
 }
 
 pub fn print_summary(c: &CapacitySection) {

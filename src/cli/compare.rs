@@ -64,7 +64,7 @@ pub fn run(args: CompareArgs) -> i32 {
     ] {
         if let (Some(path), Some(value)) = (path, value) {
             let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-            if let Err(e) = crate::results::write_atomic(path, text.as_bytes()) {
+            if let Err(e) = crate::paths::write_atomic(path, text.as_bytes()) {
                 eprintln!("error: {e:#}");
                 return 2;
             }

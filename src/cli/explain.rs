@@ -25,11 +25,11 @@ pub struct ExplainArgs {
     pub warmup: usize,
     /// Time budget per query and user once the percentiles' rounds are reached (4× that at most).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
     /// Statement timeout for each measured query; a timeout is reported for that query only.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Seed for parameter sampling.
     #[arg(long, default_value_t = 42)]
@@ -104,7 +104,7 @@ pub fn print_verdicts(s: &ExplainSection) {
             o.strategy,
             o.geomean_speedup,
             o.queries_fastest,
-            crate::report::human_bytes(o.index_bytes as f64)
+            crate::format::human_bytes(o.index_bytes as f64)
         );
     }
     for e in &s.errors {

@@ -50,7 +50,7 @@ pub struct LoadArgs {
     pub rate: Option<f64>,
     /// Open model: drop (and count) arrivals later than this instead of running them.
     #[arg(long, value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs_opt")]
     pub latency_limit: Option<Duration>,
     /// Seed for arrivals and sampling.
     #[arg(long, default_value_t = 42)]
@@ -95,60 +95,62 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
             crate::scenario::available().join(", ")
         ),
     };
-    let mut session = RunSession::start("load", serde_json::to_value(&args)?, args.out.as_deref())?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        let mut conn = target.connect().await?;
-        crate::schema::check_ownership(&mut conn).await?;
-        session.collect_environment(&target).await?;
-        if let Some(sc) = &scenario {
-            sc.check_sql(&mut conn).await?;
-        }
-        // A seeded dataset is measured on a pristine copy (the load writes); an ad hoc
-        // statement on a database without one runs where it is.
-        let has_dataset = crate::seed::dataset(&mut conn).await?.is_some();
-        drop(conn);
-        if has_dataset || scenario.is_some() {
-            session.results.dataset = Some(crate::pristine::checked_dataset(&target).await?);
-        }
-        let section = match (&scenario, &args.sql) {
-            (Some(sc), _) => {
-                let opts = ScenarioOptions {
-                    shape: shape.clone(),
-                    pool: args.pool,
-                    goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
-                    statement_timeout: args.statement_timeout,
-                    think_scale: args.think_scale,
-                };
-                session
-                    .stage_on_copy("load", &target, async |t| {
-                        measure_scenario(t, sc, &opts).await
-                    })
-                    .await?
+    let config = serde_json::to_value(&args)?;
+    super::command_frame(
+        db,
+        "load",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let mut conn = target.connect().await?;
+            crate::schema::check_ownership(&mut conn).await?;
+            session.collect_environment(target).await?;
+            if let Some(sc) = &scenario {
+                sc.check_sql(&mut conn).await?;
             }
-            (None, Some(sql)) if has_dataset => {
-                session
-                    .stage_on_copy("load", &target, async |t| {
-                        measure_adhoc(t, sql, &shape).await
-                    })
-                    .await?
+            // A seeded dataset is measured on a pristine copy (the load writes); an ad hoc
+            // statement on a database without one runs where it is.
+            let has_dataset = crate::seed::dataset(&mut conn).await?.is_some();
+            drop(conn);
+            if has_dataset || scenario.is_some() {
+                session.check_dataset(target).await?;
             }
-            (None, Some(sql)) => {
-                session
-                    .stage("load", measure_adhoc(&target, sql, &shape))
-                    .await?
-            }
-            (None, None) => unreachable!("checked above"),
-        };
-        print_summary(&section);
-        session.results.load = Some(section);
-        crate::interrupt::check()?;
-        Ok(())
-    }
-    .await;
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+            let section = match (&scenario, &args.sql) {
+                (Some(sc), _) => {
+                    let opts = ScenarioOptions {
+                        shape: shape.clone(),
+                        pool: args.pool,
+                        goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
+                        statement_timeout: args.statement_timeout,
+                        think_scale: args.think_scale,
+                    };
+                    session
+                        .stage_on_copy("load", target, async |t| {
+                            measure_scenario(t, sc, &opts).await
+                        })
+                        .await?
+                }
+                (None, Some(sql)) if has_dataset => {
+                    session
+                        .stage_on_copy("load", target, async |t| {
+                            measure_adhoc(t, sql, &shape).await
+                        })
+                        .await?
+                }
+                (None, Some(sql)) => {
+                    session
+                        .stage("load", measure_adhoc(target, sql, &shape))
+                        .await?
+                }
+                (None, None) => unreachable!("checked above"),
+            };
+            print_summary(&section);
+            session.results.load = Some(section);
+            crate::interrupt::check()?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 /// goose's own HTML report, written beside report.html.

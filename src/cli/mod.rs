@@ -16,7 +16,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-pub use session::{measuring_command, RunSession};
+pub use session::{command_frame, command_frame_with, measuring_command, RunSession};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -90,7 +90,7 @@ pub enum SchemaCommand {
     Show,
 }
 
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default, serde::Serialize)]
 pub struct VariantArgs {
     /// Index strategy: a file name in schema/indexes/ (fk_only, doc, tuned).
     #[arg(long)]

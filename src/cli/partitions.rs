@@ -23,11 +23,11 @@ pub struct PartitionsArgs {
     pub warmup: usize,
     /// Time budget per comparison once the percentiles' rounds are reached (4× that at most).
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
     /// Statement timeout for each measured query.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Seed for parameter sampling.
     #[arg(long, default_value_t = 42)]
@@ -49,7 +49,7 @@ pub struct PartitionsArgs {
     pub writers: usize,
     /// Pause between one writer's inserts.
     #[arg(long, default_value = "5ms", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub insert_interval: Duration,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
@@ -101,7 +101,7 @@ pub async fn run(db: &DbArgs, args: PartitionsArgs) -> Result<i32> {
 }
 
 pub fn print_verdicts(s: &PartitionsSection) {
-    for v in &s.verdicts {
+    for v in crate::findings::partitions_verdicts::derive(s) {
         eprintln!("  · {v}");
     }
     for e in &s.errors {

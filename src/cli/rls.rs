@@ -32,11 +32,11 @@ pub struct RlsArgs {
     pub warmup: usize,
     /// Time budget per query and user once the percentiles' rounds are reached (4× that at most).
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub budget: Duration,
     /// Statement timeout for each measured query.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    #[serde(skip)]
+    #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Index strategy the leakproof-trap queries are measured on (it needs indexes able to serve LIKE and ->>).
     #[arg(long, default_value = "tuned")]
@@ -149,7 +149,7 @@ pub fn print_summary(s: &RlsSection) {
     for e in s.config_errors.iter().chain(s.correctness_failures.iter()) {
         eprintln!("  error: {e}");
     }
-    for a in &s.advice {
+    for a in crate::findings::rls_advice::derive(s) {
         eprintln!("  · {a}");
     }
 }

@@ -108,24 +108,23 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
         },
         None => None,
     };
-    let mut session =
-        RunSession::start("run", serde_json::to_value(&config)?, args.out.as_deref())?;
-    let out_dir = session.out_dir.clone();
-    let target = Target::resolve(db)?;
-    eprintln!("storybench run on {}", target.describe());
-    let outcome = pipeline(&mut session, &target, &config, &seed_opts).await;
-    // Compared in memory before finalizing, so the report and the findings include it.
-    let comparison = match (&baseline, &outcome) {
-        (Some(base), Ok(())) => Some(crate::compare::compare(
-            base,
-            &session.results,
-            config.max_regression,
-        )),
-        _ => None,
-    };
-    let code = session.finalize_with(outcome, comparison.as_ref());
-    target.finish()?;
-    let code = code?;
+    let max_regression = config.max_regression;
+    let (code, out_dir, comparison) = super::command_frame_with(
+        db,
+        "run",
+        serde_json::to_value(&config)?,
+        args.out.as_deref(),
+        async |session, target| {
+            eprintln!("storybench run on {}", target.describe());
+            pipeline(session, target, &config, &seed_opts).await
+        },
+        // Compared in memory before finalizing, so the report and the findings include it.
+        |results, outcome| match (&baseline, outcome) {
+            (Some(base), Ok(())) => Some(crate::compare::compare(base, results, max_regression)),
+            _ => None,
+        },
+    )
+    .await?;
     let Some(c) = comparison else {
         return Ok(code);
     };
@@ -134,7 +133,7 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     }
     // A regression sets the exit code (1), as `compare` does.
     let text = crate::compare::render(&c, crate::compare::Format::Markdown);
-    crate::results::write_atomic(&out_dir.join("compare.md"), text.as_bytes())?;
+    crate::paths::write_atomic(&out_dir.join("compare.md"), text.as_bytes())?;
     Ok(if c.regressions() > 0 { 1 } else { 0 })
 }
 

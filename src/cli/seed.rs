@@ -1,8 +1,8 @@
 //! `storybench seed`: a deterministic dataset at any scale.
 
-use super::{RunSession, VariantArgs};
+use super::VariantArgs;
 use crate::seed::{self, SeedOptions};
-use crate::target::{DbArgs, Target};
+use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -30,7 +30,6 @@ pub struct SeedArgs {
     #[arg(long)]
     pub toast_compression: Option<String>,
     #[command(flatten)]
-    #[serde(skip)]
     pub variant: VariantArgs,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
@@ -62,25 +61,31 @@ pub async fn run(db: &DbArgs, args: SeedArgs) -> Result<i32> {
     let opts = args.options();
     seed::validate_options(&opts)?;
     crate::seed::profile::load(&opts.profile)?;
-    let mut session = RunSession::start("seed", serde_json::to_value(&args)?, args.out.as_deref())?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        let (info, report) = session.stage("seed", seed::seed(&target, &opts)).await?;
-        print_report(&info, &report);
-        session.results.dataset = Some(info);
-        session.results.seed = Some(report);
-        session.collect_environment(&target).await
-    }
-    .await;
-    if outcome.is_err() {
-        // Whatever was recorded (an incomplete dataset) is what the results must say.
-        if let Ok(mut conn) = target.connect().await {
-            session.results.dataset = seed::dataset(&mut conn).await.ok().flatten();
-        }
-    }
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+    let config = serde_json::to_value(&args)?;
+    super::command_frame(
+        db,
+        "seed",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            match session.stage("seed", seed::seed(target, &opts)).await {
+                Ok((info, report)) => {
+                    print_report(&info, &report);
+                    session.results.dataset = Some(info);
+                    session.results.seed = Some(report);
+                    session.collect_environment(target).await
+                }
+                Err(e) => {
+                    // Whatever was recorded (an incomplete dataset) is what the results must say.
+                    if let Ok(mut conn) = target.connect().await {
+                        session.results.dataset = seed::dataset(&mut conn).await.ok().flatten();
+                    }
+                    Err(e)
+                }
+            }
+        },
+    )
+    .await
 }
 
 pub fn print_report(info: &seed::DatasetInfo, r: &seed::SeedReport) {
@@ -88,17 +93,17 @@ pub fn print_report(info: &seed::DatasetInfo, r: &seed::SeedReport) {
         eprintln!(
             "  {:<28} {:>10} rows  {:>9} heap {:>9} toast {:>9} idx  {:>9.0} rows/s",
             t.table,
-            crate::report::thousands(t.rows as i64),
-            crate::report::human_bytes(t.heap_bytes as f64),
-            crate::report::human_bytes(t.toast_bytes as f64),
-            crate::report::human_bytes(t.index_bytes as f64),
+            crate::format::thousands(t.rows as i64),
+            crate::format::human_bytes(t.heap_bytes as f64),
+            crate::format::human_bytes(t.toast_bytes as f64),
+            crate::format::human_bytes(t.index_bytes as f64),
             t.rows_per_second
         );
     }
     eprintln!(
         "seeded {} rows, {} in {:.1} s (load {:.1} s, keys {:.1} s, FKs and indexes {:.1} s, analyze {:.1} s; {} COPY connections; TOAST {})",
-        crate::report::thousands(r.total_rows as i64),
-        crate::report::human_bytes(r.total_bytes as f64),
+        crate::format::thousands(r.total_rows as i64),
+        crate::format::human_bytes(r.total_bytes as f64),
         r.seconds,
         r.load_seconds,
         r.keys_seconds,

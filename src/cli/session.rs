@@ -1,8 +1,9 @@
 //! One measuring command's run: its results, output directory and stage bookkeeping.
 //! Whatever happens (error, Ctrl-C), `finalize` writes results.json and report.html.
 
+use crate::paths::write_atomic;
 use crate::results::{
-    prepare_out_dir, write_atomic, Environment, RunResults, StageTiming, RESULTS_FILE,
+    prepare_out_dir, Environment, RunResults, RunStatus, StageTiming, RESULTS_FILE,
 };
 use crate::target::Target;
 use anyhow::Result;
@@ -10,8 +11,44 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The frame of a measuring command: starts the run, resolves the target, records the
-/// environment, runs `body`, then always writes the results and stops what it started.
+/// The one frame of every command: start the run (its output directory checked writable
+/// first), resolve the target, run `body`, then always write results.json and report.html
+/// (also on error or Ctrl-C) and stop what was started. Returns the exit code.
+pub async fn command_frame(
+    db: &crate::target::DbArgs,
+    command: &str,
+    config: serde_json::Value,
+    out: Option<&Path>,
+    body: impl AsyncFnOnce(&mut RunSession, &Target) -> Result<()>,
+) -> Result<i32> {
+    command_frame_with(db, command, config, out, body, |_, _| None)
+        .await
+        .map(|(code, _, _)| code)
+}
+
+/// [`command_frame`], comparing the results in memory before they are written (`run
+/// --baseline`), so the report and the findings include the comparison. Returns the exit
+/// code, the output directory and the comparison.
+pub async fn command_frame_with(
+    db: &crate::target::DbArgs,
+    command: &str,
+    config: serde_json::Value,
+    out: Option<&Path>,
+    body: impl AsyncFnOnce(&mut RunSession, &Target) -> Result<()>,
+    compare: impl FnOnce(&RunResults, &Result<()>) -> Option<crate::compare::Comparison>,
+) -> Result<(i32, PathBuf, Option<crate::compare::Comparison>)> {
+    let mut session = RunSession::start(command, config, out)?;
+    let out_dir = session.out_dir.clone();
+    let target = Target::resolve(db)?;
+    let outcome = body(&mut session, &target).await;
+    let comparison = compare(&session.results, &outcome);
+    let code = session.finalize_with(outcome, comparison.as_ref());
+    target.finish()?;
+    Ok((code?, out_dir, comparison))
+}
+
+/// The frame of a command that measures an existing dataset (explain, partitions, rls):
+/// the environment is recorded and the dataset verified untouched before `body`.
 pub async fn measuring_command(
     db: &crate::target::DbArgs,
     command: &str,
@@ -19,17 +56,12 @@ pub async fn measuring_command(
     out: Option<&Path>,
     body: impl AsyncFnOnce(&mut RunSession, &Target) -> Result<()>,
 ) -> Result<i32> {
-    let mut session = RunSession::start(command, config, out)?;
-    let target = Target::resolve(db)?;
-    let outcome = async {
-        session.collect_environment(&target).await?;
-        session.results.dataset = Some(crate::pristine::checked_dataset(&target).await?);
-        body(&mut session, &target).await
-    }
-    .await;
-    let code = session.finalize(outcome);
-    target.finish()?;
-    code
+    command_frame(db, command, config, out, async |session, target| {
+        session.collect_environment(target).await?;
+        session.check_dataset(target).await?;
+        body(session, target).await
+    })
+    .await
 }
 
 pub struct RunSession {
@@ -61,6 +93,12 @@ impl RunSession {
         Ok(())
     }
 
+    /// Verifies the dataset is complete and untouched since its seal and records it.
+    pub async fn check_dataset(&mut self, target: &Target) -> Result<()> {
+        self.results.dataset = Some(crate::pristine::checked_dataset(target).await?);
+        Ok(())
+    }
+
     /// Runs one stage, timing it and printing a progress line.
     pub async fn stage<T, F: Future<Output = Result<T>>>(
         &mut self,
@@ -74,16 +112,16 @@ impl RunSession {
         let seconds = started.elapsed().as_secs_f64();
         let status = match &outcome {
             // The stage stopped early on an interrupt and returned what it measured.
-            Ok(_) if crate::interrupt::interrupted() => "interrupted",
-            Ok(_) => "ok",
-            Err(_) if crate::interrupt::interrupted() => "interrupted",
-            Err(_) => "failed",
+            Ok(_) if crate::interrupt::interrupted() => RunStatus::Interrupted,
+            Ok(_) => RunStatus::Ok,
+            Err(_) if crate::interrupt::interrupted() => RunStatus::Interrupted,
+            Err(_) => RunStatus::Failed,
         };
         eprintln!("  {name}: {status} in {seconds:.1} s");
         self.results.stages.push(StageTiming {
             name: name.to_string(),
             seconds,
-            status: status.to_string(),
+            status,
             copy_seconds: None,
             copy: None,
         });
@@ -127,10 +165,11 @@ impl RunSession {
         baseline: Option<&crate::compare::Comparison>,
     ) -> Result<i32> {
         self.results.finished_at = Some(chrono::Utc::now());
+        crate::findings::annotate(&mut self.results);
         let code = match &outcome {
             // Stages keep their figures on an interrupt: the run is still partial.
             Ok(()) if crate::interrupt::interrupted() => {
-                self.results.status = "interrupted".into();
+                self.results.status = RunStatus::Interrupted;
                 self.results.partial = true;
                 self.results.errors.push(
                     "interrupted: stopped early; the figures measured so far are kept".into(),
@@ -138,13 +177,17 @@ impl RunSession {
                 130
             }
             Ok(()) => {
-                self.results.status = "ok".into();
+                self.results.status = RunStatus::Ok;
                 self.results.partial = false;
                 0
             }
             Err(e) => {
                 let interrupted = crate::interrupt::interrupted();
-                self.results.status = if interrupted { "interrupted" } else { "failed" }.into();
+                self.results.status = if interrupted {
+                    RunStatus::Interrupted
+                } else {
+                    RunStatus::Failed
+                };
                 self.results.partial = true;
                 self.results.errors.push(format!("{e:#}"));
                 if interrupted {

@@ -101,7 +101,7 @@ pub fn load(dir: &Path, like: &RunResults, exclude_run: &str) -> Vec<RunResults>
         .map(|e| e.path().join(RESULTS_FILE))
         .filter(|p| p.is_file())
         .filter_map(|p| RunResults::read(&p).ok())
-        .filter(|r| r.run_id != exclude_run && r.status == "ok")
+        .filter(|r| r.run_id != exclude_run && r.status == crate::results::RunStatus::Ok)
         .filter(|r| same_configuration(r, like))
         .collect();
     runs.sort_by_key(|r| r.started_at);

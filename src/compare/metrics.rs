@@ -2,7 +2,7 @@
 //! and statistic with what its interval is computed from (a histogram, or the run's own
 //! interval), plus the plans whose work and shape are compared exactly.
 
-use crate::measure::latency::{Latency, LatencySummary};
+use crate::latency::{Latency, LatencySummary};
 use crate::plan::PlanSummary;
 use crate::results::RunResults;
 use crate::stats::{self, Interval, CONFIDENCE};

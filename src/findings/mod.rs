@@ -2,6 +2,8 @@
 //! baseline), worded from the figures of a run in this one place. The report's findings
 //! block and the end of `run`'s terminal output both print [`of`]'s result.
 
+pub mod partitions_verdicts;
+pub mod rls_advice;
 mod topics;
 
 use crate::compare::Comparison;
@@ -176,3 +178,14 @@ pub(crate) fn measurable(ratio: f64, interval: Option<&Interval>) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Records the sections' sentences (RLS advice, partitions verdicts) beside their figures,
+/// derived here from the numbers the stages returned; `finalize` calls it before writing.
+pub fn annotate(r: &mut RunResults) {
+    if let Some(s) = r.rls.as_mut() {
+        s.advice = rls_advice::derive(s);
+    }
+    if let Some(s) = r.partitions.as_mut() {
+        s.verdicts = partitions_verdicts::derive(s);
+    }
+}

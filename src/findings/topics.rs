@@ -4,11 +4,11 @@
 
 use super::{geomean, measurable, pct, ratio_text, Figure, Finding, Interval, Tone, Topic};
 use crate::compare::Comparison;
+use crate::format::human_bytes;
 use crate::measure::explain::ExplainSection;
 use crate::measure::load::capacity::CapacitySection;
 use crate::measure::partitions::PartitionsSection;
 use crate::measure::rls::{RlsSection, RlsSubject, BYPASS};
-use crate::report::human_bytes;
 
 fn fig(label: &str, value: String) -> Figure {
     Figure {
@@ -110,7 +110,7 @@ pub(super) fn indexes(e: &ExplainSection) -> Option<Finding> {
     let reads = e
         .queries
         .iter()
-        .filter(|q| q.kind == "read" && q.verdict.is_some())
+        .filter(|q| q.kind == crate::catalog::Kind::Read && q.verdict.is_some())
         .count();
     // The engine's interval on the geometric-mean speed-up (None in older results files).
     let interval: Option<Interval> = best.geomean_interval.map(|i| Interval {
@@ -122,7 +122,7 @@ pub(super) fn indexes(e: &ExplainSection) -> Option<Finding> {
     let worse: Vec<String> = e
         .queries
         .iter()
-        .filter(|q| q.kind == "read")
+        .filter(|q| q.kind == crate::catalog::Kind::Read)
         .filter_map(|q| {
             let v = q.verdict.as_ref()?;
             let r = v.p50_ms.get(&best.strategy)? / v.p50_ms.get(&baseline)?;
@@ -200,7 +200,7 @@ fn subjects(s: &RlsSection) -> Vec<&RlsSubject> {
         .any(|q| q.subjects.iter().any(|x| x.subject == "heavy"));
     s.queries
         .iter()
-        .filter(|q| q.kind == "read")
+        .filter(|q| q.kind == crate::catalog::Kind::Read)
         .flat_map(|q| q.subjects.iter())
         .filter(|x| !heavy || x.subject == "heavy")
         .collect()

@@ -14,8 +14,8 @@
 
 use crate::auth::Principal;
 use crate::catalog::QuerySpec;
+use crate::latency::Latency;
 use crate::measure::exec::{self, RequestContext};
-use crate::measure::latency::Latency;
 use crate::params::ParamValue;
 use crate::plan::{self, PlanSummary};
 use crate::stats::{self, Interval, Side};
@@ -23,6 +23,24 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 use std::time::{Duration, Instant};
+
+/// `fn engine(&self) -> EngineOptions` for a stage's options struct holding the engine's
+/// four fields (`warmup`, `runs`, `budget`, `percentiles`) under those names. A macro, not a
+/// flattened struct: the options deny unknown keys, which serde cannot do with `flatten`.
+#[macro_export]
+macro_rules! engine_options_from_fields {
+    () => {
+        /// The engine settings of every timed comparison of the stage.
+        pub fn engine(&self) -> $crate::measure::engine::EngineOptions {
+            $crate::measure::engine::EngineOptions::new(
+                self.warmup,
+                self.runs,
+                self.budget,
+                &self.percentiles,
+            )
+        }
+    };
+}
 
 /// How long and how much to measure.
 #[derive(Clone, Debug)]
@@ -359,7 +377,7 @@ pub fn save_plan(out_dir: &std::path::Path, rel: &str, raw: &serde_json::Value) 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    crate::results::write_atomic(&path, serde_json::to_string_pretty(raw)?.as_bytes())
+    crate::paths::write_atomic(&path, serde_json::to_string_pretty(raw)?.as_bytes())
 }
 
 /// Geometric mean of ratio intervals (one per query), combined in log space: each

@@ -57,7 +57,7 @@ pub async fn explain(
     who: &Principal,
     ctx: &RequestContext,
 ) -> Result<serde_json::Value> {
-    let text = queries().explain.replace("{query}", sql);
+    let text = crate::sql_files::fill(&queries().explain, &[("query", sql)]);
     let mut tx = begin(conn, who, ctx).await?;
     let row = bind(sqlx::query(AssertSqlSafe(text)), params)
         .fetch_one(&mut *tx)
@@ -109,7 +109,7 @@ pub async fn digest(
     who: &Principal,
     ctx: &RequestContext,
 ) -> Result<(i64, String)> {
-    let text = queries().result_digest.replace("{query}", sql);
+    let text = crate::sql_files::fill(&queries().result_digest, &[("query", sql)]);
     let mut tx = begin(conn, who, ctx).await?;
     let row = bind(sqlx::query(AssertSqlSafe(text)), params)
         .fetch_one(&mut *tx)

@@ -3,7 +3,6 @@
 pub mod engine;
 pub mod exec;
 pub mod explain;
-pub mod latency;
 pub mod load;
 pub mod partitions;
 pub mod rls;

@@ -11,17 +11,20 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     queries: Queries,
     own: Own,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Own {
     patterns: Vec<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Queries {
     statements: String,
     has_statements: String,
@@ -30,12 +33,11 @@ struct Queries {
     waits: String,
 }
 
-fn file() -> &'static File {
-    static F: OnceLock<File> = OnceLock::new();
-    F.get_or_init(|| {
-        toml::from_str::<File>(include_str!("../../scenarios/server_stats.toml"))
-            .expect("server_stats.toml is valid")
-    })
+crate::sql_file!(fn file() -> File = "scenarios/server_stats.toml");
+
+#[cfg(test)]
+pub(crate) fn load_all() {
+    let _ = file();
 }
 
 fn q() -> &'static Queries {

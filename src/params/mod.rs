@@ -12,15 +12,17 @@ use sqlx::postgres::{PgArguments, PgConnection};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Postgres};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     queries: PopulationQueries,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PopulationQueries {
     users_by_activity: String,
     user_stories: String,
@@ -35,13 +37,10 @@ pub struct PopulationQueries {
     pub secondary_index_bytes: String,
 }
 
+crate::sql_file!(fn file() -> File = "scenarios/population.toml");
+
 pub fn queries() -> &'static PopulationQueries {
-    static Q: OnceLock<PopulationQueries> = OnceLock::new();
-    Q.get_or_init(|| {
-        toml::from_str::<File>(include_str!("../../scenarios/population.toml"))
-            .expect("population.toml is valid")
-            .queries
-    })
+    &file().queries
 }
 
 fn sql(text: &str) -> AssertSqlSafe<String> {
@@ -284,6 +283,9 @@ impl Population {
             Sampler::Since12m => ParamValue::Timestamptz(self.anchor - ChronoDuration::days(365)),
             Sampler::HourStart => ParamValue::Timestamptz(
                 self.anchor - ChronoDuration::hours(rng.random_range(1..24)),
+            ),
+            Sampler::Now => ParamValue::Timestamptz(
+                self.anchor - ChronoDuration::milliseconds(rng.random_range(1..3_600_000)),
             ),
             Sampler::TitlePrefix => {
                 let title = rows

@@ -4,7 +4,8 @@
 
 use super::charts::trend;
 use super::trend::change_points;
-use crate::results::{write_atomic, RunResults};
+use crate::paths::write_atomic;
+use crate::results::{RunResults, RunStatus};
 use anyhow::Result;
 use minijinja::context;
 use serde::Serialize;
@@ -51,10 +52,10 @@ impl RunSummary {
             run_id: r.run_id.clone(),
             dir: dir.to_string(),
             command: r.command.clone(),
-            status: if r.partial && r.status == "ok" {
+            status: if r.partial && r.status == RunStatus::Ok {
                 "partial".into()
             } else {
-                r.status.clone()
+                r.status.to_string()
             },
             started_at: r.started_at.format("%Y-%m-%d %H:%M").to_string(),
             dataset: r

@@ -9,8 +9,10 @@ pub mod plan_tree;
 pub mod trend;
 
 use crate::compare::Comparison;
+use crate::format::{human_bytes, thousands};
+use crate::paths::write_atomic;
 use crate::plan::PlanSummary;
-use crate::results::{write_atomic, RunResults, REPORT_FILE};
+use crate::results::{RunResults, REPORT_FILE};
 use anyhow::{Context, Result};
 use minijinja::{context, Environment, Error, ErrorKind, Value};
 use serde::Deserialize;
@@ -102,44 +104,4 @@ pub fn write_with(
     let path = dir.join(REPORT_FILE);
     write_atomic(&path, html.as_bytes())?;
     Ok(path)
-}
-
-pub fn human_bytes(v: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = v;
-    let mut unit = 0;
-    while value.abs() >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value:.0} {}", units[unit])
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
-
-pub fn thousands(v: i64) -> String {
-    let s = v.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if v < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_numbers() {
-        assert_eq!(super::thousands(1234567), "1,234,567");
-        assert_eq!(super::human_bytes(1536.0), "1.5 kB");
-    }
 }

@@ -1,6 +1,6 @@
 //! The environment a run measured: server version and settings, machine, storybench build.
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
@@ -59,11 +59,11 @@ impl Environment {
         server: &str,
         redacted_url: &str,
     ) -> Result<Self> {
-        let (version, num): (String, i32) = sqlx::query_as(sql("server_version"))
+        let (version, num): (String, i32) = sqlx::query_as(sql(&q().server_version))
             .fetch_one(&mut *conn)
             .await?;
         let names: Vec<String> = KEY_SETTINGS.iter().map(|s| s.to_string()).collect();
-        let rows: Vec<(String, String)> = sqlx::query_as(sql("server_settings"))
+        let rows: Vec<(String, String)> = sqlx::query_as(sql(&q().server_settings))
             .bind(&names)
             .fetch_all(&mut *conn)
             .await?;

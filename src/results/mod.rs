@@ -29,8 +29,7 @@ pub struct RunResults {
     pub config: serde_json::Value,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// `ok`, `failed` or `interrupted`.
-    pub status: String,
+    pub status: RunStatus,
     /// True when the run stopped before every stage finished.
     pub partial: bool,
     #[serde(default)]
@@ -56,11 +55,38 @@ pub struct RunResults {
     pub capacity: Option<crate::measure::load::capacity::CapacitySection>,
 }
 
+/// How a run, or one of its stages, ended (`running` until it does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Ok,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageTiming {
     pub name: String,
     pub seconds: f64,
-    pub status: String,
+    pub status: RunStatus,
     /// Time to make the stage's pristine copy of the dataset (not included in `seconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_seconds: Option<f64>,
@@ -79,7 +105,7 @@ impl RunResults {
             config,
             started_at,
             finished_at: None,
-            status: "running".into(),
+            status: RunStatus::Running,
             partial: true,
             errors: Vec::new(),
             environment: None,
@@ -120,29 +146,6 @@ impl RunResults {
             ),
         }
     }
-}
-
-/// Writes a file through a temporary sibling and a rename, so a crash never leaves a
-/// truncated file where a good one was.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().ok();
-    // Reports are meant to be shared (CI artifacts, web servers): not the temp file's 0600.
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .ok();
-    tmp.persist(path)
-        .with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
 }
 
 /// The output directory of a run: `--out`, else `reports/<run-id>/`. Created and checked

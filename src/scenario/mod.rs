@@ -58,7 +58,7 @@ impl Think {
 
     /// Parses `2s..6s`, `500ms` (fixed) or `0`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let parse = |t: &str| crate::measure::load::parse_duration(t.trim());
+        let parse = |t: &str| crate::units::parse_duration(t.trim());
         let (min, max) = match text.split_once("..") {
             Some((a, b)) => (parse(a)?, parse(b)?),
             None => {

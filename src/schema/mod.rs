@@ -7,7 +7,7 @@ mod safety;
 pub use parallel::on_connections;
 pub use safety::{check_ownership, owned_identities, Ownership};
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use crate::paths::project_file;
 use crate::sqlfile::{run_file, statements};
 use anyhow::{bail, Context, Result};
@@ -124,7 +124,7 @@ pub async fn create_bare(conn: &mut PgConnection, anchor: NaiveDate) -> Result<V
     run_file(&mut tx, "schema/tables.sql").await?;
     run_file(&mut tx, "schema/partitions.sql").await?;
     let (first, last) = partition_range(anchor);
-    sqlx::query(sql("create_partitions"))
+    sqlx::query(sql(&q().create_partitions))
         .bind(first)
         .bind(last)
         .execute(&mut *tx)
@@ -270,7 +270,7 @@ pub async fn set_indexes(conn: &mut PgConnection, name: &str) -> Result<()> {
     validate_name("indexes", name)?;
     let started = std::time::Instant::now();
     let mut tx = conn.begin().await?;
-    let _: i32 = sqlx::query_scalar(sql("drop_secondary_indexes"))
+    let _: i32 = sqlx::query_scalar(sql(&q().drop_secondary_indexes))
         .fetch_one(&mut *tx)
         .await?;
     run_file(&mut tx, format!("schema/indexes/{name}.sql")).await?;
@@ -284,7 +284,7 @@ pub async fn set_indexes(conn: &mut PgConnection, name: &str) -> Result<()> {
 pub async fn set_policies(conn: &mut PgConnection, name: &str) -> Result<()> {
     validate_name("policies", name)?;
     let mut tx = conn.begin().await?;
-    let _: i32 = sqlx::query_scalar(sql("drop_policies"))
+    let _: i32 = sqlx::query_scalar(sql(&q().drop_policies))
         .fetch_one(&mut *tx)
         .await?;
     run_file(&mut tx, format!("schema/policies/{name}.sql")).await?;
@@ -317,7 +317,7 @@ pub async fn reset(conn: &mut PgConnection) -> Result<i32> {
     let mut tx = conn.begin().await?;
     // Keep the drop functions current with this checkout.
     run_file(&mut tx, "schema/meta.sql").await?;
-    let dropped: i32 = sqlx::query_scalar(sql("drop_owned"))
+    let dropped: i32 = sqlx::query_scalar(sql(&q().drop_owned))
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -326,20 +326,20 @@ pub async fn reset(conn: &mut PgConnection) -> Result<i32> {
 }
 
 pub async fn get_meta(conn: &mut PgConnection, key: &str) -> Result<Option<serde_json::Value>> {
-    let has_meta: bool = sqlx::query_scalar(sql("has_meta"))
+    let has_meta: bool = sqlx::query_scalar(sql(&q().has_meta))
         .fetch_one(&mut *conn)
         .await?;
     if !has_meta {
         return Ok(None);
     }
-    Ok(sqlx::query_scalar(sql("get_meta"))
+    Ok(sqlx::query_scalar(sql(&q().get_meta))
         .bind(key)
         .fetch_optional(&mut *conn)
         .await?)
 }
 
 pub async fn set_meta(conn: &mut PgConnection, key: &str, value: &serde_json::Value) -> Result<()> {
-    sqlx::query(sql("set_meta"))
+    sqlx::query(sql(&q().set_meta))
         .bind(key)
         .bind(value)
         .execute(&mut *conn)
@@ -372,7 +372,7 @@ async fn ensure_roles(conn: &mut PgConnection) -> Result<()> {
 
 async fn missing_roles(conn: &mut PgConnection) -> Result<Vec<String>> {
     let roles: Vec<String> = AUTH_ROLES.iter().map(|r| r.to_string()).collect();
-    let existing: Vec<String> = sqlx::query_scalar(sql("existing_roles"))
+    let existing: Vec<String> = sqlx::query_scalar(sql(&q().existing_roles))
         .bind(&roles)
         .fetch_all(&mut *conn)
         .await?;
@@ -384,24 +384,24 @@ async fn missing_roles(conn: &mut PgConnection) -> Result<Vec<String>> {
 
 /// `pg_indexes` / `pg_policies` inventories, for tests and results.
 pub async fn index_inventory(conn: &mut PgConnection) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(sql("index_inventory"))
+    Ok(sqlx::query_scalar(sql(&q().index_inventory))
         .fetch_all(&mut *conn)
         .await?)
 }
 
 pub async fn policy_inventory(conn: &mut PgConnection) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(sql("policy_inventory"))
+    Ok(sqlx::query_scalar(sql(&q().policy_inventory))
         .fetch_all(&mut *conn)
         .await?)
 }
 
 /// Loads pg_stat_statements when the server preloads it (the embedded cluster does).
 pub async fn ensure_pg_stat_statements(conn: &mut PgConnection) -> Result<bool> {
-    let preloaded: bool = sqlx::query_scalar(sql("has_pg_stat_statements_preloaded"))
+    let preloaded: bool = sqlx::query_scalar(sql(&q().has_pg_stat_statements_preloaded))
         .fetch_one(&mut *conn)
         .await?;
     if preloaded {
-        sqlx::query(sql("create_pg_stat_statements"))
+        sqlx::query(sql(&q().create_pg_stat_statements))
             .execute(&mut *conn)
             .await?;
     }

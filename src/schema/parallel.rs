@@ -3,7 +3,7 @@
 //! server's locks serialise statements that cannot run together (two foreign keys on
 //! the same table, say) while the other connections carry on.
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use crate::interrupt;
 use crate::sqlfile::{run_statement, Statement};
 use anyhow::Result;
@@ -64,7 +64,7 @@ async fn largest_first(
     statements: Vec<Statement>,
 ) -> Result<Vec<Statement>> {
     let tables: Vec<String> = statements.iter().filter_map(|s| table_of(&s.sql)).collect();
-    let sizes: HashMap<String, i64> = sqlx::query_as(sql("heap_sizes"))
+    let sizes: HashMap<String, i64> = sqlx::query_as(sql(&q().heap_sizes))
         .bind(&tables)
         .fetch_all(&mut *conn)
         .await?

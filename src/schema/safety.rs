@@ -1,6 +1,6 @@
 //! What storybench owns, and the refusal to work in a database holding anything else.
 
-use crate::internal_sql::sql;
+use crate::internal_sql::{q, sql};
 use anyhow::{bail, Result};
 use sqlx::postgres::PgConnection;
 
@@ -14,13 +14,13 @@ pub enum Ownership {
 }
 
 pub async fn owned_identities(conn: &mut PgConnection) -> Result<Vec<String>> {
-    let has_meta: bool = sqlx::query_scalar(sql("has_meta"))
+    let has_meta: bool = sqlx::query_scalar(sql(&q().has_meta))
         .fetch_one(&mut *conn)
         .await?;
     if !has_meta {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_scalar(sql("owned_objects"))
+    Ok(sqlx::query_scalar(sql(&q().owned_objects))
         .fetch_all(&mut *conn)
         .await?)
 }
@@ -28,7 +28,7 @@ pub async fn owned_identities(conn: &mut PgConnection) -> Result<Vec<String>> {
 /// Refuses (changing nothing) when the database holds objects storybench did not create.
 pub async fn check_ownership(conn: &mut PgConnection) -> Result<Ownership> {
     let owned = owned_identities(conn).await?;
-    let foreign: Vec<String> = sqlx::query_scalar(sql("foreign_objects"))
+    let foreign: Vec<String> = sqlx::query_scalar(sql(&q().foreign_objects))
         .bind(&owned)
         .fetch_all(&mut *conn)
         .await?;
@@ -61,7 +61,7 @@ pub async fn record_owned(
     new_roles: &[String],
 ) -> Result<()> {
     let schemas: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
-    let rows: Vec<(String, String)> = sqlx::query_as(sql("objects_in_schemas"))
+    let rows: Vec<(String, String)> = sqlx::query_as(sql(&q().objects_in_schemas))
         .bind(&schemas)
         .fetch_all(&mut *conn)
         .await?;
@@ -70,7 +70,7 @@ pub async fn record_owned(
         kinds.push("role".into());
         ids.push(role.clone());
     }
-    sqlx::query(sql("record_owned"))
+    sqlx::query(sql(&q().record_owned))
         .bind(&kinds)
         .bind(&ids)
         .execute(&mut *conn)

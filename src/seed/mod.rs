@@ -6,7 +6,7 @@ pub mod generate;
 mod load;
 mod pipeline;
 pub mod profile;
-mod sql;
+pub(crate) mod sql;
 
 pub use load::fingerprint;
 pub use pipeline::seed;

@@ -112,8 +112,8 @@ fn check_disk_space(target: &Target, generator: &generate::Generator) -> Result<
     if free < needed {
         bail!(
             "not enough disk space for this seed: about {} needed, {} free at {}. Use a smaller --scale or another --data-dir.",
-            crate::report::human_bytes(needed as f64),
-            crate::report::human_bytes(free as f64),
+            crate::format::human_bytes(needed as f64),
+            crate::format::human_bytes(free as f64),
             cluster.data_dir.display()
         );
     }

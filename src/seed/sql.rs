@@ -2,9 +2,9 @@
 //! they are part of the tool, unlike the profiles).
 
 use serde::Deserialize;
-use std::sync::OnceLock;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SeedQueries {
     pub table_sizes: String,
     pub not_valid_constraints: String,
@@ -18,17 +18,15 @@ pub struct SeedQueries {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     queries: SeedQueries,
 }
 
+crate::sql_file!(fn file() -> File = "seed/queries.toml");
+
 pub fn queries() -> &'static SeedQueries {
-    static Q: OnceLock<SeedQueries> = OnceLock::new();
-    Q.get_or_init(|| {
-        toml::from_str::<File>(include_str!("../../seed/queries.toml"))
-            .expect("seed/queries.toml is valid")
-            .queries
-    })
+    &file().queries
 }
 
 pub const FINGERPRINT: &str = include_str!("../../seed/fingerprint.sql");

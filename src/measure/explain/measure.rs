@@ -43,7 +43,7 @@ impl Measure<'_> {
             eprintln!(
                 "  explain: strategy {strategy} on its own copy ({:.1} s; indexes {} built in {build_seconds:.1} s)",
                 copy.seconds,
-                crate::report::human_bytes(index_bytes as f64)
+                crate::format::human_bytes(index_bytes as f64)
             );
             section.strategies.push(StrategyFigures {
                 name: strategy.clone(),

@@ -52,14 +52,7 @@ struct Subject {
 }
 
 impl ExplainOptions {
-    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
-        crate::measure::engine::EngineOptions::new(
-            self.warmup,
-            self.runs,
-            self.budget,
-            &self.percentiles,
-        )
-    }
+    crate::engine_options_from_fields!();
 }
 
 /// Runs the comparison on pristine copies: the dataset itself is not changed.
@@ -116,7 +109,7 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
             name: s.name.clone(),
             description: s.description.clone(),
             role: s.role.name().into(),
-            kind: s.kind.name().into(),
+            kind: s.kind,
             consistent: true,
             ..Default::default()
         })

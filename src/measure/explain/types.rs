@@ -1,8 +1,8 @@
 //! The explain section of results.json: plans, latency and write cost per query × index
 //! strategy, plan diffs, and verdicts derived from them.
 
+use crate::latency::LatencySummary;
 use crate::measure::engine::{Rounds, Work, WorkRatio};
-use crate::measure::latency::LatencySummary;
 use crate::plan::{PlanChange, PlanSummary};
 use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ pub struct QueryComparison {
     pub name: String,
     pub description: String,
     pub role: String,
-    pub kind: String,
+    pub kind: crate::catalog::Kind,
     pub subjects: Vec<SubjectComparison>,
     /// Verdict on the heavy user (the one index strategies matter for).
     pub verdict: Option<Verdict>,

@@ -71,7 +71,11 @@ pub fn finish(section: &mut ExplainSection) {
             let mut fastest = 0;
             let mut won = 0;
             let mut speedups = Vec::new();
-            for q in section.queries.iter().filter(|q| q.kind == "read") {
+            for q in section
+                .queries
+                .iter()
+                .filter(|q| q.kind == crate::catalog::Kind::Read)
+            {
                 if let Some(i) = q
                     .subjects
                     .first()

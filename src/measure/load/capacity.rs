@@ -5,13 +5,13 @@
 //! interval the capacity lies in, the knee, what saturated at the breaking rate, and the
 //! equivalent number of app users by Little's law.
 
-mod probe;
+pub(crate) mod probe;
 mod saturation;
 mod search;
 pub mod stats;
 mod step;
 
-use crate::measure::latency::LatencySummary;
+use crate::latency::LatencySummary;
 use crate::scenario::Scenario;
 use crate::target::Target;
 use anyhow::{bail, Result};

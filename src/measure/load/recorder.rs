@@ -2,7 +2,7 @@
 //! timeline, schedule lag (open model), and errors by SQLSTATE. Sharded so workers rarely
 //! contend; merged once at the end.
 
-use crate::measure::latency::{Latency, LatencySummary};
+use crate::latency::{Latency, LatencySummary};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

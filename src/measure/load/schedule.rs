@@ -2,8 +2,9 @@
 //! for the first free worker), so latency is measured from each transaction's *intended*
 //! start and queueing delay is never hidden (no coordinated omission).
 
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::Distribution;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,10 @@ impl Schedule {
     /// The next arrival's intended start.
     pub fn next(&self) -> Instant {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let u: f64 = st.1.random_range(f64::EPSILON..1.0);
-        st.0 += -u.ln() / self.rate;
+        let gap: f64 = rand_distr::Exp::new(self.rate)
+            .expect("rate > 0")
+            .sample(&mut st.1);
+        st.0 += gap;
         self.start + Duration::from_secs_f64(st.0)
     }
 

@@ -7,9 +7,10 @@
 use super::layouts::Drawn;
 use super::probe::{self, Arm};
 use super::types::*;
-use super::{context, roles, sql, sql_with, PartitionsOptions};
+use super::{context, queries, roles, PartitionsOptions};
 use crate::catalog::QuerySpec;
 use crate::measure::exec::principal_for;
+use crate::sql_files::{fill, sql};
 use anyhow::{Context, Result};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};
@@ -24,13 +25,16 @@ pub async fn compare(
     drawn: &[Drawn],
 ) -> Result<IndexComparison> {
     // Leftovers could only come from a server crash mid-build; drop them by their prefix.
-    let leftovers: Vec<String> = sqlx::query_scalar(sql("leftover_cmp_indexes"))
+    let leftovers: Vec<String> = sqlx::query_scalar(sql(&queries().leftover_cmp_indexes))
         .fetch_all(&mut *conn)
         .await?;
     for index in leftovers {
-        sqlx::raw_sql(AssertSqlSafe(sql_with("drop_index", &[("index", &index)])))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::raw_sql(AssertSqlSafe(fill(
+            &queries().drop_index,
+            &[("index", &index)],
+        )))
+        .execute(&mut *conn)
+        .await?;
     }
     let range: Vec<(&QuerySpec, &Drawn)> = specs
         .iter()
@@ -43,14 +47,17 @@ pub async fn compare(
         return Ok(out);
     }
     let mut tx = conn.begin().await?;
-    out.set_aside = sqlx::query_scalar(sql("created_at_indexes"))
+    out.set_aside = sqlx::query_scalar(sql(&queries().created_at_indexes))
         .fetch_all(&mut *tx)
         .await?;
     for index in &out.set_aside {
-        sqlx::raw_sql(AssertSqlSafe(sql_with("drop_index", &[("index", index)])))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("setting {index} aside"))?;
+        sqlx::raw_sql(AssertSqlSafe(fill(
+            &queries().drop_index,
+            &[("index", index)],
+        )))
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("setting {index} aside"))?;
     }
     for kind in KINDS {
         crate::interrupt::check()?;
@@ -62,26 +69,26 @@ pub async fn compare(
         for (layout, create, index) in [
             (
                 "partitioned",
-                "create_cmp_index_partitioned",
+                &queries().create_cmp_index_partitioned,
                 format!("public.storybench_cmp_usage_created_{kind}"),
             ),
             (
                 "flat",
-                "create_cmp_index_flat",
+                &queries().create_cmp_index_flat,
                 format!("storybench_flat.storybench_cmp_flat_usage_created_{kind}"),
             ),
         ] {
             let started = Instant::now();
-            sqlx::raw_sql(AssertSqlSafe(sql_with(create, &[("kind", kind)])))
+            sqlx::raw_sql(AssertSqlSafe(fill(create, &[("kind", kind)])))
                 .execute(&mut *tx)
                 .await
                 .with_context(|| format!("building the {kind} index on the {layout} layout"))?;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let bytes: i64 = sqlx::query_scalar(sql("index_bytes"))
+            let bytes: i64 = sqlx::query_scalar(sql(&queries().index_bytes))
                 .bind(&index)
                 .fetch_one(&mut *tx)
                 .await?;
-            let tree: Vec<String> = sqlx::query_scalar(sql("index_tree_names"))
+            let tree: Vec<String> = sqlx::query_scalar(sql(&queries().index_tree_names))
                 .bind(&index)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -94,9 +101,9 @@ pub async fn compare(
         }
         eprintln!(
             "  created_at {kind}: partitioned {} (built in {:.0} ms), flat {} ({:.0} ms)",
-            crate::report::human_bytes(figures.partitioned_bytes as f64),
+            crate::format::human_bytes(figures.partitioned_bytes as f64),
             figures.partitioned_build_ms,
-            crate::report::human_bytes(figures.flat_bytes as f64),
+            crate::format::human_bytes(figures.flat_bytes as f64),
             figures.flat_build_ms
         );
         out.kinds.push(figures);
@@ -156,8 +163,11 @@ pub async fn compare(
             }
             out.queries.extend(runs);
         }
-        for drop in ["drop_cmp_index_partitioned", "drop_cmp_index_flat"] {
-            sqlx::raw_sql(AssertSqlSafe(sql_with(drop, &[("kind", kind)])))
+        for drop in [
+            &queries().drop_cmp_index_partitioned,
+            &queries().drop_cmp_index_flat,
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(fill(drop, &[("kind", kind)])))
                 .execute(&mut *tx)
                 .await?;
         }

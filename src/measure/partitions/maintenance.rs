@@ -7,8 +7,9 @@
 use super::scaling::{bounds, Grain};
 use super::scratch;
 use super::types::*;
-use super::{sql, sql_with, PartitionsOptions};
-use crate::measure::latency::Latency;
+use super::{queries, PartitionsOptions};
+use crate::latency::Latency;
+use crate::sql_files::{fill, sql};
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, Months, NaiveDate, Utc};
@@ -63,8 +64,8 @@ pub async fn run(
 }
 
 async fn rows_by_month(conn: &mut PgConnection, table: &str) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as(AssertSqlSafe(sql_with(
-        "maint_rows_by_month",
+    Ok(sqlx::query_as(AssertSqlSafe(fill(
+        &queries().maint_rows_by_month,
         &[("table", table)],
     )))
     .fetch_all(&mut *conn)
@@ -80,7 +81,7 @@ async fn measure(
 ) -> Result<Maintenance> {
     let before = rows_by_month(conn, PARTITIONED).await?;
     let (first_row, _, _): (Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64) =
-        sqlx::query_as(sql("usage_span"))
+        sqlx::query_as(sql(&queries().usage_span))
             .fetch_one(&mut *conn)
             .await?;
     let Some(first_row) = first_row else {
@@ -113,7 +114,7 @@ async fn measure(
         ..Default::default()
     };
     m.rows = before.iter().map(|r| r.1).sum();
-    let user: Uuid = sqlx::query_scalar(sql("maint_user"))
+    let user: Uuid = sqlx::query_scalar(sql(&queries().maint_user))
         .fetch_one(&mut *conn)
         .await?;
 
@@ -139,15 +140,18 @@ async fn measure(
                 let created = anchor_ts - ChronoDuration::seconds((seq % 43_200) as i64 + 1);
                 for (i, t) in [PARTITIONED, FLAT].iter().enumerate() {
                     let started = Instant::now();
-                    sqlx::query(AssertSqlSafe(sql_with("maint_insert", &[("table", t)])))
-                        .bind(id)
-                        .bind(user)
-                        .bind(&request)
-                        .bind(100 + (seq % 900) as i32)
-                        .bind(created)
-                        .execute(&mut wconn)
-                        .await
-                        .with_context(|| format!("concurrent insert into {t}"))?;
+                    sqlx::query(AssertSqlSafe(fill(
+                        &queries().maint_insert,
+                        &[("table", t)],
+                    )))
+                    .bind(id)
+                    .bind(user)
+                    .bind(&request)
+                    .bind(100 + (seq % 900) as i32)
+                    .bind(created)
+                    .execute(&mut wconn)
+                    .await
+                    .with_context(|| format!("concurrent insert into {t}"))?;
                     hist[p][i].record(started.elapsed());
                 }
                 seq += 1;
@@ -205,7 +209,7 @@ async fn measure(
     }
 
     // Both copies must now hold the same rows: the seeded ones outside the month, plus the inserts.
-    let expected_seeded: i64 = sqlx::query_scalar(sql("maint_expected_rows"))
+    let expected_seeded: i64 = sqlx::query_scalar(sql(&queries().maint_expected_rows))
         .bind(oldest.from)
         .bind(oldest.to)
         .fetch_one(&mut *conn)
@@ -225,9 +229,12 @@ async fn measure(
         ),
         (FLAT, &mut c.flat_rows, &mut c.flat_digest),
     ] {
-        let row = sqlx::query(AssertSqlSafe(sql_with("maint_digest", &[("table", t)])))
-            .fetch_one(&mut *conn)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(fill(
+            &queries().maint_digest,
+            &[("table", t)],
+        )))
+        .fetch_one(&mut *conn)
+        .await?;
         *rows = row.try_get(0)?;
         *digest = row.try_get(1)?;
     }
@@ -258,8 +265,8 @@ async fn operations(
         (
             "create_partition",
             "partitioned",
-            sql_with(
-                "scratch_partition",
+            fill(
+                &queries().scratch_partition,
                 &[
                     ("table", PARTITIONED),
                     ("part", &format!("{PARTITIONED}_{next_suffix}")),
@@ -271,25 +278,25 @@ async fn operations(
         (
             "detach_partition",
             "partitioned",
-            sql_with(
-                "maint_detach",
+            fill(
+                &queries().maint_detach,
                 &[("table", PARTITIONED), ("part", &oldest_part)],
             ),
         ),
         (
             "drop_partition",
             "partitioned",
-            sql_with("maint_drop_partition", &[("part", &oldest_part)]),
+            fill(&queries().maint_drop_partition, &[("part", &oldest_part)]),
         ),
         (
             "delete_month",
             "flat",
-            sql_with("maint_delete", &[("table", FLAT)]),
+            fill(&queries().maint_delete, &[("table", FLAT)]),
         ),
         (
             "vacuum",
             "flat",
-            sql_with("maint_vacuum", &[("table", FLAT)]),
+            fill(&queries().maint_vacuum, &[("table", FLAT)]),
         ),
     ];
     // Settle time around each operation, so inserts that queue behind it are attributed to it.

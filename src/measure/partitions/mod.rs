@@ -12,7 +12,6 @@ pub mod probe;
 mod scaling;
 mod scratch;
 mod types;
-mod verdict;
 
 pub use scaling::crossover;
 pub use types::*;
@@ -20,64 +19,95 @@ pub use types::*;
 use crate::catalog::QuerySpec;
 use crate::measure::exec::RequestContext;
 use crate::params::Population;
+use crate::sql_files::sql;
 use crate::target::Target;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     roles: Roles,
-    queries: HashMap<String, String>,
+    queries: PartitionsQueries,
 }
 
 /// Which catalog queries play which part (scenarios/partitions.toml `[roles]`).
 #[derive(Deserialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
 pub struct Roles {
     pub partitionwise: Vec<String>,
     pub created_at_range: Vec<String>,
     pub scaling: Vec<String>,
 }
 
-fn file() -> &'static File {
-    static F: OnceLock<File> = OnceLock::new();
-    F.get_or_init(|| {
-        toml::from_str(include_str!("../../../scenarios/partitions.toml"))
-            .expect("scenarios/partitions.toml is valid TOML")
-    })
+/// The stage's own SQL, one field per query of scenarios/partitions.toml `[queries]`;
+/// `{placeholders}` are filled by [`crate::sql_files::fill`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PartitionsQueries {
+    pub partition_count: String,
+    pub partition_rows: String,
+    pub layout_digest_partitioned: String,
+    pub layout_digest_flat: String,
+    pub resolves_to: String,
+    pub set_local: String,
+    pub prepare: String,
+    pub explain_execute: String,
+    pub deallocate: String,
+    pub created_at_indexes: String,
+    pub drop_index: String,
+    pub create_cmp_index_partitioned: String,
+    pub create_cmp_index_flat: String,
+    pub drop_cmp_index_partitioned: String,
+    pub drop_cmp_index_flat: String,
+    pub leftover_cmp_indexes: String,
+    pub index_bytes: String,
+    pub index_tree_names: String,
+    pub scratch_exists: String,
+    pub scratch_owned: String,
+    pub scratch_drop: String,
+    pub scratch_create: String,
+    pub scratch_record: String,
+    pub scratch_forget: String,
+    pub usage_span: String,
+    pub scratch_table: String,
+    pub partition_by_created_at: String,
+    pub scratch_partition: String,
+    pub scratch_load: String,
+    pub scratch_grant: String,
+    pub scratch_indexes: String,
+    pub scratch_pkey_partitioned: String,
+    pub scratch_pkey_flat: String,
+    pub scratch_drop_table: String,
+    pub maint_detach: String,
+    pub maint_drop_partition: String,
+    pub maint_delete: String,
+    pub maint_vacuum: String,
+    pub maint_table_bytes: String,
+    pub maint_user: String,
+    pub maint_insert: String,
+    pub maint_rows_by_month: String,
+    pub maint_digest: String,
+    pub maint_expected_rows: String,
 }
+
+crate::sql_file!(fn file() -> File = "scenarios/partitions.toml");
 
 pub fn roles() -> &'static Roles {
     &file().roles
 }
 
-/// The stage's own SQL. Panics only on a programming error (unknown name), which the
-/// unit test below catches.
-pub(crate) fn sql(name: &str) -> sqlx::AssertSqlSafe<&'static str> {
-    sqlx::AssertSqlSafe(raw(name))
+pub(crate) fn queries() -> &'static PartitionsQueries {
+    &file().queries
 }
 
-fn raw(name: &str) -> &'static str {
-    file()
-        .queries
-        .get(name)
-        .unwrap_or_else(|| panic!("query {name:?} is missing from scenarios/partitions.toml"))
-        .as_str()
-}
-
-/// The stage's SQL with `{placeholders}` filled in (identifiers and bounds storybench
-/// computes itself, never user input).
-pub(crate) fn sql_with(name: &str, vars: &[(&str, &str)]) -> String {
-    let mut text = raw(name).to_string();
-    for (k, v) in vars {
-        text = text.replace(&format!("{{{k}}}"), v);
-    }
-    text
+#[cfg(test)]
+pub(crate) fn load_all() {
+    let _ = queries();
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -134,15 +164,7 @@ impl Default for PartitionsOptions {
 }
 
 impl PartitionsOptions {
-    /// The engine settings of every timed comparison of the stage.
-    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
-        crate::measure::engine::EngineOptions::new(
-            self.warmup,
-            self.runs,
-            self.budget,
-            &self.percentiles,
-        )
-    }
+    crate::engine_options_from_fields!();
 }
 
 /// The queries the stage measures: the named ones, or every analytics query; analytics
@@ -178,7 +200,7 @@ pub fn select_queries<'c>(
 
 /// Real partitions of public.api_usage.
 pub async fn partition_count(conn: &mut PgConnection) -> Result<usize> {
-    let n: i64 = sqlx::query_scalar(sql("partition_count"))
+    let n: i64 = sqlx::query_scalar(sql(&queries().partition_count))
         .fetch_one(&mut *conn)
         .await?;
     Ok(n as usize)
@@ -201,7 +223,7 @@ pub async fn run(
         ..Default::default()
     };
     section.partitions_total = partition_count(&mut conn).await?;
-    for row in sqlx::query(sql("partition_rows"))
+    for row in sqlx::query(sql(&queries().partition_rows))
         .fetch_all(&mut conn)
         .await?
     {
@@ -213,8 +235,8 @@ pub async fn run(
         });
     }
     for (layout, q) in [
-        ("partitioned", "layout_digest_partitioned"),
-        ("flat", "layout_digest_flat"),
+        ("partitioned", &queries().layout_digest_partitioned),
+        ("flat", &queries().layout_digest_flat),
     ] {
         let (rows, digest): (i64, String) = sqlx::query_as(sql(q))
             .fetch_one(&mut conn)
@@ -285,7 +307,6 @@ pub async fn run(
     if !crate::interrupt::interrupted() {
         outcome?;
     }
-    verdict::finish(&mut section);
     Ok(section)
 }
 
@@ -298,30 +319,11 @@ pub(crate) fn context(layout: &str, opts: &PartitionsOptions) -> RequestContext 
 mod tests {
     #[test]
     fn sql_and_roles_load() {
-        let names = [
-            "partition_count",
-            "partition_rows",
-            "layout_digest_partitioned",
-            "layout_digest_flat",
-            "set_local",
-            "created_at_indexes",
-            "index_bytes",
-            "scratch_create",
-            "scratch_record",
-            "scratch_forget",
-            "usage_span",
-            "scratch_load",
-            "maint_insert",
-            "maint_digest",
-            "maint_expected_rows",
-        ];
-        for n in names {
-            let _ = super::sql(n);
-        }
-        assert!(
-            super::sql_with("prepare", &[("name", "x"), ("query", "SELECT 1")])
-                .contains("PREPARE x AS SELECT 1")
+        let prepare = crate::sql_files::fill(
+            &super::queries().prepare,
+            &[("name", "x"), ("query", "SELECT 1")],
         );
+        assert!(prepare.contains("PREPARE x AS SELECT 1"), "{prepare}");
         let catalog = crate::catalog::load_default().unwrap();
         let r = super::roles();
         for q in r

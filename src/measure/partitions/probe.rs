@@ -3,13 +3,14 @@
 //! Every request is its own transaction (a savepoint when the caller holds one) and is
 //! rolled back: these are reads, and rolling back also undoes the role and settings.
 
-use super::{sql, sql_with};
+use super::queries as own;
 use crate::auth::{begin_request, Principal};
 use crate::measure::engine::Work;
 use crate::measure::engine::{self, EngineOptions, Outcome, Runner, WorkSample};
 use crate::measure::exec::RequestContext;
 use crate::params::{bind, queries, ParamValue};
 use crate::plan::{self, PlanSummary};
+use crate::sql_files::{fill, sql};
 use anyhow::{Context, Result};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
@@ -43,7 +44,7 @@ async fn begin<'c>(
         .execute(&mut *tx)
         .await?;
     for (name, value) in &arm.settings {
-        sqlx::query(sql("set_local"))
+        sqlx::query(sql(&own().set_local))
             .bind(*name)
             .bind(*value)
             .execute(&mut *tx)
@@ -77,7 +78,7 @@ pub async fn explain(
     generic: bool,
 ) -> Result<serde_json::Value> {
     if !generic {
-        let text = queries().explain.replace("{query}", arm.sql);
+        let text = fill(&queries().explain, &[("query", arm.sql)]);
         let mut tx = begin(conn, arm).await?;
         let row = bind(
             sqlx::query(AssertSqlSafe(text)).persistent(false),
@@ -99,15 +100,15 @@ pub async fn explain(
     let args: Vec<String> = arm.params.iter().map(literal).collect();
     let mut tx = begin(conn, &arm).await?;
     // PREPARE goes through the simple protocol: its $n belong to the prepared statement.
-    sqlx::raw_sql(AssertSqlSafe(sql_with(
-        "prepare",
+    sqlx::raw_sql(AssertSqlSafe(fill(
+        &own().prepare,
         &[("name", &name), ("query", arm.sql)],
     )))
     .execute(&mut *tx)
     .await
     .context("PREPARE")?;
-    let text = sql_with(
-        "explain_execute",
+    let text = fill(
+        &own().explain_execute,
         &[("name", &name), ("args", &args.join(", "))],
     );
     let row = sqlx::query(AssertSqlSafe(text))
@@ -116,7 +117,7 @@ pub async fn explain(
         .await
         .context("EXPLAIN EXECUTE")?;
     let plan: serde_json::Value = row.try_get(0)?;
-    sqlx::raw_sql(AssertSqlSafe(sql_with("deallocate", &[("name", &name)])))
+    sqlx::raw_sql(AssertSqlSafe(fill(&own().deallocate, &[("name", &name)])))
         .execute(&mut *tx)
         .await?;
     tx.rollback().await?;
@@ -137,7 +138,7 @@ pub fn literal(v: &ParamValue) -> String {
 /// Does unqualified `api_usage` name `table` for this arm's role and search_path?
 pub async fn resolves_to(conn: &mut PgConnection, arm: &Arm<'_>, table: &str) -> Result<bool> {
     let mut tx = begin(conn, arm).await?;
-    let same: bool = sqlx::query_scalar(sql("resolves_to"))
+    let same: bool = sqlx::query_scalar(sql(&own().resolves_to))
         .bind(table)
         .fetch_one(&mut *tx)
         .await?;
@@ -147,7 +148,7 @@ pub async fn resolves_to(conn: &mut PgConnection, arm: &Arm<'_>, table: &str) ->
 
 /// Row count and order-independent digest of the query's result.
 pub async fn digest(conn: &mut PgConnection, arm: &Arm<'_>) -> Result<(i64, String)> {
-    let text = queries().result_digest.replace("{query}", arm.sql);
+    let text = fill(&queries().result_digest, &[("query", arm.sql)]);
     let mut tx = begin(conn, arm).await?;
     let row = bind(
         sqlx::query(AssertSqlSafe(text)).persistent(false),

@@ -6,11 +6,12 @@
 use super::probe::{self, Arm, GENERIC};
 use super::scratch::{self, Bound};
 use super::types::*;
-use super::{roles, sql, PartitionsOptions};
+use super::{queries, roles, PartitionsOptions};
 use crate::catalog::Catalog;
+use crate::latency::Latency;
 use crate::measure::exec::{principal_for, RequestContext};
-use crate::measure::latency::Latency;
 use crate::params::{rng_for, Population};
+use crate::sql_files::sql;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, Months, NaiveDate, Utc};
 use sqlx::postgres::PgConnection;
@@ -66,7 +67,7 @@ pub async fn run(
     _anchor: NaiveDate,
 ) -> Result<Scaling> {
     let (first, last, rows): (Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64) =
-        sqlx::query_as(sql("usage_span"))
+        sqlx::query_as(sql(&queries().usage_span))
             .fetch_one(&mut *conn)
             .await?;
     let (Some(first), Some(last)) = (first, last) else {

@@ -2,7 +2,8 @@
 //! while it exists (so a crash leaves nothing `schema reset` or the next run cannot
 //! remove), and dropped when the stage ends. Copies of api_usage live there.
 
-use super::{sql, sql_with};
+use super::queries;
+use crate::sql_files::{fill, sql};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
@@ -12,11 +13,11 @@ pub const SEARCH_PATH: &str = "storybench_scratch, public";
 
 /// Drops a leftover scratch schema (only if storybench recorded it), then creates it.
 pub async fn open(conn: &mut PgConnection) -> Result<()> {
-    let exists: bool = sqlx::query_scalar(sql("scratch_exists"))
+    let exists: bool = sqlx::query_scalar(sql(&queries().scratch_exists))
         .fetch_one(&mut *conn)
         .await?;
     if exists {
-        let owned: bool = sqlx::query_scalar(sql("scratch_owned"))
+        let owned: bool = sqlx::query_scalar(sql(&queries().scratch_owned))
             .fetch_one(&mut *conn)
             .await?;
         if !owned {
@@ -27,7 +28,7 @@ pub async fn open(conn: &mut PgConnection) -> Result<()> {
             .context("dropping a leftover scratch schema")?;
     }
     let mut tx = conn.begin().await?;
-    sqlx::raw_sql(sql("scratch_create"))
+    sqlx::raw_sql(sql(&queries().scratch_create))
         .execute(&mut *tx)
         .await?;
     record(&mut tx, "schema", "storybench_scratch").await?;
@@ -38,14 +39,18 @@ pub async fn open(conn: &mut PgConnection) -> Result<()> {
 /// Drops the scratch schema and forgets it.
 pub async fn close(conn: &mut PgConnection) -> Result<()> {
     let mut tx = conn.begin().await?;
-    sqlx::raw_sql(sql("scratch_drop")).execute(&mut *tx).await?;
-    sqlx::query(sql("scratch_forget")).execute(&mut *tx).await?;
+    sqlx::raw_sql(sql(&queries().scratch_drop))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(sql(&queries().scratch_forget))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
 
 async fn record(conn: &mut PgConnection, kind: &str, identity: &str) -> Result<()> {
-    sqlx::query(sql("scratch_record"))
+    sqlx::query(sql(&queries().scratch_record))
         .bind(vec![kind.to_string()])
         .bind(vec![identity.to_string()])
         .execute(&mut *conn)
@@ -67,19 +72,19 @@ pub async fn create_copy(conn: &mut PgConnection, table: &str, bounds: &[Bound])
     let partition_by = if bounds.is_empty() {
         ""
     } else {
-        super::raw("partition_by_created_at")
+        &super::queries().partition_by_created_at
     };
     let mut tx = conn.begin().await?;
-    sqlx::raw_sql(AssertSqlSafe(sql_with(
-        "scratch_table",
+    sqlx::raw_sql(AssertSqlSafe(fill(
+        &queries().scratch_table,
         &[("table", table), ("partition_by", partition_by)],
     )))
     .execute(&mut *tx)
     .await
     .with_context(|| format!("creating storybench_scratch.{table}"))?;
     record(&mut tx, "relation", &format!("storybench_scratch.{table}")).await?;
-    sqlx::raw_sql(AssertSqlSafe(sql_with(
-        "scratch_grant",
+    sqlx::raw_sql(AssertSqlSafe(fill(
+        &queries().scratch_grant,
         &[("table", table)],
     )))
     .execute(&mut *tx)
@@ -88,8 +93,8 @@ pub async fn create_copy(conn: &mut PgConnection, table: &str, bounds: &[Bound])
         let script: String = bounds
             .iter()
             .map(|b| {
-                sql_with(
-                    "scratch_partition",
+                fill(
+                    &queries().scratch_partition,
                     &[
                         ("table", table),
                         ("part", &format!("{table}_{}", b.suffix)),
@@ -107,10 +112,13 @@ pub async fn create_copy(conn: &mut PgConnection, table: &str, bounds: &[Bound])
     }
     tx.commit().await?;
     let started = std::time::Instant::now();
-    sqlx::raw_sql(AssertSqlSafe(sql_with("scratch_load", &[("table", table)])))
-        .execute(&mut *conn)
-        .await
-        .with_context(|| format!("loading storybench_scratch.{table}"))?;
+    sqlx::raw_sql(AssertSqlSafe(fill(
+        &queries().scratch_load,
+        &[("table", table)],
+    )))
+    .execute(&mut *conn)
+    .await
+    .with_context(|| format!("loading storybench_scratch.{table}"))?;
     Ok(started.elapsed().as_secs_f64())
 }
 
@@ -118,15 +126,15 @@ pub async fn create_copy(conn: &mut PgConnection, table: &str, bounds: &[Bound])
 pub async fn index_copy(conn: &mut PgConnection, table: &str, partitioned: bool) -> Result<f64> {
     let started = std::time::Instant::now();
     let pkey = if partitioned {
-        "scratch_pkey_partitioned"
+        &queries().scratch_pkey_partitioned
     } else {
-        "scratch_pkey_flat"
+        &queries().scratch_pkey_flat
     };
-    sqlx::raw_sql(AssertSqlSafe(sql_with(pkey, &[("table", table)])))
+    sqlx::raw_sql(AssertSqlSafe(fill(pkey, &[("table", table)])))
         .execute(&mut *conn)
         .await?;
-    sqlx::raw_sql(AssertSqlSafe(sql_with(
-        "scratch_indexes",
+    sqlx::raw_sql(AssertSqlSafe(fill(
+        &queries().scratch_indexes,
         &[("table", table)],
     )))
     .execute(&mut *conn)
@@ -136,8 +144,8 @@ pub async fn index_copy(conn: &mut PgConnection, table: &str, partitioned: bool)
 
 /// Drops one copy and forgets it.
 pub async fn drop_copy(conn: &mut PgConnection, table: &str) -> Result<()> {
-    sqlx::raw_sql(AssertSqlSafe(sql_with(
-        "scratch_drop_table",
+    sqlx::raw_sql(AssertSqlSafe(fill(
+        &queries().scratch_drop_table,
         &[("table", table)],
     )))
     .execute(&mut *conn)
@@ -147,7 +155,7 @@ pub async fn drop_copy(conn: &mut PgConnection, table: &str) -> Result<()> {
 
 /// Total bytes of a copy, partitions included.
 pub async fn bytes(conn: &mut PgConnection, table: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(sql("maint_table_bytes"))
+    Ok(sqlx::query_scalar(sql(&queries().maint_table_bytes))
         .bind(table)
         .fetch_one(&mut *conn)
         .await?)

@@ -2,8 +2,8 @@
 //! query (latency, pruning evidence, generic plans), partitionwise aggregation, btree vs
 //! BRIN on created_at, the scaling curve over partition counts, and maintenance costs.
 
+use crate::latency::LatencySummary;
 use crate::measure::engine::{Rounds, Work, WorkRatio};
-use crate::measure::latency::LatencySummary;
 use crate::plan::{PartitionInfo, PlanSummary};
 use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};

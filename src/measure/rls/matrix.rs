@@ -89,7 +89,7 @@ impl Matrix<'_> {
             let mut q = RlsQuery {
                 name: spec.name.clone(),
                 description: spec.description.clone(),
-                kind: spec.kind.name().into(),
+                kind: spec.kind,
                 tags: spec.tags.clone(),
                 subjects: Vec::new(),
             };
@@ -110,7 +110,12 @@ impl Matrix<'_> {
     }
 
     fn modes(&self, spec: &QuerySpec, user: Uuid) -> Vec<Mode> {
-        let tagged = |sql: &str, mode: &str| format!("{sql}{}", self.tag.replace("{mode}", mode));
+        let tagged = |sql: &str, mode: &str| {
+            format!(
+                "{sql}{}",
+                crate::sql_files::fill(self.tag, &[("mode", mode)])
+            )
+        };
         let who = if self.opts.claims_unset {
             Principal::NoClaims
         } else {

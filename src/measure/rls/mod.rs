@@ -3,7 +3,6 @@
 //! whether they isolate tenants (the audit). Policy sets are switched with
 //! `schema::set_policies` and the original set is restored at the end, whatever happens.
 
-mod advice;
 mod audit;
 mod evidence;
 mod matrix;
@@ -66,14 +65,7 @@ pub struct RlsOptions {
 }
 
 impl RlsOptions {
-    pub fn engine(&self) -> crate::measure::engine::EngineOptions {
-        crate::measure::engine::EngineOptions::new(
-            self.warmup,
-            self.runs,
-            self.budget,
-            &self.percentiles,
-        )
-    }
+    crate::engine_options_from_fields!();
 
     pub fn validate(&self) -> Result<()> {
         for s in &self.policy_sets {
@@ -400,5 +392,4 @@ fn finish(section: &mut RlsSection) {
         evidence::trap_findings(&section.trap_queries, &section.trap_indexes)
     };
     section.child_tables = evidence::child_table_costs(&section.queries);
-    section.advice = advice::derive(section);
 }

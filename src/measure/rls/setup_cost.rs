@@ -4,7 +4,7 @@
 use super::types::SetupCost;
 use crate::auth::{begin_request, Principal};
 use crate::interrupt;
-use crate::measure::latency::Latency;
+use crate::latency::Latency;
 use anyhow::Result;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection};

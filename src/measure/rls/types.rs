@@ -2,8 +2,8 @@
 //! overhead vs bypass, rows and plan evidence; the leakproof trap, the child-table policy
 //! forms, the claims set-up cost, the isolation audit, and advice derived from them.
 
+use crate::latency::LatencySummary;
 use crate::measure::engine::{Work, WorkRatio};
-use crate::measure::latency::LatencySummary;
 use crate::plan::PlanSummary;
 use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,7 @@ pub struct ModeInfo {
 pub struct RlsQuery {
     pub name: String,
     pub description: String,
-    pub kind: String,
+    pub kind: crate::catalog::Kind,
     pub tags: Vec<String>,
     pub subjects: Vec<RlsSubject>,
 }

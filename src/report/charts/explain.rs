@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 pub fn charts(results: &RunResults, out: &mut BTreeMap<String, String>) {
     let Some(ex) = &results.explain else { return };
     let strategies: Vec<String> = ex.strategies.iter().map(|s| s.name.clone()).collect();
-    for kind in ["read", "write"] {
+    for kind in [crate::catalog::Kind::Read, crate::catalog::Kind::Write] {
         let queries: Vec<_> = ex
             .queries
             .iter()

@@ -363,18 +363,10 @@ pub fn percentile_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> O
     )
 }
 
+/// Curves sampled at different percentiles: drawn on one x axis holding every curve's
+/// percentiles (see [`align_curves`]).
 fn percentile_curves_ragged(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Option<String> {
-    let longest = curves.iter().max_by_key(|c| c.1.len())?;
-    let xs: Vec<f64> = longest.1.iter().map(|p| nines(p.0)).collect();
-    let series: Vec<Series> = curves
-        .iter()
-        .map(|(n, pts)| Series {
-            name: n.clone(),
-            values: (0..xs.len())
-                .map(|i| pts.get(i).map_or(f64::NAN, |p| p.1))
-                .collect(),
-        })
-        .collect();
+    let (xs, series) = align_curves(curves);
     lines(
         title,
         "percentile (0 = p0, 1 = p90, 2 = p99, 3 = p99.9, 4 = p99.99)",
@@ -385,11 +377,56 @@ fn percentile_curves_ragged(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -
     )
 }
 
+/// The union of the curves' percentiles (as nines), each curve valued only where it has a
+/// point: a short curve ends at its own max, not at a longer curve's percentile of the same
+/// index.
+fn align_curves(curves: &[(String, Vec<(f64, f64)>)]) -> (Vec<f64>, Vec<Series>) {
+    let mut xs: Vec<f64> = curves
+        .iter()
+        .flat_map(|c| c.1.iter().map(|p| nines(p.0)))
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    let series = curves
+        .iter()
+        .map(|(n, pts)| Series {
+            name: n.clone(),
+            values: xs
+                .iter()
+                .map(|x| {
+                    pts.iter()
+                        .find(|p| (nines(p.0) - x).abs() < 1e-9)
+                        .map_or(f64::NAN, |p| p.1)
+                })
+                .collect(),
+        })
+        .collect();
+    (xs, series)
+}
+
 /// p → number of nines: 90 → 1, 99 → 2, 100 → capped at 5.
 pub fn nines(p: f64) -> f64 {
     if p >= 100.0 {
         5.0
     } else {
         (-(1.0 - p / 100.0).log10()).min(5.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ragged_curves_keep_their_own_percentiles() {
+        let long = ("a".to_string(), vec![(50.0, 1.0), (90.0, 2.0), (99.0, 3.0)]);
+        let short = ("b".to_string(), vec![(50.0, 1.5), (99.0, 4.0)]);
+        let (xs, series) = align_curves(&[long, short]);
+        assert_eq!(xs.len(), 3);
+        assert_eq!(series[0].values, vec![1.0, 2.0, 3.0]);
+        // b's max (p99) sits at a's p99, not at a's second point (p90).
+        assert_eq!(series[1].values[0], 1.5);
+        assert!(series[1].values[1].is_nan());
+        assert_eq!(series[1].values[2], 4.0);
     }
 }

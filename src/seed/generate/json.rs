@@ -55,12 +55,14 @@ impl<'a> Obj<'a> {
     /// A number with a fixed number of decimals, written as `value / 10^scale`.
     pub fn fixed(&mut self, k: &str, value: i64, scale: u32) -> &mut Self {
         self.key(k);
-        let p = 10i64.pow(scale);
+        // Sign first, then the magnitude: -5 at scale 1 is "-0.5", not "0.-5".
+        let p = 10u64.pow(scale);
+        let (sign, m) = (if value < 0 { "-" } else { "" }, value.unsigned_abs());
         let _ = write!(
             self.b,
-            "{}.{:0width$}",
-            value / p,
-            value % p,
+            "{sign}{}.{:0width$}",
+            m / p,
+            m % p,
             width = scale as usize
         );
         self
@@ -147,5 +149,19 @@ mod tests {
         assert_eq!(v["f"], 0.87);
         assert_eq!(v["l"][1], "q");
         assert_eq!(v["u"], "00000000-0000-0000-0000-000000000000");
+    }
+
+    #[test]
+    fn fixed_point_keeps_the_sign() {
+        let mut b = Vec::new();
+        Obj::new(&mut b)
+            .fixed("a", -5, 1)
+            .fixed("b", -1234, 2)
+            .fixed("c", 0, 2)
+            .end();
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            r#"{"a":-0.5,"b":-12.34,"c":0.00}"#
+        );
     }
 }

@@ -22,7 +22,6 @@ use super::profile::{Profile, FUNCTIONS, LANGUAGES};
 use anyhow::{bail, Result};
 use rand::{RngExt, SeedableRng};
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use uuid::Uuid;
 
 pub(crate) type Rng8 = rand_chacha::ChaCha8Rng;
@@ -90,18 +89,32 @@ impl Table {
 
 /// The COPY statement (from `seed/copy.toml`) whose column order the generator writes.
 pub fn copy_statement(table: Table) -> &'static str {
-    static STATEMENTS: OnceLock<HashMap<String, String>> = OnceLock::new();
-    let all = STATEMENTS.get_or_init(|| {
-        #[derive(serde::Deserialize)]
-        struct File {
-            copy: HashMap<String, String>,
-        }
-        let file: File =
-            toml::from_str(include_str!("../../../seed/copy.toml")).expect("seed/copy.toml parses");
-        file.copy
-    });
-    all.get(table.name())
+    copy_file()
+        .copy
+        .get(table.name())
         .unwrap_or_else(|| panic!("seed/copy.toml has no statement for {}", table.name()))
+}
+
+/// `seed/copy.toml`: one COPY statement per table, keyed by the table's name.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CopyFile {
+    copy: HashMap<String, String>,
+}
+
+crate::sql_file!(fn copy_file() -> CopyFile = "seed/copy.toml");
+
+/// Every table has its COPY statement, and the file names no other table.
+#[cfg(test)]
+pub(crate) fn load_all() {
+    for t in Table::ALL {
+        let _ = copy_statement(t);
+    }
+    assert_eq!(
+        copy_file().copy.len(),
+        Table::ALL.len(),
+        "seed/copy.toml names other tables"
+    );
 }
 
 /// Complete COPY payloads (header + rows + trailer) for every table, for one chunk.

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::seed::profile::LANGUAGES;
 use rand::RngExt;
+use rand_distr::Distribution;
 
 pub(crate) const EMOTIONS: [&str; 7] = [
     "joyful",
@@ -34,14 +35,15 @@ const BUILT_IN: [(&str, &str); 8] = [
     ("rainy_day", "mystery"),
 ];
 
-/// Geometric count with the given mean (most values small, a long tail).
+/// Geometric count with the given mean (most values small, a long tail): failures before
+/// the first success with success probability 1 / (1 + mean).
 fn geometric(rng: &mut Rng8, mean: f64) -> u64 {
     if mean <= 0.0 {
         return 0;
     }
-    let q = mean / (1.0 + mean);
-    let u: f64 = 1.0 - rng.random::<f64>();
-    (u.ln() / q.ln()).floor() as u64
+    rand_distr::Geometric::new(1.0 / (1.0 + mean))
+        .expect("probability in (0, 1]")
+        .sample(rng)
 }
 
 pub(crate) fn write(

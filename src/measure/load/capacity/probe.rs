@@ -9,28 +9,32 @@ use serde::Deserialize;
 use sqlx::postgres::PgConnection;
 use sqlx::AssertSqlSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct File {
     queries: Queries,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Queries {
     backend_pid: String,
     io: String,
 }
 
+crate::sql_file!(fn file() -> File = "scenarios/capacity_stats.toml");
+
 fn q() -> &'static Queries {
-    static Q: OnceLock<Queries> = OnceLock::new();
-    Q.get_or_init(|| {
-        toml::from_str::<File>(include_str!("../../../../scenarios/capacity_stats.toml"))
-            .expect("capacity_stats.toml is valid")
-            .queries
-    })
+    &file().queries
+}
+
+#[cfg(test)]
+pub(crate) fn load_all() {
+    let _ = q();
 }
 
 /// (comm, ppid, utime + stime, cutime + cstime) of a process, in USER_HZ ticks like /proc/stat.

@@ -1,17 +1,15 @@
-//! Plain-language findings, each built from figures of the section (no canned verdicts:
-//! a sentence is only emitted when the measurements say so).
+//! The RLS section's advice in words, each sentence built from figures of the section (no
+//! canned verdicts: a sentence is only emitted when the measurements say so).
 
-use super::matrix::BYPASS;
-use super::types::{ModeRun, RlsQuery, RlsSection};
+use crate::measure::rls::{ModeRun, RlsQuery, RlsSection, BYPASS};
 
 /// Geometric mean of (query, ratio) pairs and the worst one.
 fn geomean(v: &[(String, f64)]) -> Option<(f64, String, f64)> {
-    let v: Vec<&(String, f64)> = v.iter().filter(|x| x.1 > 0.0).collect();
-    if v.is_empty() {
-        return None;
-    }
-    let g = (v.iter().map(|x| x.1.ln()).sum::<f64>() / v.len() as f64).exp();
-    let worst = v.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let g = crate::stats::geomean(v.iter().map(|x| x.1))?;
+    let worst = v
+        .iter()
+        .filter(|x| x.1 > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
     Some((g, worst.0.clone(), worst.1))
 }
 
@@ -22,7 +20,10 @@ fn mode<'a>(modes: &'a [ModeRun], name: &str) -> Option<&'a ModeRun> {
 /// (query, overhead median) of a mode over the read queries, for one subject.
 fn overheads(queries: &[RlsQuery], subject: &str, name: &str) -> Vec<(String, f64)> {
     let mut out = Vec::new();
-    for q in queries.iter().filter(|q| q.kind == "read") {
+    for q in queries
+        .iter()
+        .filter(|q| q.kind == crate::catalog::Kind::Read)
+    {
         for s in q.subjects.iter().filter(|s| s.subject == subject) {
             if let Some(r) = mode(&s.modes, name).and_then(|m| m.overhead.as_ref()) {
                 out.push((q.name.clone(), r.median));
@@ -222,7 +223,11 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
 fn absolute_initplan(s: &RlsSection, subject: &str) -> Option<String> {
     let mut added = Vec::new();
     let mut long = Vec::new();
-    for q in s.queries.iter().filter(|q| q.kind == "read") {
+    for q in s
+        .queries
+        .iter()
+        .filter(|q| q.kind == crate::catalog::Kind::Read)
+    {
         for x in q.subjects.iter().filter(|x| x.subject == subject) {
             let p = |name: &str| {
                 mode(&x.modes, name)

@@ -1,15 +1,11 @@
-//! Verdicts of the partitions stage, each derived from the section's own figures.
+//! The partitions section's verdicts in words, each derived from the section's own figures
+//! (the stage returns numbers only; `annotate` records these beside them).
 
-use super::types::*;
-use crate::report::human_bytes;
+use crate::format::human_bytes;
+use crate::measure::partitions::*;
 
 fn geomean(values: &[f64]) -> Option<f64> {
-    let v: Vec<f64> = values
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite() && *x > 0.0)
-        .collect();
-    (!v.is_empty()).then(|| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp())
+    crate::stats::geomean(values.iter().copied())
 }
 
 fn faster_or_slower(ratio: f64) -> String {
@@ -20,7 +16,7 @@ fn faster_or_slower(ratio: f64) -> String {
     }
 }
 
-pub fn finish(s: &mut PartitionsSection) {
+pub fn derive(s: &PartitionsSection) -> Vec<String> {
     let mut v = Vec::new();
     v.push(if s.layouts_identical {
         format!(
@@ -116,7 +112,7 @@ pub fn finish(s: &mut PartitionsSection) {
     if let Some(m) = &s.maintenance {
         maintenance_verdicts(m, &mut v);
     }
-    s.verdicts = v;
+    v
 }
 
 fn index_verdicts(ix: &IndexComparison, v: &mut Vec<String>) {
