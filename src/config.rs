@@ -21,7 +21,7 @@ pub struct RunConfig {
     #[serde(default)]
     pub preset: String,
     /// The largest tolerated slowdown when a baseline is compared (a fraction; "10%" in files).
-    #[serde(with = "percent")]
+    #[serde(with = "crate::units::fraction")]
     pub max_regression: f64,
     pub dataset: DatasetConfig,
     #[serde(default)]
@@ -31,6 +31,7 @@ pub struct RunConfig {
     pub rls: RlsOptions,
     pub load: LoadStageConfig,
     pub capacity: CapacityStageConfig,
+    pub ops: crate::measure::ops::OpsOptions,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,7 +83,7 @@ pub struct LoadStageConfig {
 pub struct CapacityStageConfig {
     pub scenario: String,
     pub slo: String,
-    #[serde(with = "percent")]
+    #[serde(with = "crate::units::fraction")]
     pub error_budget: f64,
     pub start_rate: f64,
     pub max_rate: f64,
@@ -97,33 +98,10 @@ pub struct CapacityStageConfig {
     pub users: usize,
     pub max_steps: usize,
     pub repeats: usize,
-    #[serde(with = "percent")]
+    #[serde(with = "crate::units::fraction")]
     pub resolution: f64,
     #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
-}
-
-/// Fractions written as fractions in results.json, read from "10%" (or a fraction ≤ 1 from
-/// a results file: JSON numbers are what this module itself wrote).
-mod percent {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(*v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Fraction(f64),
-            Text(String),
-        }
-        match Form::deserialize(d)? {
-            Form::Fraction(f) => Ok(f),
-            Form::Text(t) => crate::units::parse_percent(&t).map_err(serde::de::Error::custom),
-        }
-    }
 }
 
 /// Deep-merges `over` into `base` (tables key by key; anything else replaced).
@@ -217,6 +195,7 @@ impl RunConfig {
         self.explain.seed = seed;
         self.rls.seed = seed;
         self.partitions.seed = seed;
+        self.ops.seed = seed;
     }
 
     /// Fills what a replay must pin: the anchor date and the COPY connections.
@@ -274,6 +253,8 @@ impl RunConfig {
             goose_report,
             statement_timeout: self.load.statement_timeout,
             think_scale: self.load.think_scale,
+            query_seconds: false,
+            measure_start: None,
         }
     }
 

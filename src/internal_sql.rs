@@ -34,6 +34,7 @@ pub struct InternalQueries {
     pub begin_request: String,
     pub heap_sizes: String,
     pub copy_create: String,
+    pub checkpoint: String,
     pub copy_comment: String,
     pub copy_drop: String,
     pub copy_list: String,

@@ -32,6 +32,9 @@ pub struct PristineCopy {
     admin: Target,
     /// How long the clone took to create.
     pub seconds: f64,
+    /// How long the server and the machine took to write the clone out afterwards (see
+    /// [`settle`]), not included in `seconds`.
+    pub settle_seconds: f64,
 }
 
 impl PristineCopy {
@@ -76,11 +79,15 @@ impl PristineCopy {
             .fetch_one(&mut conn)
             .await?;
         conn.execute(AssertSqlSafe(stmt)).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let settled = Instant::now();
+        settle(&mut conn, base.embedded.is_some()).await;
         Ok(Self {
             target: base.on_database(&name),
             name,
             admin,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
+            settle_seconds: settled.elapsed().as_secs_f64(),
         })
     }
 
@@ -105,6 +112,22 @@ impl PristineCopy {
 
 /// How long a busy template (sessions still leaving it) is waited for.
 const SOURCE_BUSY: Duration = Duration::from_secs(20);
+
+/// Lets the copy's I/O finish before anything is measured on it: a clone is hundreds of MB
+/// of WAL and data files (and the previous copy's DROP DATABASE a checkpoint) that the
+/// checkpointer and the kernel's writeback would otherwise flush during the next stage's
+/// first seconds, as unaccounted CPU and I/O beside the load (seen as a capacity step
+/// failing at half the rate of the next run). CHECKPOINT needs superuser or pg_checkpoint;
+/// without it only the kernel is flushed. The kernel is only flushed for a server on this
+/// machine (the embedded cluster).
+async fn settle(conn: &mut PgConnection, local: bool) {
+    if let Err(e) = conn.execute(sql(&q().checkpoint)).await {
+        tracing::debug!("no CHECKPOINT after the copy: {e}");
+    }
+    if local {
+        let _ = tokio::task::spawn_blocking(nix::unistd::sync).await;
+    }
+}
 
 /// Runs `body` on a fresh copy of `base`'s dataset and drops the copy afterwards, whatever
 /// `body` returned (an interrupt is an error like any other here).

@@ -29,15 +29,15 @@ pub struct Statement {
     pub sql: String,
 }
 
-/// Splits a DDL file into its statements so they can run on several connections.
-/// Understands `--` and `/* */` comments and quoted strings and identifiers; refuses
-/// dollar-quoted bodies (functions), which only run as whole scripts.
+/// Splits a SQL file into its statements (so DDL can run on several connections, and a
+/// migration statement by statement). Understands `--` and `/* */` comments, quoted
+/// strings and identifiers, and dollar-quoted bodies (`$$ … $$`, `$tag$ … $tag$`).
 pub fn statements(rel: impl AsRef<Path>) -> Result<Vec<Statement>> {
     let (path, text) = read_project_file(rel)?;
     split_statements(&path, &text)
 }
 
-fn split_statements(path: &Path, text: &str) -> Result<Vec<Statement>> {
+pub fn split_statements(path: &Path, text: &str) -> Result<Vec<Statement>> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
@@ -53,11 +53,20 @@ fn split_statements(path: &Path, text: &str) -> Result<Vec<Statement>> {
                 i = text[i + 2..].find("*/").map_or(bytes.len(), |n| i + n + 4);
                 continue;
             }
-            b'$' => bail!(
-                "{}:{}: dollar quoting is not supported in a file run statement by statement",
-                path.display(),
-                line_of_offset(text, i)
-            ),
+            b'$' if dollar_tag(&text[i..]).is_some() => {
+                let tag = dollar_tag(&text[i..]).expect("checked");
+                start.get_or_insert(i);
+                let body = i + tag.len();
+                match text[body..].find(tag) {
+                    Some(n) => i = body + n + tag.len(),
+                    None => bail!(
+                        "{}:{}: dollar-quoted text opened with {tag} is never closed",
+                        path.display(),
+                        line_of_offset(text, i)
+                    ),
+                }
+                continue;
+            }
             b';' => {
                 if let Some(s) = start.take() {
                     out.push(Statement {
@@ -89,6 +98,18 @@ fn split_statements(path: &Path, text: &str) -> Result<Vec<Statement>> {
         );
     }
     Ok(out)
+}
+
+/// The opening tag of a dollar-quoted string at the start of `s` (`$$` or `$name$`), or
+/// None (a `$1` parameter, or a `$` inside an identifier).
+fn dollar_tag(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix('$')?;
+    let end = rest.find('$')?;
+    let name = &rest[..end];
+    let ok = name.is_empty()
+        || (name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    ok.then(|| &s[..end + 2])
 }
 
 /// Executes one statement of a file; errors name the file and line.
@@ -145,11 +166,24 @@ mod tests {
     }
 
     #[test]
-    fn refuses_dollar_quotes_and_unterminated_statements() {
-        let err = split_statements(Path::new("f.sql"), "SELECT 1;\nDO $$ BEGIN END $$;")
+    fn keeps_dollar_quoted_bodies_whole() {
+        let text = "SELECT $1;\nDO $$ BEGIN PERFORM 1; END $$;\nDO $x$ BEGIN RAISE NOTICE '$$;'; END $x$;\n";
+        let got = split_statements(Path::new("f.sql"), text).unwrap();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[1].sql, "DO $$ BEGIN PERFORM 1; END $$;");
+        assert_eq!(got[2].line, 3);
+        assert!(got[2].sql.ends_with("END $x$;"));
+    }
+
+    #[test]
+    fn refuses_unclosed_dollar_quotes_and_unterminated_statements() {
+        let err = split_statements(Path::new("f.sql"), "SELECT 1;\nDO $$ BEGIN END;")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("f.sql:2"), "{err}");
+        assert!(
+            err.contains("f.sql:2") && err.contains("never closed"),
+            "{err}"
+        );
         let err = split_statements(Path::new("f.sql"), "SELECT 1;\n\nSELECT 2")
             .unwrap_err()
             .to_string();

@@ -41,6 +41,29 @@ pub fn parse_share(text: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Fractions written as fractions in results.json, read from "10%" (or a fraction ≤ 1 from
+/// a results file: JSON numbers are what this module itself wrote).
+pub mod fraction {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(*v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Fraction(f64),
+            Text(String),
+        }
+        match Form::deserialize(d)? {
+            Form::Fraction(f) => Ok(f),
+            Form::Text(t) => crate::units::parse_percent(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// Durations in results.json and run files: written as fractional seconds, read from
 /// seconds or from a human string (`"300ms"`, `"4s"`), so a TOML run file stays readable.
 pub mod duration_secs {

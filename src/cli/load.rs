@@ -123,6 +123,8 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
                         goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
                         statement_timeout: args.statement_timeout,
                         think_scale: args.think_scale,
+                        query_seconds: false,
+                        measure_start: None,
                     };
                     session
                         .stage_on_copy("load", target, async |t| {
@@ -298,6 +300,22 @@ pub async fn stages_for_run(
         })
         .await?;
     super::capacity::print_summary(&section);
+    let capacity = section.sustainable_rate;
     session.results.capacity = Some(section);
+
+    // Operations under load, at a share of the capacity just measured.
+    let mix = crate::scenario::load(&config.ops.scenario)?;
+    if config.ops.rate.is_none() && capacity.is_none() {
+        eprintln!("  ops: skipped (the capacity search found no sustainable rate to load at)");
+        return Ok(());
+    }
+    let section = session
+        .stage(
+            "ops",
+            crate::measure::ops::run(target, &mix, &config.ops, capacity),
+        )
+        .await?;
+    super::ops::print_summary(&section);
+    session.results.ops = Some(section);
     Ok(())
 }

@@ -5,6 +5,7 @@ mod compare;
 mod db;
 mod explain;
 mod load;
+mod ops;
 mod partitions;
 mod rls;
 mod run;
@@ -56,6 +57,8 @@ pub enum Command {
     Rls(rls::RlsArgs),
     /// api_usage partitioned by month vs flat: analytics latency, pruning, scaling, maintenance.
     Partitions(partitions::PartitionsArgs),
+    /// Operations under load: migrations while the app's load runs (latency, lock waits).
+    Ops(ops::OpsArgs),
     /// Compare two results.json files: exit 0 no regression, 1 regression, 2 invalid input.
     Compare(compare::CompareArgs),
     /// Re-render report.html from a results.json.
@@ -176,6 +179,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Capacity(args) => capacity::run(&cli.db, args).await,
         Command::Rls(args) => rls::run(&cli.db, args).await,
         Command::Partitions(args) => partitions::run(&cli.db, args).await,
+        Command::Ops(args) => ops::run(&cli.db, args).await,
         Command::Explain(args) => explain::run(&cli.db, args).await,
         Command::Seed(args) => seed::run(&cli.db, args).await,
         Command::Compare(args) => Ok(compare::run(args)),

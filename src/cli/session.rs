@@ -140,7 +140,7 @@ impl RunSession {
     ) -> Result<T> {
         crate::interrupt::check()?;
         let copy = crate::pristine::PristineCopy::create(base, name).await?;
-        let copy_seconds = copy.seconds;
+        let copy_seconds = copy.seconds + copy.settle_seconds;
         let outcome = self.stage(name, body(copy.target())).await;
         if let Some(last) = self.results.stages.last_mut() {
             last.copy_seconds = Some(copy_seconds);

@@ -2,6 +2,7 @@
 //! baseline), worded from the figures of a run in this one place. The report's findings
 //! block and the end of `run`'s terminal output both print [`of`]'s result.
 
+mod ops;
 pub mod partitions_verdicts;
 pub mod rls_advice;
 mod topics;
@@ -17,6 +18,7 @@ pub enum Topic {
     Indexes,
     Rls,
     Partitions,
+    Operations,
     Baseline,
 }
 
@@ -27,6 +29,7 @@ impl Topic {
             Topic::Indexes => "Index strategy",
             Topic::Rls => "Row level security",
             Topic::Partitions => "Partitions",
+            Topic::Operations => "Operations under load",
             Topic::Baseline => "vs baseline",
         }
     }
@@ -92,6 +95,9 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     }
     if let Some(p) = &r.partitions {
         out.extend(topics::partitions(p));
+    }
+    if let Some(s) = &r.ops {
+        out.extend(s.operations.iter().map(|op| ops::operation(s, op)));
     }
     if let Some(c) = baseline {
         out.push(topics::baseline(c));

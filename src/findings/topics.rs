@@ -10,7 +10,7 @@ use crate::measure::load::capacity::CapacitySection;
 use crate::measure::partitions::PartitionsSection;
 use crate::measure::rls::{RlsSection, RlsSubject, BYPASS};
 
-fn fig(label: &str, value: String) -> Figure {
+pub(super) fn fig(label: &str, value: String) -> Figure {
     Figure {
         label: label.into(),
         value,
@@ -18,7 +18,7 @@ fn fig(label: &str, value: String) -> Figure {
     }
 }
 
-fn finding(topic: Topic, tone: Tone, headline: String, evidence: &str) -> Finding {
+pub(super) fn finding(topic: Topic, tone: Tone, headline: String, evidence: &str) -> Finding {
     Finding {
         topic,
         title: topic.title(),
@@ -32,16 +32,7 @@ fn finding(topic: Topic, tone: Tone, headline: String, evidence: &str) -> Findin
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    (!v.is_empty()).then(|| crate::stats::median(&v))
 }
 
 pub(super) fn capacity(c: &CapacitySection) -> Finding {

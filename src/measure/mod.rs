@@ -4,6 +4,7 @@ pub mod engine;
 pub mod exec;
 pub mod explain;
 pub mod load;
+pub mod ops;
 pub mod partitions;
 pub mod rls;
 pub mod server_view;

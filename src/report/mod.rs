@@ -40,6 +40,7 @@ fn environment() -> Result<Environment<'static>> {
         include_str!("sections/partitions.html.j2"),
     )?;
     env.add_template("sections/rls.html", include_str!("sections/rls.html.j2"))?;
+    env.add_template("sections/ops.html", include_str!("sections/ops.html.j2"))?;
     env.add_filter("bytes", human_bytes);
     env.add_filter("num", |v: f64, digits: Option<usize>| {
         format!("{:.*}", digits.unwrap_or(2), v)

@@ -53,6 +53,8 @@ pub struct RunResults {
     pub partitions: Option<crate::measure::partitions::PartitionsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::measure::load::capacity::CapacitySection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<crate::measure::ops::OpsSection>,
 }
 
 /// How a run, or one of its stages, ended (`running` until it does).
@@ -118,6 +120,7 @@ impl RunResults {
             rls: None,
             partitions: None,
             capacity: None,
+            ops: None,
         }
     }
 

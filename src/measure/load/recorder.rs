@@ -36,6 +36,9 @@ pub struct Recorder {
     wake_lag: Latency,
     pool_wait: Latency,
     timeline: Vec<Option<Second>>,
+    /// Per query, per second: the latencies (µs) of that second, when asked for
+    /// (`Recorders::with_query_seconds`): exact per-second figures at 4 bytes a sample.
+    query_seconds: Option<BTreeMap<String, Vec<SecondSamples>>>,
     errors: BTreeMap<(String, String), ErrorTally>,
     dropped: u64,
 }
@@ -62,11 +65,77 @@ impl Recorder {
         self.timeline[sec].get_or_insert_with(Second::new)
     }
 
-    fn query_ok(&mut self, name: &str, elapsed: Duration, rows: u64) {
+    fn query_ok(&mut self, name: &str, at: f64, elapsed: Duration, rows: u64) {
         let t = self.tally(name, false);
         t.latency.record(elapsed);
         t.ok += 1;
         t.rows += rows;
+        if let Some(s) = self.query_second(name, at) {
+            s.micros
+                .push(elapsed.as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+
+    /// The query's samples of the second `at` falls in, when they are kept.
+    fn query_second(&mut self, name: &str, at: f64) -> Option<&mut SecondSamples> {
+        let secs = self
+            .query_seconds
+            .as_mut()?
+            .entry(name.to_string())
+            .or_default();
+        let sec = at as usize;
+        if secs.len() <= sec {
+            secs.resize(sec + 1, SecondSamples::default());
+        }
+        Some(&mut secs[sec])
+    }
+
+    /// Adds another recorder's counts (shards of one run, or shards of one test).
+    pub fn merge(&mut self, other: &Recorder) {
+        for (k, v) in &other.queries {
+            self.tally(k, false).add(v);
+        }
+        for (k, v) in &other.transactions {
+            self.tally(k, true).add(v);
+        }
+        self.lag.merge(&other.lag);
+        self.wake_lag.merge(&other.wake_lag);
+        self.pool_wait.merge(&other.pool_wait);
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), None);
+        }
+        for (i, s) in other.timeline.iter().enumerate() {
+            if let Some(s) = s {
+                let t = self.timeline[i].get_or_insert_with(Second::new);
+                t.ok += s.ok;
+                t.errors += s.errors;
+                let _ = t.hist.add(&s.hist);
+            }
+        }
+        if let (Some(mine), Some(theirs)) = (self.query_seconds.as_mut(), &other.query_seconds) {
+            for (name, secs) in theirs {
+                let m = mine.entry(name.clone()).or_default();
+                if m.len() < secs.len() {
+                    m.resize(secs.len(), SecondSamples::default());
+                }
+                for (i, v) in secs.iter().enumerate() {
+                    m[i].micros.extend_from_slice(&v.micros);
+                    m[i].errors += v.errors;
+                }
+            }
+        }
+        for (k, v) in &other.errors {
+            let e = self.errors.entry(k.clone()).or_default();
+            if e.count == 0 {
+                e.message = v.message.clone();
+                e.first_at_s = v.first_at_s;
+                e.last_at_s = v.last_at_s;
+            }
+            e.count += v.count;
+            e.first_at_s = e.first_at_s.min(v.first_at_s);
+            e.last_at_s = e.last_at_s.max(v.last_at_s);
+        }
+        self.dropped += other.dropped;
     }
 
     fn transaction_ok(&mut self, name: &str, at: f64, elapsed: Duration) {
@@ -80,12 +149,28 @@ impl Recorder {
     }
 }
 
+/// One query's samples in one second: latencies of the successes (µs), and the failures.
+#[derive(Default, Clone)]
+struct SecondSamples {
+    micros: Vec<u32>,
+    errors: u64,
+}
+
 #[derive(Default)]
 struct QueryTally {
     latency: Latency,
     ok: u64,
     errors: u64,
     rows: u64,
+}
+
+impl QueryTally {
+    fn add(&mut self, other: &QueryTally) {
+        self.latency.merge(&other.latency);
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.rows += other.rows;
+    }
 }
 
 #[derive(Default, Clone)]
@@ -113,6 +198,14 @@ impl Recorders {
         }
     }
 
+    /// Also keeps every query's latencies per second (operations under load look at them).
+    pub fn with_query_seconds(self) -> Self {
+        for s in &self.shards {
+            s.lock().unwrap_or_else(|e| e.into_inner()).query_seconds = Some(BTreeMap::new());
+        }
+        self
+    }
+
     fn shard(&self, worker: usize) -> std::sync::MutexGuard<'_, Recorder> {
         self.shards[worker % self.shards.len()]
             .lock()
@@ -133,10 +226,10 @@ impl Recorders {
         elapsed: Duration,
         rows: u64,
     ) {
-        if self.offset(started).is_none() {
+        let Some(at) = self.offset(started) else {
             return;
-        }
-        self.shard(worker).query_ok(query, elapsed, rows);
+        };
+        self.shard(worker).query_ok(query, at, elapsed, rows);
     }
 
     /// A one-statement transaction that succeeded (the ad hoc hot path: one lock, no allocation).
@@ -153,7 +246,7 @@ impl Recorders {
             return;
         };
         let mut r = self.shard(worker);
-        r.query_ok(name, finished.saturating_duration_since(started), rows);
+        r.query_ok(name, at, finished.saturating_duration_since(started), rows);
         r.transaction_ok(name, at, finished.saturating_duration_since(intended));
     }
 
@@ -170,6 +263,9 @@ impl Recorders {
         };
         let mut r = self.shard(worker);
         r.queries.entry(query.to_string()).or_default().errors += 1;
+        if let Some(s) = r.query_second(query, at) {
+            s.errors += 1;
+        }
         let e = r
             .errors
             .entry((query.to_string(), sqlstate.to_string()))
@@ -232,57 +328,35 @@ impl Recorders {
 
     /// Merges the shards into the figures results.json carries.
     pub fn finish(&self, measured: Duration) -> LoadFigures {
-        let mut queries: BTreeMap<String, QueryTally> = BTreeMap::new();
-        let mut transactions: BTreeMap<String, QueryTally> = BTreeMap::new();
-        let mut all_tx = Latency::new();
-        let mut lag = Latency::new();
-        let mut wake_lag = Latency::new();
-        let mut pool_wait = Latency::new();
-        let mut timeline: Vec<Option<Second>> = Vec::new();
-        let mut errors: BTreeMap<(String, String), ErrorTally> = BTreeMap::new();
-        let mut dropped = 0;
+        let mut all = Recorder::default();
         for shard in &self.shards {
             let r = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (k, v) in &r.queries {
-                let t = queries.entry(k.clone()).or_default();
-                t.latency.merge(&v.latency);
-                t.ok += v.ok;
-                t.errors += v.errors;
-                t.rows += v.rows;
+            if all.query_seconds.is_none() && r.query_seconds.is_some() {
+                all.query_seconds = Some(BTreeMap::new());
             }
-            for (k, v) in &r.transactions {
-                let t = transactions.entry(k.clone()).or_default();
-                t.latency.merge(&v.latency);
-                all_tx.merge(&v.latency);
-                t.ok += v.ok;
-                t.errors += v.errors;
-            }
-            lag.merge(&r.lag);
-            wake_lag.merge(&r.wake_lag);
-            pool_wait.merge(&r.pool_wait);
-            if timeline.len() < r.timeline.len() {
-                timeline.resize(r.timeline.len(), None);
-            }
-            for (i, s) in r.timeline.iter().enumerate() {
-                if let Some(s) = s {
-                    let t = timeline[i].get_or_insert_with(Second::new);
-                    t.ok += s.ok;
-                    t.errors += s.errors;
-                    let _ = t.hist.add(&s.hist);
-                }
-            }
-            for (k, v) in &r.errors {
-                let e = errors.entry(k.clone()).or_default();
-                if e.count == 0 {
-                    e.message = v.message.clone();
-                    e.first_at_s = v.first_at_s;
-                    e.last_at_s = v.last_at_s;
-                }
-                e.count += v.count;
-                e.first_at_s = e.first_at_s.min(v.first_at_s);
-                e.last_at_s = e.last_at_s.max(v.last_at_s);
-            }
-            dropped += r.dropped;
+            all.merge(&r);
+        }
+        all.figures(measured)
+    }
+}
+
+impl Recorder {
+    /// The figures of a (merged) recorder over `measured` seconds.
+    fn figures(self, measured: Duration) -> LoadFigures {
+        let Recorder {
+            queries,
+            transactions,
+            lag,
+            wake_lag,
+            pool_wait,
+            timeline,
+            query_seconds,
+            errors,
+            dropped,
+        } = self;
+        let mut all_tx = Latency::new();
+        for t in transactions.values() {
+            all_tx.merge(&t.latency);
         }
         let secs = measured.as_secs_f64().max(1e-9);
         let ok: u64 = transactions.values().map(|t| t.ok).sum();
@@ -354,6 +428,17 @@ impl Recorders {
                     last_at_s: e.last_at_s,
                 })
                 .collect(),
+            query_seconds: query_seconds
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, secs)| QuerySeconds {
+                    name,
+                    seconds: secs
+                        .into_iter()
+                        .map(|s| SecondStats::of(s.micros, s.errors))
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -382,6 +467,52 @@ pub struct LoadFigures {
     pub pool_wait: Option<LatencySummary>,
     pub timeline: Vec<TimelinePoint>,
     pub errors: Vec<ErrorCount>,
+    /// Per query, one entry per second of the measurement (only when asked for: operations
+    /// under load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query_seconds: Vec<QuerySeconds>,
+}
+
+/// One query's seconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct QuerySeconds {
+    pub name: String,
+    pub seconds: Vec<SecondStats>,
+}
+
+/// One second of one query: its count and the percentiles its sample count supports
+/// (none from fewer samples than `crate::stats::min_samples` asks: a p99 of 20 samples
+/// would be their max). `micros` keeps the samples so phases can be pooled exactly.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SecondStats {
+    pub ok: u64,
+    pub errors: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub micros: Vec<u32>,
+}
+
+impl SecondStats {
+    pub fn of(mut micros: Vec<u32>, errors: u64) -> Self {
+        micros.sort_unstable();
+        let ms: Vec<f64> = micros.iter().map(|v| *v as f64 / 1000.0).collect();
+        let at = |p: f64| {
+            crate::stats::supports(ms.len() as u64, p)
+                .then(|| crate::stats::quantile_of_sorted(&ms, p / 100.0))
+        };
+        Self {
+            ok: micros.len() as u64,
+            errors,
+            p50_ms: at(50.0),
+            p95_ms: at(95.0),
+            p99_ms: at(99.0),
+            max_ms: ms.last().copied(),
+            micros,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -35,6 +35,11 @@ pub struct ScenarioOptions {
     pub statement_timeout: Duration,
     /// Closed model: think times are multiplied by this (0: no think time).
     pub think_scale: f64,
+    /// Keep every query's latencies per second (`LoadFigures::query_seconds`).
+    pub query_seconds: bool,
+    /// Set to the instant measurement starts (after launch and warm-up), for work that
+    /// must happen at a given point of the measured window (an operation under load).
+    pub measure_start: Option<Arc<OnceLock<Instant>>>,
 }
 
 /// What goose itself counted, beside storybench's figures.
@@ -86,6 +91,8 @@ pub(super) struct Shared {
     pub clock: OnceLock<Clock>,
     pub reconnects: AtomicU64,
     pub reconnect_failures: AtomicU64,
+    pub query_seconds: bool,
+    pub measure_start: Option<Arc<OnceLock<Instant>>>,
 }
 
 impl Shared {
@@ -94,10 +101,17 @@ impl Shared {
         if self.started.fetch_add(1, Ordering::SeqCst) + 1 >= self.users {
             let now = Instant::now();
             let measure_from = now + self.warmup;
+            // A shard holds ~50 HDR histograms of ~190 KB: a few shards (the runtime has
+            // one thread per core) keep contention low without growing with the users.
+            let mut recorders = Recorders::new(self.users.min(shards()), measure_from);
+            if self.query_seconds {
+                recorders = recorders.with_query_seconds();
+            }
+            if let Some(start) = &self.measure_start {
+                let _ = start.set(measure_from);
+            }
             let _ = self.clock.set(Clock {
-                // A shard holds ~50 HDR histograms of ~190 KB: a few shards (the runtime has
-                // one thread per core) keep contention low without growing with the users.
-                recorders: Recorders::new(self.users.min(shards()), measure_from),
+                recorders,
                 schedule: self.rate.map(|r| Schedule::new(now, r, self.seed)),
                 measure_from,
                 deadline: measure_from + self.duration,
@@ -161,6 +175,8 @@ pub async fn run(
         clock: OnceLock::new(),
         reconnects: AtomicU64::new(0),
         reconnect_failures: AtomicU64::new(0),
+        query_seconds: opts.query_seconds,
+        measure_start: opts.measure_start.clone(),
     });
 
     let attack = build_attack(scenario, shape, &shared, opts.goose_report.as_deref())?;

@@ -4,6 +4,7 @@
 mod capacity;
 mod explain;
 mod load;
+mod ops;
 mod partitions;
 mod rls;
 mod seed;
@@ -23,6 +24,7 @@ pub fn for_results(results: &RunResults) -> BTreeMap<String, String> {
     capacity::charts(results, &mut charts);
     partitions::charts(results, &mut charts);
     rls::charts(results, &mut charts);
+    ops::charts(results, &mut charts);
     charts
 }
 

@@ -36,6 +36,8 @@ pub async fn run(
         goose_report: None,
         statement_timeout: opts.statement_timeout,
         think_scale: 0.0,
+        query_seconds: false,
+        measure_start: None,
     };
     let mut conn = target.connect().await?;
     let before = server_view::snapshot(&mut conn).await?;

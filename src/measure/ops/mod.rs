@@ -1,0 +1,481 @@
+//! `storybench ops`: what happens to the app while the team runs an operation. Each
+//! operation (a migration file) is first rehearsed alone on a pristine copy of the dataset
+//! (a broken file is refused there with `file:line`, before any load starts, and its solo
+//! duration, WAL and I/O are measured), then run on a fresh copy while an open-model load
+//! of the scenario runs at a fraction of the measured capacity. The foreground's per-query
+//! latency before, during and after it, and every lock wait, are recorded. The dataset
+//! itself is never touched: both copies are dropped.
+
+mod locks;
+pub mod migration;
+pub mod phases;
+
+pub use locks::{LockWaitGroup, LockWaits};
+pub use migration::{Migration, Retries, StatementRun};
+pub use phases::{PhaseStats, QueryPhases};
+
+use crate::measure::load::recorder::{QuerySeconds, TimelinePoint};
+use crate::measure::load::scenario_run::{self, ScenarioOptions};
+use crate::measure::load::LoadShape;
+use crate::pristine::with_copy;
+use crate::scenario::Scenario;
+use crate::sql_files::sql;
+use crate::target::Target;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgConnection;
+use sqlx::ConnectOptions;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    queries: OpsQueries,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpsQueries {
+    pub lock_waits: String,
+    pub backend_pid: String,
+    pub wal_lsn: String,
+    pub wal_since: String,
+    pub flush_stats: String,
+    pub database_io: String,
+    pub session_statement_timeout: String,
+    pub noop: String,
+}
+
+crate::sql_file!(fn file() -> File = "scenarios/ops.toml");
+
+pub(crate) fn queries() -> &'static OpsQueries {
+    &file().queries
+}
+
+#[cfg(test)]
+pub(crate) fn load_all() {
+    let _ = queries();
+}
+
+/// The lock sampler's period: short enough to see a wait of a few hundred ms.
+const LOCK_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsOptions {
+    /// Migration files, run one after the other, each on its own copies.
+    pub migrations: Vec<String>,
+    /// The foreground load (open model).
+    pub scenario: String,
+    /// The load's rate as a share of the measured capacity (0.5 = half; "50%" in files).
+    #[serde(with = "crate::units::fraction")]
+    pub load_fraction: f64,
+    /// The load's rate in transactions/s, instead of a share of the capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    pub users: usize,
+    /// Load measured before the operation starts, and after it ends.
+    #[serde(with = "crate::units::duration_secs")]
+    pub before: Duration,
+    #[serde(with = "crate::units::duration_secs")]
+    pub after: Duration,
+    /// The load lasts before + the operation's expected time under load + after; the
+    /// expected time is capped here (an operation outlasting the load is reported so).
+    #[serde(with = "crate::units::duration_secs")]
+    pub max_during: Duration,
+    #[serde(with = "crate::units::duration_secs")]
+    pub warmup: Duration,
+    /// Lock-timeout retries of a statement outside a transaction block, and the first
+    /// backoff (doubled each time).
+    pub retries: u32,
+    #[serde(with = "crate::units::duration_secs")]
+    pub retry_backoff: Duration,
+    #[serde(with = "crate::units::duration_secs")]
+    pub statement_timeout: Duration,
+    /// The run's `--seed`.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl OpsOptions {
+    pub fn validate(&self) -> Result<()> {
+        if self.migrations.is_empty() {
+            bail!("ops: no migration to run (--migration FILE)");
+        }
+        if !(self.load_fraction > 0.0 && self.load_fraction <= 2.0) {
+            bail!(
+                "ops: --load-fraction must be in (0, 200 %], not {}",
+                self.load_fraction
+            );
+        }
+        if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) || self.users == 0 {
+            bail!("ops: --rate must be positive and --users at least 1");
+        }
+        Ok(())
+    }
+
+    /// The load's rate: `rate`, else `load_fraction` of the capacity; and how it was chosen.
+    pub fn load_rate(&self, capacity: Option<f64>) -> Result<(f64, String)> {
+        match (self.rate, capacity) {
+            (Some(r), _) => Ok((r, format!("{r:.1}/s as asked (--rate)"))),
+            (None, Some(c)) if c > 0.0 => Ok((
+                c * self.load_fraction,
+                format!(
+                    "{:.0} % of the measured capacity {c:.1}/s",
+                    self.load_fraction * 100.0
+                ),
+            )),
+            _ => bail!(
+                "ops needs the app's load rate: --rate R (transactions/s), or --capacity-from \
+                 a results.json of `storybench capacity` or `run` (the load runs at \
+                 --load-fraction of its sustainable rate)"
+            ),
+        }
+    }
+}
+
+/// The ops section of results.json.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct OpsSection {
+    pub scenario: String,
+    pub rate: f64,
+    pub rate_basis: String,
+    pub operations: Vec<Operation>,
+}
+
+/// One operation: alone, then under load.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Operation {
+    pub name: String,
+    pub file: String,
+    /// Tables it changes or locks; the app's queries on them are the affected ones.
+    pub tables: Vec<String>,
+    pub alone: Alone,
+    pub under_load: UnderLoad,
+    /// Every query of the load, before/during/after (affected ones first).
+    pub queries: Vec<QueryPhases>,
+    /// Per-second figures of the affected queries (for the report's chart).
+    pub affected_seconds: Vec<QuerySeconds>,
+    /// The whole load's per-second timeline.
+    pub timeline: Vec<TimelinePoint>,
+    pub lock_waits: LockWaits,
+    /// Longest wait behind the operation of a reader / a writer of the affected tables (ms).
+    pub longest_read_block_ms: f64,
+    pub longest_write_block_ms: f64,
+}
+
+/// The rehearsal: the operation on an idle copy.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Alone {
+    pub seconds: f64,
+    pub wal_bytes: i64,
+    pub blocks_read: i64,
+    pub blocks_hit: i64,
+    pub temp_bytes: i64,
+    pub statements: Vec<StatementRun>,
+}
+
+/// The operation beside the load.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UnderLoad {
+    /// On the load's clock (seconds since its measurement started).
+    pub started_s: f64,
+    pub finished_s: f64,
+    pub seconds: f64,
+    /// WAL written by the whole server while the operation ran (the load's included).
+    pub wal_bytes: i64,
+    pub statements: Vec<StatementRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The operation was still running when the load ended.
+    pub outlasted_load: bool,
+    /// Load figures of the whole window.
+    pub load_ok: u64,
+    pub load_failed: u64,
+    pub load_tps: f64,
+}
+
+/// Checks every migration file (readable, splittable) before anything runs.
+pub fn load_migrations(opts: &OpsOptions) -> Result<Vec<Migration>> {
+    opts.migrations
+        .iter()
+        .map(|m| Migration::load(&crate::paths::project_file(m)))
+        .collect()
+}
+
+/// Runs every migration alone, then under the load, each on pristine copies of `base`.
+pub async fn run(
+    base: &Target,
+    scenario: &Scenario,
+    opts: &OpsOptions,
+    capacity: Option<f64>,
+) -> Result<OpsSection> {
+    opts.validate()?;
+    let migrations = load_migrations(opts)?;
+    let (rate, rate_basis) = opts.load_rate(capacity)?;
+    let mut section = OpsSection {
+        scenario: scenario.name.clone(),
+        rate,
+        rate_basis,
+        operations: Vec::new(),
+    };
+    // Every file is rehearsed before any load runs: a broken one changes nothing.
+    let mut alone = Vec::new();
+    for m in &migrations {
+        let a = with_copy(base, &format!("ops_rehearsal_{}", m.name), async |t| {
+            rehearse(t, m, opts).await
+        })
+        .await?;
+        eprintln!(
+            "  ops: {} alone: {:.2} s, WAL {}",
+            m.name,
+            a.seconds,
+            crate::format::human_bytes(a.wal_bytes as f64)
+        );
+        alone.push(a);
+    }
+    for (m, a) in migrations.iter().zip(alone) {
+        crate::interrupt::check()?;
+        let op = with_copy(base, &format!("ops_{}", m.name), async |t| {
+            under_load(t, scenario, m, a, opts, rate).await
+        })
+        .await?;
+        eprintln!(
+            "  ops: {} under load at {rate:.1}/s: {:.2} s, longest wait behind it {:.0} ms (reads), {:.0} ms (writes){}",
+            m.name,
+            op.under_load.seconds,
+            op.longest_read_block_ms,
+            op.longest_write_block_ms,
+            op.under_load
+                .error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; failed: {e}"))
+        );
+        section.operations.push(op);
+    }
+    Ok(section)
+}
+
+/// The operation's own connection, named so lock waits behind it are recognised.
+async fn operation_connection(target: &Target, opts: &OpsOptions) -> Result<PgConnection> {
+    let mut conn = target
+        .connect_options()?
+        .application_name("storybench ops")
+        .connect()
+        .await
+        .context("connecting for the operation")?;
+    let timeout = format!("{}ms", opts.statement_timeout.as_millis().max(1));
+    sqlx::query(sql(&queries().session_statement_timeout))
+        .bind(timeout)
+        .execute(&mut conn)
+        .await?;
+    Ok(conn)
+}
+
+async fn rehearse(target: &Target, m: &Migration, opts: &OpsOptions) -> Result<Alone> {
+    let mut conn = operation_connection(target, opts).await?;
+    let mut probe = target.connect().await?;
+    let io_before = database_io(&mut probe).await?;
+    let lsn: String = sqlx::query_scalar(sql(&queries().wal_lsn))
+        .fetch_one(&mut probe)
+        .await?;
+    let clock = Instant::now();
+    let (statements, outcome) = migration::execute(&mut conn, m, retries(opts), clock).await;
+    let seconds = clock.elapsed().as_secs_f64();
+    // The file is refused here, before any load: its copy is dropped, nothing changed.
+    outcome.with_context(|| {
+        format!(
+            "migration {} refused (rehearsed on a copy)",
+            m.path.display()
+        )
+    })?;
+    let wal_bytes: i64 = sqlx::query_scalar(sql(&queries().wal_since))
+        .bind(&lsn)
+        .fetch_one(&mut probe)
+        .await?;
+    sqlx::query(sql(&queries().flush_stats))
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(sql(&queries().noop)).execute(&mut conn).await?;
+    let io = database_io(&mut probe).await?;
+    Ok(Alone {
+        seconds,
+        wal_bytes,
+        blocks_read: io.0 - io_before.0,
+        blocks_hit: io.1 - io_before.1,
+        temp_bytes: io.2 - io_before.2,
+        statements,
+    })
+}
+
+async fn database_io(conn: &mut PgConnection) -> Result<(i64, i64, i64)> {
+    Ok(sqlx::query_as(sql(&queries().database_io))
+        .fetch_one(conn)
+        .await?)
+}
+
+fn retries(opts: &OpsOptions) -> Retries {
+    Retries {
+        max: opts.retries,
+        backoff: opts.retry_backoff,
+    }
+}
+
+async fn under_load(
+    target: &Target,
+    scenario: &Scenario,
+    m: &Migration,
+    alone: Alone,
+    opts: &OpsOptions,
+    rate: f64,
+) -> Result<Operation> {
+    // Under load an operation that waits for locks takes longer than alone.
+    let expected = Duration::from_secs_f64(alone.seconds * 4.0 + 2.0).min(opts.max_during);
+    let start = Arc::new(OnceLock::new());
+    let load_opts = ScenarioOptions {
+        shape: LoadShape {
+            clients: opts.users,
+            duration: opts.before + expected + opts.after,
+            warmup: opts.warmup,
+            ramp: Duration::ZERO,
+            rate: Some(rate),
+            latency_limit: None,
+            seed: opts.seed,
+        },
+        pool: None,
+        goose_report: None,
+        statement_timeout: opts.statement_timeout,
+        think_scale: 0.0,
+        query_seconds: true,
+        measure_start: Some(start.clone()),
+    };
+    let names: Vec<(String, String)> = scenario
+        .parts
+        .iter()
+        .flat_map(|p| p.transactions.iter())
+        .flat_map(|t| t.steps.iter())
+        .flat_map(|s| {
+            let q = &s.query;
+            std::iter::once((q.sql.clone(), q.name.clone()))
+                .chain(q.sql_policy_only.clone().map(|p| (p, q.name.clone())))
+        })
+        .collect();
+    let sampler = locks::LockSampler::start(target.connect().await?, LOCK_SAMPLE_EVERY, names);
+    let mut conn = operation_connection(target, opts).await?;
+    let pid: i32 = sqlx::query_scalar(sql(&queries().backend_pid))
+        .fetch_one(&mut conn)
+        .await?;
+    sampler.set_operation_pid(pid);
+    let mut probe = target.connect().await?;
+
+    let operation = async {
+        // Wait for the load's measurement to start, then for `before`.
+        let measure_from = loop {
+            if let Some(t) = start.get() {
+                break *t;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep_until((measure_from + opts.before).into()).await;
+        let lsn: String = sqlx::query_scalar(sql(&queries().wal_lsn))
+            .fetch_one(&mut probe)
+            .await?;
+        let (statements, outcome) =
+            migration::execute(&mut conn, m, retries(opts), measure_from).await;
+        let finished = Instant::now();
+        let wal: i64 = sqlx::query_scalar(sql(&queries().wal_since))
+            .bind(&lsn)
+            .fetch_one(&mut probe)
+            .await?;
+        Ok::<_, anyhow::Error>((measure_from, finished, statements, outcome.err(), wal))
+    };
+    let (load, op) = tokio::join!(scenario_run::run(target, scenario, &load_opts), operation);
+    let lock_waits = sampler.finish().await;
+    let load = load?;
+    let (measure_from, finished, statements, error, wal_bytes) = op?;
+    let started_s = statements.first().map_or(0.0, |s| s.started_s);
+    let finished_s = finished
+        .saturating_duration_since(measure_from)
+        .as_secs_f64();
+    let figures = load.figures;
+    let tables = m.tables();
+    let affected = |query: &str| {
+        scenario
+            .parts
+            .iter()
+            .flat_map(|p| p.transactions.iter())
+            .flat_map(|t| t.steps.iter())
+            .find(|s| s.query.name == query)
+            .is_some_and(|s| tables.iter().any(|t| mentions(&s.query.sql, t)))
+    };
+    let mut queries: Vec<QueryPhases> = figures
+        .query_seconds
+        .iter()
+        .map(|q| phases::split(q, started_s, finished_s, affected(&q.name)))
+        .collect();
+    queries.sort_by(|a, b| b.affected.cmp(&a.affected).then(a.query.cmp(&b.query)));
+    let kind_of = |query: &str| {
+        scenario
+            .parts
+            .iter()
+            .flat_map(|p| p.transactions.iter())
+            .flat_map(|t| t.steps.iter())
+            .find(|s| s.query.name == query)
+            .map(|s| s.query.kind)
+    };
+    let longest = |kind: crate::catalog::Kind| {
+        lock_waits
+            .groups
+            .iter()
+            .filter(|g| g.blocked_by_operation && kind_of(&g.waiter) == Some(kind))
+            .map(|g| g.max_wait_ms)
+            .fold(0.0, f64::max)
+    };
+    let affected_seconds = figures
+        .query_seconds
+        .iter()
+        .filter(|q| affected(&q.name))
+        .map(|q| QuerySeconds {
+            name: q.name.clone(),
+            seconds: q
+                .seconds
+                .iter()
+                .map(|s| crate::measure::load::recorder::SecondStats {
+                    micros: Vec::new(),
+                    ..s.clone()
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Operation {
+        name: m.name.clone(),
+        file: m.path.display().to_string(),
+        tables: tables.clone(),
+        alone,
+        under_load: UnderLoad {
+            started_s,
+            finished_s,
+            seconds: finished_s - started_s,
+            wal_bytes,
+            statements,
+            error: error.map(|e| format!("{e:#}")),
+            outlasted_load: finished_s > figures.measured_seconds,
+            load_ok: figures.ok,
+            load_failed: figures.failed,
+            load_tps: figures.tps,
+        },
+        longest_read_block_ms: longest(crate::catalog::Kind::Read),
+        longest_write_block_ms: longest(crate::catalog::Kind::Write),
+        queries,
+        affected_seconds,
+        timeline: figures.timeline,
+        lock_waits,
+    })
+}
+
+/// Whether SQL text names a table (as a whole word, optionally schema-qualified).
+fn mentions(sql: &str, table: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w.eq_ignore_ascii_case(table))
+}
