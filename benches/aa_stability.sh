@@ -39,7 +39,7 @@ has --data-dir || has --database-url || [ -n "${DATABASE_URL:-}" ] || ARGS+=(--d
 if command -v jq >/dev/null; then
     j() { jq -r "$2" "$1" 2>/dev/null || echo -; }
     best_strategy() { j "$1" '(.explain.overall // []) | max_by(.geomean_speedup) // {} | "\(.strategy // "-") (geomean \(.geomean_speedup // 0 | . * 100 | round / 100)×, fastest on \(.queries_fastest // "?"))"'; }
-    rls_advice() { j "$1" '(.rls.advice // ["-"]) | .[0]'; }
+    rls_advice() { j "$1" '.rls.recommended_policy_set // "-"'; }
     rls_overhead() { j "$1" '(.rls.advice // []) | map(select(test("absolute terms"))) | .[0] // "-"'; }
     partitions_verdict() { j "$1" '(.partitions.verdicts // []) | map(select(test("^Over .*analytics queries"))) | .[0] // "-"'; }
     capacity() { j "$1" '.capacity | "\(.sustainable_rate // 0) \(.sustainable_low // 0) \(.sustainable_high // 0)"'; }
@@ -60,7 +60,7 @@ if what == "best":
     print(f'{b.get("strategy", "-")} (geomean {round(b.get("geomean_speedup", 0), 2)}×, fastest on {b.get("queries_fastest", "?")})')
 elif what in ("advice", "overhead"):
     a = get("rls", "advice") or ["-"]
-    print(a[0] if what == "advice" else next((x for x in a if "absolute terms" in x), "-"))
+    print(get("rls", "recommended_policy_set") or "-" if what == "advice" else next((x for x in a if "absolute terms" in x), "-"))
 elif what == "partitions":
     v = get("partitions", "verdicts") or []
     print(next((x for x in v if re.match(r"^Over .*analytics queries", x)), "-"))
@@ -122,8 +122,7 @@ agree() { # label, helper
 echo
 echo "(b) headline verdicts (goal: all agree)"
 agree "best index strategy (explain overall: highest geomean speed-up over the baseline)" best_strategy
-agree "RLS policy recommendation" rls_advice
-agree "RLS overhead in absolute terms" rls_overhead
+agree "RLS policy set to use (lowest read overhead over bypass)" rls_advice
 agree "partitions verdict" partitions_verdict
 
 echo

@@ -49,6 +49,7 @@ async fn setup() -> anyhow::Result<Setup> {
         port: None,
         protect: Vec::new(),
         keep_copies: false,
+        shared_lock: false,
     })?;
     let mut conn = target.connect().await?;
     let reusable = seed::dataset(&mut conn)

@@ -31,6 +31,7 @@ pub async fn tiny_dataset() -> Result<Target> {
         port: None,
         protect: vec!["prod".into()],
         keep_copies: false,
+        shared_lock: false,
     };
     let target = Target::resolve(&args)?;
     let mut conn = target.connect().await?;

@@ -255,6 +255,7 @@ impl RunConfig {
             think_scale: self.load.think_scale,
             query_seconds: false,
             measure_start: None,
+            shard: None,
         }
     }
 

@@ -35,12 +35,16 @@ pub struct InternalQueries {
     pub heap_sizes: String,
     pub copy_create: String,
     pub checkpoint: String,
+    pub autovacuum_workers: String,
     pub copy_comment: String,
+    pub database_exists: String,
+    pub sessions_on_database: String,
     pub copy_drop: String,
     pub copy_list: String,
     pub current_database: String,
     pub dataset_writes: String,
     pub try_advisory_lock: String,
+    pub try_advisory_lock_shared: String,
     pub advisory_lock_holder: String,
 }
 

@@ -116,24 +116,34 @@ impl Latency {
 
     /// Base64 of HdrHistogram's V2 compressed encoding (readable by every HdrHistogram port).
     pub fn encode(&self) -> String {
-        let mut buf = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(&self.hist, &mut buf)
-            .expect("serializing into a Vec cannot fail");
-        base64::engine::general_purpose::STANDARD.encode(buf)
+        encode_histogram(&self.hist)
     }
 
     pub fn decode(encoded: &str) -> Result<Self> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .context("histogram is not base64")?;
-        let hist: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .context("histogram does not decode")?;
+        let hist = decode_histogram(encoded)?;
         let mut out = Self::new();
         out.hist.add(&hist).context("histogram out of range")?;
         Ok(out)
     }
+}
+
+/// Base64 of a histogram's HdrHistogram V2 compressed encoding.
+pub fn encode_histogram(hist: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(hist, &mut buf)
+        .expect("serializing into a Vec cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// The histogram [`encode_histogram`] wrote.
+pub fn decode_histogram(encoded: &str) -> Result<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .context("histogram is not base64")?;
+    Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .context("histogram does not decode")
 }
 
 /// Percentiles of a histogram, plus the histogram itself so results can be merged exactly.

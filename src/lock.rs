@@ -24,8 +24,10 @@ pub struct DirLock {
 
 /// The command line words that name what a process is doing (never a URL or password).
 pub fn describe_self() -> String {
-    const COMMANDS: [&str; 11] = [
+    const COMMANDS: [&str; 13] = [
         "run",
+        "ops",
+        "merge",
         "seed",
         "explain",
         "rls",
@@ -118,7 +120,11 @@ fn database_key(name: &str) -> i32 {
 /// as long as it), or refuses, naming the holder. The connection goes to the server's
 /// maintenance database, not the dataset: the dataset is the template of every pristine
 /// copy and must have no session while one is made.
-pub async fn lock_database(options: &PgConnectOptions, what: &str) -> Result<PgConnection> {
+pub async fn lock_database(
+    options: &PgConnectOptions,
+    what: &str,
+    shared: bool,
+) -> Result<PgConnection> {
     let me = describe_self();
     // application_name is how the next process learns who holds the lock (at most 63 bytes).
     let name: String = me.chars().take(63).collect();
@@ -146,7 +152,12 @@ pub async fn lock_database(options: &PgConnectOptions, what: &str) -> Result<PgC
         return Err(last.expect("tried a database"))
             .with_context(|| format!("connecting to the server of {what} to lock it"));
     };
-    let got: bool = sqlx::query_scalar(sql(&q().try_advisory_lock))
+    let try_lock = if shared {
+        &q().try_advisory_lock_shared
+    } else {
+        &q().try_advisory_lock
+    };
+    let got: bool = sqlx::query_scalar(sql(try_lock))
         .bind(key.0)
         .bind(key.1)
         .fetch_one(&mut conn)

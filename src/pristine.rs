@@ -41,10 +41,15 @@ impl PristineCopy {
     /// Clones the dataset `base` connects to. No session may be connected to it meanwhile
     /// (PostgreSQL waits up to 5 s for them to leave; storybench retries a little longer).
     pub async fn create(base: &Target, label: &str) -> Result<Self> {
+        Self::create_named(base, copy_name(label)).await
+    }
+
+    /// [`create`](Self::create) under a name the caller chose (the one copy the shards of a
+    /// sharded load share; it must start with `sbcopy_` to be swept after a crash).
+    pub async fn create_named(base: &Target, name: String) -> Result<Self> {
         let source = current_database(base).await?;
         let admin = maintenance(base).await?;
         let mut conn = admin.connect().await?;
-        let name = copy_name(label);
         let started = Instant::now();
         let create: String = sqlx::query_scalar(sql(&q().copy_create))
             .bind(&name)
@@ -110,6 +115,45 @@ impl PristineCopy {
     }
 }
 
+/// Waits until a database named `name` exists on `base`'s server (made by another process:
+/// shard 0 of a sharded load makes the copy the others run on).
+pub async fn wait_for_database(base: &Target, name: &str, timeout: Duration) -> Result<Target> {
+    let admin = maintenance(base).await?;
+    let mut conn = admin.connect().await?;
+    let started = Instant::now();
+    loop {
+        let exists: bool = sqlx::query_scalar(sql(&q().database_exists))
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+        if exists {
+            return Ok(base.on_database(name));
+        }
+        if started.elapsed() > timeout {
+            bail!("the shared copy {name} did not appear within {timeout:?} (is shard 0 running?)");
+        }
+        crate::interrupt::check()?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits (up to `timeout`) until no session other than ours is connected to `name`.
+pub async fn wait_until_unused(base: &Target, name: &str, timeout: Duration) -> Result<()> {
+    let admin = maintenance(base).await?;
+    let mut conn = admin.connect().await?;
+    let started = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar(sql(&q().sessions_on_database))
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+        if n == 0 || started.elapsed() > timeout {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// How long a busy template (sessions still leaving it) is waited for.
 const SOURCE_BUSY: Duration = Duration::from_secs(20);
 
@@ -128,6 +172,30 @@ async fn settle(conn: &mut PgConnection, local: bool) {
         let _ = tokio::task::spawn_blocking(nix::unistd::sync).await;
     }
 }
+
+/// Waits for a database to be quiet before the next measurement on it: a checkpoint (and,
+/// for a server on this machine, the kernel's writeback), then up to [`QUIET_WAIT`] for
+/// autovacuum workers on it to finish.
+pub async fn quiesce(target: &Target) {
+    let Ok(mut conn) = target.connect().await else {
+        return;
+    };
+    settle(&mut conn, target.embedded.is_some()).await;
+    let started = Instant::now();
+    while started.elapsed() < QUIET_WAIT {
+        let busy: i64 = sqlx::query_scalar(sql(&q().autovacuum_workers))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or(0);
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The longest [`quiesce`] waits for autovacuum.
+const QUIET_WAIT: Duration = Duration::from_secs(20);
 
 /// Runs `body` on a fresh copy of `base`'s dataset and drops the copy afterwards, whatever
 /// `body` returned (an interrupt is an error like any other here).

@@ -37,6 +37,10 @@ pub struct DbArgs {
     /// (named in results.json `stages[].copy`); the next command on this host drops it.
     #[arg(long, env = "STORYBENCH_KEEP_COPIES", global = true)]
     pub keep_copies: bool,
+    /// Shards of one sharded load share the database: they take storybench's lock in shared
+    /// mode (other commands still wait for them, and they for other commands).
+    #[arg(skip)]
+    pub shared_lock: bool,
 }
 
 /// A database URL whose password never reaches logs, results or error messages.
@@ -167,6 +171,8 @@ pub struct Target {
     /// The database's advisory lock, taken on the first connection (src/lock.rs); only the
     /// command's own target takes it, not its copies.
     db_lock: Option<tokio::sync::OnceCell<std::sync::Mutex<PgConnection>>>,
+    /// Take that lock in shared mode (the shards of one load).
+    shared_lock: bool,
     /// The data directory's file lock (embedded cluster), released after `guard` stops it.
     _dir_lock: Option<crate::lock::DirLock>,
 }
@@ -192,6 +198,7 @@ impl Target {
                 database: None,
                 keep_copies: args.keep_copies,
                 db_lock: Some(Default::default()),
+                shared_lock: args.shared_lock,
                 _dir_lock: None,
             });
         }
@@ -215,6 +222,7 @@ impl Target {
             database: None,
             keep_copies: args.keep_copies,
             db_lock: Some(Default::default()),
+            shared_lock: args.shared_lock,
             _dir_lock: Some(dir_lock),
         })
     }
@@ -230,6 +238,7 @@ impl Target {
             database: Some(name.to_string()),
             keep_copies: self.keep_copies,
             db_lock: None,
+            shared_lock: false,
             _dir_lock: None,
         }
     }
@@ -290,7 +299,7 @@ impl Target {
         if let Some(lock) = &self.db_lock {
             lock.get_or_try_init(|| async {
                 let what = format!("the database {}", self.url);
-                crate::lock::lock_database(&self.connect_options()?, &what)
+                crate::lock::lock_database(&self.connect_options()?, &what, self.shared_lock)
                     .await
                     .map(std::sync::Mutex::new)
             })

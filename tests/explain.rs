@@ -30,6 +30,7 @@ fn target(db: &TestDb) -> Target {
         port: None,
         protect: vec!["prod".into()],
         keep_copies: false,
+        shared_lock: false,
     })
     .unwrap()
 }

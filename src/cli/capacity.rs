@@ -1,7 +1,7 @@
 //! `storybench capacity`: the highest arrival rate a scenario sustains within a latency SLO
 //! and an error budget, the knee, what saturated, and the equivalent number of app users.
 
-use crate::measure::load::capacity::{self, CapacityOptions, CapacitySection, Slo};
+use crate::measure::load::capacity::{self, CapacityOptions, Slo};
 use crate::measure::load::parse_duration;
 use crate::target::DbArgs;
 use anyhow::{bail, Result};
@@ -120,61 +120,10 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
                     capacity::search(t, &scenario, &opts).await
                 })
                 .await?;
-            print_summary(&section);
+            crate::printer::show(|p| crate::printer::capacity::summary(p, &section));
             session.results.capacity = Some(section);
             Ok(())
         },
     )
     .await
-}
-
-pub fn print_summary(c: &CapacitySection) {
-    let slo = c.slo.as_ref().map_or("", |s| s.text.as_str());
-    let interval = match (c.sustainable_low, c.sustainable_high) {
-        (Some(l), Some(h)) => format!(" (capacity between {l:.1} and {h:.1}/s)"),
-        (Some(l), None) => format!(" (capacity ≥ {l:.1}/s: nothing broke up to --max-rate)"),
-        _ => String::new(),
-    };
-    match c.sustainable_rate {
-        Some(r) => eprintln!(
-            "{}: sustains {r:.1} transactions/s{interval} within {slo} and {:.2} % errors{}",
-            c.scenario,
-            c.error_budget * 100.0,
-            if c.confirmed {
-                ""
-            } else {
-                " — not confirmed (step budget)"
-            }
-        ),
-        None => eprintln!("{}: not even the lowest rate tried met {slo}", c.scenario),
-    }
-    if !c.interval_basis.is_empty() {
-        eprintln!("  how: {}", c.interval_basis);
-    }
-    for n in &c.notes {
-        eprintln!("  note: {n}");
-    }
-    if let Some(k) = c.knee_rate {
-        eprintln!("knee at about {k:.1}/s");
-    }
-    if let (Some(u), Some(r)) = (c.equivalent_users, c.response_s) {
-        eprintln!(
-            "≈ {u:.0} concurrently active app users (Little: rate × ({:.3} s response + {:.1} s think))",
-            r, c.mean_think_s
-        );
-    }
-    if !c.saturated.is_empty() {
-        eprintln!(
-            "saturated at {:.1}/s: {}",
-            c.signals_at_rate.unwrap_or(0.0),
-            c.saturated.join("; ")
-        );
-    }
-    // Machine-readable last line: the answer and its interval (0 when absent).
-    println!(
-        "sustainable {:.1} low {:.1} high {:.1}",
-        c.sustainable_rate.unwrap_or(0.0),
-        c.sustainable_low.unwrap_or(0.0),
-        c.sustainable_high.unwrap_or(0.0)
-    );
 }

@@ -1,7 +1,7 @@
 //! `storybench explain`: index strategies compared query by query.
 
 use super::measuring_command;
-use crate::measure::explain::{self, ExplainOptions, ExplainSection};
+use crate::measure::explain::{self, ExplainOptions};
 use crate::measure::load::parse_duration;
 use crate::target::DbArgs;
 use anyhow::Result;
@@ -73,44 +73,10 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
                 // One pristine copy per strategy, made by the stage itself.
                 .stage("explain", explain::run(target, &opts, &dir))
                 .await?;
-            print_verdicts(&section);
+            crate::printer::show(|p| crate::printer::explain::verdicts(p, &section));
             session.results.explain = Some(section);
             Ok(())
         },
     )
     .await
-}
-
-pub fn print_verdicts(s: &ExplainSection) {
-    for q in &s.queries {
-        if let Some(v) = &q.verdict {
-            eprintln!(
-                "  {:<28} fastest {:<8} {:>6.2}× vs {}{}",
-                q.name,
-                v.fastest,
-                v.speedup_vs_baseline,
-                v.baseline,
-                if q.consistent {
-                    ""
-                } else {
-                    "  (RESULTS DIFFER)"
-                }
-            );
-        }
-    }
-    for o in &s.overall {
-        eprintln!(
-            "  overall {:<8} geomean {:.2}× · fastest on {} queries · indexes {}",
-            o.strategy,
-            o.geomean_speedup,
-            o.queries_fastest,
-            crate::format::human_bytes(o.index_bytes as f64)
-        );
-    }
-    for e in &s.errors {
-        eprintln!(
-            "  error: {} on {} ({}): {}",
-            e.query, e.strategy, e.subject, e.error
-        );
-    }
 }

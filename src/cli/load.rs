@@ -2,6 +2,7 @@
 
 use super::RunSession;
 use crate::measure::load::scenario_run::{self, ScenarioOptions};
+use crate::measure::load::shard::{parse_start_at, Shard};
 use crate::measure::load::{adhoc, parse_duration, LoadSection, LoadShape, ScenarioInfo};
 use crate::measure::server_view::{self, WaitSampler};
 use crate::scenario::Scenario;
@@ -55,6 +56,14 @@ pub struct LoadArgs {
     /// Seed for arrivals and sampling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Run shard I (0-based) of N of one open-model load: rate/N of the arrivals and a
+    /// disjoint part of the app users; `storybench merge` adds the shards up. Needs
+    /// --scenario, --rate (the total) and --start-at.
+    #[arg(long, value_parser = Shard::parse, requires = "start_at")]
+    pub shard: Option<Shard>,
+    /// The shards' shared start: Unix seconds or RFC 3339.
+    #[arg(long, value_parser = parse_start_at, requires = "shard")]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -75,8 +84,14 @@ impl LoadArgs {
 }
 
 pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
-    let shape = args.shape();
+    let mut shape = args.shape();
     shape.validate()?;
+    let mut db = db.clone();
+    if let Some(shard) = args.shard {
+        shape = super::shard::shape(&args, shard, &shape)?;
+        db.shared_lock = true;
+    }
+    let db = &db;
     if !args.think_scale.is_finite() || !(0.0..=100.0).contains(&args.think_scale) {
         bail!(
             "--think-scale must be between 0 and 100; got {}",
@@ -125,12 +140,20 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
                         think_scale: args.think_scale,
                         query_seconds: false,
                         measure_start: None,
+                        shard: args.shard,
                     };
-                    session
-                        .stage_on_copy("load", target, async |t| {
-                            measure_scenario(t, sc, &opts).await
-                        })
-                        .await?
+                    match (args.shard, args.start_at) {
+                        (Some(shard), Some(at)) => {
+                            super::shard::run(session, target, sc, &opts, shard, at).await?
+                        }
+                        _ => {
+                            session
+                                .stage_on_copy("load", target, async |t| {
+                                    measure_scenario(t, sc, &opts).await
+                                })
+                                .await?
+                        }
+                    }
                 }
                 (None, Some(sql)) if has_dataset => {
                     session
@@ -146,7 +169,7 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
                 }
                 (None, None) => unreachable!("checked above"),
             };
-            print_summary(&section);
+            crate::printer::show(|p| crate::printer::load::summary(p, &section));
             session.results.load = Some(section);
             crate::interrupt::check()?;
             Ok(())
@@ -171,7 +194,12 @@ pub async fn measure_scenario(
     sampler.stop();
     let outcome = outcome?;
     drop(conn);
+    let ago = std::time::Instant::now().saturating_duration_since(outcome.window.0);
+    let measured_from = chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default();
     Ok(LoadSection {
+        measured_from: Some(measured_from),
+        shard: None,
+        merged_shards: Vec::new(),
         mode: "scenario".into(),
         target: scenario.name.clone(),
         model: model_name(&opts.shape).into(),
@@ -201,6 +229,9 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
         figures,
         goose: None,
         scenario: None,
+        measured_from: None,
+        shard: None,
+        merged_shards: Vec::new(),
     })
 }
 
@@ -229,51 +260,6 @@ async fn closing_view(
     after.map(|after| server_view::delta(before, &after, sampler))
 }
 
-fn print_summary(s: &LoadSection) {
-    let f = &s.figures;
-    let l = &f.transaction_latency;
-    eprintln!(
-        "{} {} model: {} ok, {} failed, {} dropped in {:.1} s → {:.0} tps; latency p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        s.mode, s.model, f.ok, f.failed, f.dropped, f.measured_seconds, f.tps, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
-    );
-    if let Some(lag) = &f.schedule_lag {
-        eprintln!(
-            "schedule lag p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-            lag.p50_ms, lag.p99_ms, lag.max_ms
-        );
-    }
-    for q in &f.queries {
-        eprintln!(
-            "  {:<28} {:>8} ok {:>5} err  p50 {:>8.3} ms  p95 {:>8.3} ms  p99 {:>8.3} ms",
-            q.name, q.ok, q.errors, q.latency.p50_ms, q.latency.p95_ms, q.latency.p99_ms
-        );
-    }
-    for e in &f.errors {
-        eprintln!(
-            "  error {} {} ×{}: {}",
-            e.query, e.sqlstate, e.count, e.message
-        );
-    }
-    if let Some(p) = &f.pool_wait {
-        eprintln!("pool wait p50 {:.3} ms, p99 {:.3} ms", p.p50_ms, p.p99_ms);
-    }
-    if let Some(g) = &s.goose {
-        eprintln!(
-            "goose: {} users, {} requests ({} failed), mean {:.3} ms{}",
-            g.users,
-            g.requests,
-            g.failures,
-            g.mean_ms,
-            g.report_file
-                .as_ref()
-                .map(|r| format!("; goose report {r}"))
-                .unwrap_or_default()
-        );
-    }
-    // Machine-readable last line for scripts: tps.
-    println!("tps {:.1}", f.tps);
-}
-
 /// The load and capacity stages of `storybench run`: a short `launch_mix` run (think times
 /// shortened tenfold so a few seconds hold enough transactions) and a bounded capacity
 /// search of `bedtime` (under a minute; a few seconds with --quick).
@@ -289,7 +275,7 @@ pub async fn stages_for_run(
             measure_scenario(t, &scenario, &opts).await
         })
         .await?;
-    print_summary(&section);
+    crate::printer::show(|p| crate::printer::load::summary(p, &section));
     session.results.load = Some(section);
 
     let bedtime = crate::scenario::load(&config.capacity.scenario)?;
@@ -299,7 +285,7 @@ pub async fn stages_for_run(
             crate::measure::load::capacity::search(t, &bedtime, &copts).await
         })
         .await?;
-    super::capacity::print_summary(&section);
+    crate::printer::show(|p| crate::printer::capacity::summary(p, &section));
     let capacity = section.sustainable_rate;
     session.results.capacity = Some(section);
 
@@ -315,7 +301,7 @@ pub async fn stages_for_run(
             crate::measure::ops::run(target, &mix, &config.ops, capacity),
         )
         .await?;
-    super::ops::print_summary(&section);
+    crate::printer::show(|p| crate::printer::ops::summary(p, &section));
     session.results.ops = Some(section);
     Ok(())
 }

@@ -5,12 +5,14 @@ mod compare;
 mod db;
 mod explain;
 mod load;
+mod merge;
 mod ops;
 mod partitions;
 mod rls;
 mod run;
 mod seed;
 mod session;
+mod shard;
 
 use crate::target::DbArgs;
 use anyhow::Result;
@@ -59,6 +61,8 @@ pub enum Command {
     Partitions(partitions::PartitionsArgs),
     /// Operations under load: migrations while the app's load runs (latency, lock waits).
     Ops(ops::OpsArgs),
+    /// Merge the results of the shards of one sharded load (`load --shard I/N`) exactly.
+    Merge(merge::MergeArgs),
     /// Compare two results.json files: exit 0 no regression, 1 regression, 2 invalid input.
     Compare(compare::CompareArgs),
     /// Re-render report.html from a results.json.
@@ -180,6 +184,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rls(args) => rls::run(&cli.db, args).await,
         Command::Partitions(args) => partitions::run(&cli.db, args).await,
         Command::Ops(args) => ops::run(&cli.db, args).await,
+        Command::Merge(args) => Ok(merge::run(args)),
         Command::Explain(args) => explain::run(&cli.db, args).await,
         Command::Seed(args) => seed::run(&cli.db, args).await,
         Command::Compare(args) => Ok(compare::run(args)),

@@ -3,7 +3,7 @@
 //! `[quick.ops]`); each flag given replaces its value.
 
 use super::measuring_command;
-use crate::measure::ops::{self, OpsOptions, OpsSection};
+use crate::measure::ops::{self, OpsOptions};
 use crate::target::DbArgs;
 use crate::units::{parse_duration, parse_percent};
 use anyhow::{bail, Context, Result};
@@ -121,40 +121,10 @@ pub async fn run(db: &DbArgs, args: OpsArgs) -> Result<i32> {
             let section = session
                 .stage("ops", ops::run(target, &scenario, &opts, capacity))
                 .await?;
-            print_summary(&section);
+            crate::printer::show(|p| crate::printer::ops::summary(p, &section));
             session.results.ops = Some(section);
             Ok(())
         },
     )
     .await
-}
-
-pub fn print_summary(s: &OpsSection) {
-    eprintln!(
-        "  load: {} at {:.1}/s ({})",
-        s.scenario, s.rate, s.rate_basis
-    );
-    for op in &s.operations {
-        let worst = op
-            .queries
-            .iter()
-            .filter(|q| q.affected)
-            .filter_map(|q| q.slowdown().map(|x| (q, x)))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        eprintln!(
-            "  {}: alone {:.2} s; under load {:.2} s; longest wait behind it {:.0} ms (reads) / {:.0} ms (writes){}",
-            op.name,
-            op.alone.seconds,
-            op.under_load.seconds,
-            op.longest_read_block_ms,
-            op.longest_write_block_ms,
-            worst.map_or(String::new(), |(q, x)| format!(
-                "; worst affected query {} {x:.1}× its p99 before",
-                q.query
-            ))
-        );
-        if let Some(e) = &op.under_load.error {
-            eprintln!("    failed under load: {e}");
-        }
-    }
 }

@@ -3,7 +3,7 @@
 
 use super::measuring_command;
 use crate::measure::load::parse_duration;
-use crate::measure::partitions::{self, PartitionsOptions, PartitionsSection};
+use crate::measure::partitions::{self, PartitionsOptions};
 use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -92,27 +92,10 @@ pub async fn run(db: &DbArgs, args: PartitionsArgs) -> Result<i32> {
                     partitions::run(t, &opts, &dir).await
                 })
                 .await?;
-            print_verdicts(&section);
+            crate::printer::show(|p| crate::printer::partitions::verdicts(p, &section));
             session.results.partitions = Some(section);
             Ok(())
         },
     )
     .await
-}
-
-pub fn print_verdicts(s: &PartitionsSection) {
-    for v in crate::findings::partitions_verdicts::derive(s) {
-        eprintln!("  · {v}");
-    }
-    for e in &s.errors {
-        eprintln!(
-            "  error ({}{}): {}",
-            e.part,
-            e.query
-                .as_deref()
-                .map(|q| format!(", {q}"))
-                .unwrap_or_default(),
-            e.error
-        );
-    }
 }

@@ -3,7 +3,7 @@
 
 use super::measuring_command;
 use crate::measure::load::parse_duration;
-use crate::measure::rls::{self, RlsOptions, RlsSection};
+use crate::measure::rls::{self, RlsOptions};
 use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -103,7 +103,7 @@ pub async fn run(db: &DbArgs, args: RlsArgs) -> Result<i32> {
                 // The audit runs on the stage's copy; the matrix copies it once per policy set.
                 .stage_on_copy("rls", target, async |t| rls::run(t, &opts, &dir).await)
                 .await?;
-            print_summary(&section);
+            crate::printer::show(|p| crate::printer::rls::summary(p, &section));
             let failure = section.failure();
             session.results.rls = Some(section);
             match failure {
@@ -113,43 +113,4 @@ pub async fn run(db: &DbArgs, args: RlsArgs) -> Result<i32> {
         },
     )
     .await
-}
-
-pub fn print_summary(s: &RlsSection) {
-    for q in &s.queries {
-        for sub in &q.subjects {
-            let cells: Vec<String> = sub
-                .modes
-                .iter()
-                .filter(|m| m.mode != rls::BYPASS)
-                .map(|m| match (&m.overhead, &m.config_error, &m.error) {
-                    (_, Some(_), _) => format!("{} CONFIG ERROR", m.mode),
-                    (_, _, Some(_)) => format!("{} error", m.mode),
-                    (Some(r), _, _) => format!("{} {:.2}×", m.mode, r.median),
-                    _ => format!("{} –", m.mode),
-                })
-                .collect();
-            eprintln!("  {:<26} {:<6} {}", q.name, sub.subject, cells.join(" · "));
-        }
-    }
-    if let Some(c) = &s.setup_cost {
-        eprintln!(
-            "  claims set-up: +{:.3} ms per transaction at p50 ({:.2}× a bare one)",
-            c.overhead_p50_ms, c.ratio_p50
-        );
-    }
-    if let Some(a) = &s.audit {
-        eprintln!(
-            "  isolation audit: {} attempts, {} leaks{}",
-            a.attempts,
-            a.leaks,
-            if a.leaks > 0 { "  ← FAILURE" } else { "" }
-        );
-    }
-    for e in s.config_errors.iter().chain(s.correctness_failures.iter()) {
-        eprintln!("  error: {e}");
-    }
-    for a in crate::findings::rls_advice::derive(s) {
-        eprintln!("  · {a}");
-    }
 }

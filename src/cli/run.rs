@@ -97,6 +97,8 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     }
     config.rls.validate()?;
     config.capacity_options()?.validate()?;
+    config.ops.validate()?;
+    crate::measure::ops::load_migrations(&config.ops)?;
     // Read the baseline up front: a bad file is exit 2 before anything is measured.
     let baseline = match &args.baseline {
         Some(path) => match crate::results::RunResults::read(path) {
@@ -145,10 +147,36 @@ async fn pipeline(
 ) -> Result<()> {
     let mut conn = target.connect().await?;
     crate::schema::check_ownership(&mut conn).await?;
-    crate::pristine::sweep_stale(target).await?;
+    let swept = crate::pristine::sweep_stale(target).await?;
+    if !swept.is_empty() {
+        eprintln!(
+            "  dropped {} pristine cop{} left behind by a storybench that was killed: {}",
+            swept.len(),
+            if swept.len() == 1 { "y" } else { "ies" },
+            swept.join(", ")
+        );
+    }
     // Reuse a complete dataset made from the same inputs (nightly reruns) once it is verified
     // untouched since its seed; seed otherwise.
     let existing = seed::dataset(&mut conn).await?;
+    match &existing {
+        Some(d) if d.status != "complete" => eprintln!(
+            "  the dataset's last seed did not finish (status {}: a storybench was killed or lost the server mid-seed): seeding it again",
+            d.status
+        ),
+        Some(d)
+            if d.profile != seed_opts.profile
+                || d.scale != seed_opts.scale
+                || d.seed != seed_opts.seed
+                || d.anchor != seed_opts.anchor =>
+        {
+            eprintln!(
+                "  the dataset is profile {} × {} (seed {}, anchor {}): seeding the one asked for",
+                d.profile, d.scale, d.seed, d.anchor
+            )
+        }
+        _ => {}
+    }
     let mut reused = existing.filter(|d| {
         d.status == "complete"
             && d.profile == seed_opts.profile
@@ -205,7 +233,7 @@ async fn pipeline(
         // Explain makes its own pristine copies, one per index strategy.
         .stage("explain", explain::run(target, &config.explain, &dir))
         .await?;
-    super::explain::print_verdicts(&section);
+    crate::printer::show(|p| crate::printer::explain::verdicts(p, &section));
     session.results.explain = Some(section);
 
     let section = session
@@ -213,7 +241,7 @@ async fn pipeline(
             crate::measure::partitions::run(t, &config.partitions, &dir).await
         })
         .await?;
-    super::partitions::print_verdicts(&section);
+    crate::printer::show(|p| crate::printer::partitions::verdicts(p, &section));
     session.results.partitions = Some(section);
 
     let section = session
@@ -222,7 +250,7 @@ async fn pipeline(
             crate::measure::rls::run(t, &config.rls, &dir).await
         })
         .await?;
-    super::rls::print_summary(&section);
+    crate::printer::show(|p| crate::printer::rls::summary(p, &section));
     session.results.rls = Some(section);
 
     super::load::stages_for_run(session, target, config).await?;

@@ -70,7 +70,7 @@ pub async fn run(db: &DbArgs, args: SeedArgs) -> Result<i32> {
         async |session, target| {
             match session.stage("seed", seed::seed(target, &opts)).await {
                 Ok((info, report)) => {
-                    print_report(&info, &report);
+                    crate::printer::show(|p| crate::printer::seed::report(p, &info, &report));
                     session.results.dataset = Some(info);
                     session.results.seed = Some(report);
                     session.collect_environment(target).await
@@ -86,31 +86,4 @@ pub async fn run(db: &DbArgs, args: SeedArgs) -> Result<i32> {
         },
     )
     .await
-}
-
-pub fn print_report(info: &seed::DatasetInfo, r: &seed::SeedReport) {
-    for t in &r.tables {
-        eprintln!(
-            "  {:<28} {:>10} rows  {:>9} heap {:>9} toast {:>9} idx  {:>9.0} rows/s",
-            t.table,
-            crate::format::thousands(t.rows as i64),
-            crate::format::human_bytes(t.heap_bytes as f64),
-            crate::format::human_bytes(t.toast_bytes as f64),
-            crate::format::human_bytes(t.index_bytes as f64),
-            t.rows_per_second
-        );
-    }
-    eprintln!(
-        "seeded {} rows, {} in {:.1} s (load {:.1} s, keys {:.1} s, FKs and indexes {:.1} s, analyze {:.1} s; {} COPY connections; TOAST {})",
-        crate::format::thousands(r.total_rows as i64),
-        crate::format::human_bytes(r.total_bytes as f64),
-        r.seconds,
-        r.load_seconds,
-        r.keys_seconds,
-        r.fks_indexes_seconds,
-        r.analyze_seconds,
-        r.jobs,
-        r.toast_compression
-    );
-    eprintln!("fingerprint {}", info.fingerprint.as_deref().unwrap_or("-"));
 }

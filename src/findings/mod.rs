@@ -190,6 +190,7 @@ mod tests;
 pub fn annotate(r: &mut RunResults) {
     if let Some(s) = r.rls.as_mut() {
         s.advice = rls_advice::derive(s);
+        s.recommended_policy_set = topics::best_policy_set(s).map(|(name, _)| name);
     }
     if let Some(s) = r.partitions.as_mut() {
         s.verdicts = partitions_verdicts::derive(s);

@@ -156,6 +156,41 @@ impl Population {
         })
     }
 
+    /// Shard `index` of `count`: every `count`-th user by activity, starting at `index`
+    /// (disjoint across shards, each with the whole population's mix of heavy and light).
+    pub fn shard(self, index: usize, count: usize) -> Result<Self> {
+        let users: Vec<(Uuid, i64)> = self
+            .users
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % count.max(1) == index)
+            .map(|(_, u)| u)
+            .collect();
+        anyhow::ensure!(
+            users.iter().any(|u| u.1 > 0),
+            "shard {index}/{count} has no user with stories: use fewer shards for this dataset"
+        );
+        let mut total = 0;
+        let cumulative = users
+            .iter()
+            .map(|u| {
+                total += u.1.max(0);
+                total
+            })
+            .collect();
+        Ok(Self {
+            anchor: self.anchor,
+            users,
+            cumulative,
+            rows: Mutex::default(),
+        })
+    }
+
+    /// The users a draw can pick (for checks that shards are disjoint).
+    pub fn user_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.users.iter().map(|u| u.0)
+    }
+
     /// The most active user (owns the most stories).
     pub fn heavy(&self) -> Uuid {
         self.users[0].0

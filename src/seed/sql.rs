@@ -14,6 +14,7 @@ pub struct SeedQueries {
     pub set_compression: String,
     pub set_compression_method: String,
     pub steady_state_tables: Vec<String>,
+    pub vacuum_tables: Vec<String>,
     pub set_utc: String,
 }
 

@@ -54,6 +54,10 @@ impl Measure<'_> {
             });
             conns.push(conn);
         }
+        // The index builds' dirty pages and WAL written out before any timing.
+        for copy in copies {
+            crate::pristine::quiesce(copy.target()).await;
+        }
         let mut refs: Vec<&mut PgConnection> = conns.iter_mut().collect();
         let mut write_means: Vec<Vec<f64>> = vec![Vec::new(); refs.len()];
         for (qi, spec) in self.specs.iter().enumerate() {

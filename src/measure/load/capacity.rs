@@ -260,9 +260,30 @@ pub struct CapacitySection {
     /// Lengthened steps, budget, non-monotone verdicts: what a reader should know.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Time spent between steps restoring the steady state (vacuum, checkpoint), in total.
+    #[serde(default)]
+    pub reset_seconds: f64,
 }
 
-/// Runs the search.
+/// Vacuums every table (dead tuples of the last step gone, visibility map set again).
+async fn steady_state(target: &Target) -> Result<()> {
+    use sqlx::Executor;
+    let mut conn = target.connect().await?;
+    for stmt in &crate::seed::sql::queries().vacuum_tables {
+        conn.execute(sqlx::AssertSqlSafe(stmt.as_str())).await?;
+    }
+    Ok(())
+}
+
+/// Runs the search on `target` (the stage's pristine copy of the dataset).
+///
+/// The bedtime mix writes (play events, rate-limit upserts on a few hot rows, cache
+/// entries): left alone, each step would be measured on the dead tuples and dirty pages the
+/// steps before it left, and the search drifted (seen: 640/s passing at p95 25 ms early in
+/// a search, then 380/s failing at 136 ms after the overloaded steps). So before every step
+/// the tables are vacuumed (statistics untouched, so plans stay) and the server quiesced
+/// (checkpoint, writeback, autovacuum done). A fresh copy per step was tried instead and
+/// measured worse: every step then started on cold caches.
 pub async fn search(
     target: &Target,
     scenario: &Scenario,
@@ -273,13 +294,22 @@ pub async fn search(
         let mut conn = target.connect().await?;
         probe::local_postmaster(&mut conn).await
     };
-    let (steps, exhausted) = search::drive(opts, |plan| async move {
-        let step = step::run(target, scenario, opts, postmaster, &plan).await?;
-        eprintln!("{}", step::line(&step, opts));
-        Ok(step)
+    let reset_seconds = std::cell::Cell::new(0.0);
+    let (steps, exhausted) = search::drive(opts, |plan| {
+        let reset_seconds = &reset_seconds;
+        async move {
+            let started = std::time::Instant::now();
+            steady_state(target).await?;
+            crate::pristine::quiesce(target).await;
+            reset_seconds.set(reset_seconds.get() + started.elapsed().as_secs_f64());
+            let step = step::run(target, scenario, opts, postmaster, &plan).await?;
+            eprintln!("{}", step::line(&step, opts));
+            Ok(step)
+        }
     })
     .await?;
     let mut section = CapacitySection {
+        reset_seconds: reset_seconds.get(),
         scenario: scenario.name.clone(),
         slo: Some(opts.slo.clone()),
         error_budget: opts.error_budget,

@@ -3,10 +3,12 @@
 
 pub mod adhoc;
 pub mod capacity;
+pub mod merge;
 pub mod recorder;
 pub mod scenario_run;
 mod scenario_tx;
 pub mod schedule;
+pub mod shard;
 
 pub use recorder::{ErrorCount, LoadFigures, OpStats, TimelinePoint};
 
@@ -82,6 +84,15 @@ pub struct LoadSection {
     /// Scenario runs: the scenario's description, parts and mean think time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<ScenarioInfo>,
+    /// Wall-clock start of the measured window (after launch and warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// This run is one shard of a sharded load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<shard::ShardInfo>,
+    /// A merged load: the shards it adds up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<shard::ShardInfo>,
 }
 
 /// What a scenario run ran, for the report.

@@ -41,6 +41,8 @@ pub struct Recorder {
     query_seconds: Option<BTreeMap<String, Vec<SecondSamples>>>,
     errors: BTreeMap<(String, String), ErrorTally>,
     dropped: u64,
+    /// Write each second's histogram into the timeline (shards, for an exact merge).
+    encode_seconds: bool,
 }
 
 impl Recorder {
@@ -198,6 +200,14 @@ impl Recorders {
         }
     }
 
+    /// Also writes each second's histogram into the timeline (the shards of a sharded load).
+    pub fn with_encoded_seconds(self) -> Self {
+        for s in &self.shards {
+            s.lock().unwrap_or_else(|e| e.into_inner()).encode_seconds = true;
+        }
+        self
+    }
+
     /// Also keeps every query's latencies per second (operations under load look at them).
     pub fn with_query_seconds(self) -> Self {
         for s in &self.shards {
@@ -334,6 +344,7 @@ impl Recorders {
             if all.query_seconds.is_none() && r.query_seconds.is_some() {
                 all.query_seconds = Some(BTreeMap::new());
             }
+            all.encode_seconds |= r.encode_seconds;
             all.merge(&r);
         }
         all.figures(measured)
@@ -353,6 +364,7 @@ impl Recorder {
             query_seconds,
             errors,
             dropped,
+            encode_seconds,
         } = self;
         let mut all_tx = Latency::new();
         for t in transactions.values() {
@@ -400,21 +412,7 @@ impl Recorder {
                 .enumerate()
                 .map(|(i, s)| {
                     let s = s.unwrap_or_else(Second::new);
-                    let q = |p: f64| {
-                        if s.hist.is_empty() {
-                            0.0
-                        } else {
-                            s.hist.value_at_quantile(p) as f64 / 1000.0
-                        }
-                    };
-                    TimelinePoint {
-                        second: i as u32,
-                        ok: s.ok,
-                        errors: s.errors,
-                        p50_ms: q(0.5),
-                        p95_ms: q(0.95),
-                        p99_ms: q(0.99),
-                    }
+                    TimelinePoint::of(i as u32, s.ok, s.errors, &s.hist, encode_seconds)
                 })
                 .collect(),
             errors: errors
@@ -525,6 +523,37 @@ pub struct OpStats {
     pub latency: LatencySummary,
 }
 
+/// A second's histogram for [`TimelinePoint`]: microseconds, 2 significant digits.
+pub fn second_histogram() -> Histogram<u64> {
+    Second::new().hist
+}
+
+impl TimelinePoint {
+    /// A second's point from its counts and histogram; `keep` writes the histogram into it.
+    pub fn of(second: u32, ok: u64, errors: u64, hist: &Histogram<u64>, keep: bool) -> Self {
+        let q = |p: f64| {
+            if hist.is_empty() {
+                0.0
+            } else {
+                hist.value_at_quantile(p) as f64 / 1000.0
+            }
+        };
+        Self {
+            second,
+            ok,
+            errors,
+            p50_ms: q(0.5),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            histogram: if keep {
+                crate::latency::encode_histogram(hist)
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TimelinePoint {
     pub second: u32,
@@ -533,6 +562,10 @@ pub struct TimelinePoint {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// The second's histogram (base64 HdrHistogram V2), kept by the shards of a sharded
+    /// load so that `storybench merge` adds seconds exactly.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub histogram: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -40,6 +40,9 @@ pub struct ScenarioOptions {
     /// Set to the instant measurement starts (after launch and warm-up), for work that
     /// must happen at a given point of the measured window (an operation under load).
     pub measure_start: Option<Arc<OnceLock<Instant>>>,
+    /// Shard I of N of a sharded load: only its part of the seeded users; per-second
+    /// histograms are kept so `storybench merge` can add the shards' timelines exactly.
+    pub shard: Option<super::shard::Shard>,
 }
 
 /// What goose itself counted, beside storybench's figures.
@@ -93,6 +96,7 @@ pub(super) struct Shared {
     pub reconnect_failures: AtomicU64,
     pub query_seconds: bool,
     pub measure_start: Option<Arc<OnceLock<Instant>>>,
+    pub encode_seconds: bool,
 }
 
 impl Shared {
@@ -106,6 +110,9 @@ impl Shared {
             let mut recorders = Recorders::new(self.users.min(shards()), measure_from);
             if self.query_seconds {
                 recorders = recorders.with_query_seconds();
+            }
+            if self.encode_seconds {
+                recorders = recorders.with_encoded_seconds();
             }
             if let Some(start) = &self.measure_start {
                 let _ = start.set(measure_from);
@@ -138,7 +145,11 @@ pub async fn run(
         .unwrap_or_default();
     let population = if scenario.needs_population() {
         let dataset = crate::seed::require_complete(&mut conn).await?;
-        Some(Arc::new(Population::load(&mut conn, dataset.anchor).await?))
+        let all = Population::load(&mut conn, dataset.anchor).await?;
+        Some(Arc::new(match opts.shard {
+            Some(s) => all.shard(s.index as usize, s.count as usize)?,
+            None => all,
+        }))
     } else {
         None
     };
@@ -177,6 +188,7 @@ pub async fn run(
         reconnect_failures: AtomicU64::new(0),
         query_seconds: opts.query_seconds,
         measure_start: opts.measure_start.clone(),
+        encode_seconds: opts.shard.is_some(),
     });
 
     let attack = build_attack(scenario, shape, &shared, opts.goose_report.as_deref())?;

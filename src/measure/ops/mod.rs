@@ -349,6 +349,7 @@ async fn under_load(
         think_scale: 0.0,
         query_seconds: true,
         measure_start: Some(start.clone()),
+        shard: None,
     };
     let names: Vec<(String, String)> = scenario
         .parts

@@ -330,12 +330,20 @@ async fn run_on(
         }
         conns.push(conn);
     }
+    // The policy switches written out before any timing (as after the copies were made).
+    for copy in copies {
+        crate::pristine::quiesce(copy.target()).await;
+    }
     let mut refs: Vec<&mut PgConnection> = conns.iter_mut().collect();
     let queries = matrix.run(&mut refs).await?;
     let mut trap_queries = Vec::new();
     if let Some(trap) = trap {
         for conn in refs.iter_mut() {
             schema::set_indexes(conn, trap.label).await?;
+        }
+        // The trap's index builds written out before its timings.
+        for copy in copies {
+            crate::pristine::quiesce(copy.target()).await;
         }
         trap_queries = trap.run(&mut refs).await?;
     }

@@ -41,6 +41,10 @@ pub struct RlsSection {
     pub config_errors: Vec<String>,
     /// Plain-language findings, each derived from the figures above.
     pub advice: Vec<String>,
+    /// The policy set with the lowest read overhead over bypass (the verdict the advice
+    /// words), recorded for scripts and A/A checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_policy_set: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

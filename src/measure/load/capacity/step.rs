@@ -38,6 +38,7 @@ pub async fn run(
         think_scale: 0.0,
         query_seconds: false,
         measure_start: None,
+        shard: None,
     };
     let mut conn = target.connect().await?;
     let before = server_view::snapshot(&mut conn).await?;

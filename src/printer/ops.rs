@@ -1,0 +1,38 @@
+//! Each operation alone and under load: how long the app waited behind it.
+
+use super::Printer;
+use crate::measure::ops::OpsSection;
+use std::io;
+
+pub fn summary(p: &mut Printer, s: &OpsSection) -> io::Result<()> {
+    writeln!(
+        p.human,
+        "  load: {} at {:.1}/s ({})",
+        s.scenario, s.rate, s.rate_basis
+    )?;
+    for op in &s.operations {
+        let worst = op
+            .queries
+            .iter()
+            .filter(|q| q.affected)
+            .filter_map(|q| q.slowdown().map(|x| (q, x)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        writeln!(
+            p.human,
+            "  {}: alone {:.2} s; under load {:.2} s; longest wait behind it {:.0} ms (reads) / {:.0} ms (writes){}",
+            op.name,
+            op.alone.seconds,
+            op.under_load.seconds,
+            op.longest_read_block_ms,
+            op.longest_write_block_ms,
+            worst.map_or(String::new(), |(q, x)| format!(
+                "; worst affected query {} {x:.1}× its p99 before",
+                q.query
+            ))
+        )?;
+        if let Some(e) = &op.under_load.error {
+            writeln!(p.human, "    failed under load: {e}")?;
+        }
+    }
+    Ok(())
+}
