@@ -185,6 +185,28 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "ops",
+            args: vec![
+                "ops",
+                "--quick",
+                "--rate",
+                "40",
+                "--migration",
+                "tests/fixtures/migrations/hold_lock.sql",
+            ],
+            // The rehearsal is done; the signal lands while the load runs beside it.
+            marker: "hold_lock alone:",
+            calls: None,
+            signal: Signal::SIGINT,
+            stage: "ops",
+            check: |r| {
+                // Whatever was finished is kept: the operation under the shortened load.
+                if let Some(op) = r["ops"]["operations"].as_array().and_then(|o| o.first()) {
+                    assert!(op["alone"]["seconds"].as_f64().unwrap() >= 0.95, "{op}");
+                }
+            },
+        },
+        Case {
             name: "run",
             args: vec!["run", "--quick", "--anchor", ANCHOR],
             marker: "▶ rls",

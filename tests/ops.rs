@@ -12,23 +12,34 @@ fn results(dir: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn a_lock_held_under_load_shows_in_lock_waits_and_latency_and_changes_nothing() {
-    let db = TestDb::new("ops_lock").await;
-    let root = temp_root("ops_lock");
+/// Seeds tiny into a fresh database, dumps it, and runs `ops --quick` at 40/s with one
+/// fixture migration: (database, dump before, output directory, the command's output).
+async fn ops_on_tiny(
+    tag: &str,
+    migration: &str,
+) -> (TestDb, String, std::path::PathBuf, std::process::Output) {
+    let db = TestDb::new(tag).await;
+    let root = temp_root(tag);
     seed_tiny(&db, &root.join("seed"));
     let before = db.dump();
     let out_dir = root.join("ops");
+    let file = format!("tests/fixtures/migrations/{migration}");
     let out = db.storybench(&[
         "ops",
         "--quick",
         "--rate",
         "40",
         "--migration",
-        "tests/fixtures/migrations/hold_lock.sql",
+        &file,
         "--out",
         &out_dir.to_string_lossy(),
     ]);
+    (db, before, out_dir, out)
+}
+
+#[tokio::test]
+async fn a_lock_held_under_load_shows_in_lock_waits_and_latency_and_changes_nothing() {
+    let (db, before, out_dir, out) = ops_on_tiny("ops_lock", "hold_lock.sql").await;
     assert!(out.status.success(), "{}", stderr(&out));
     let r = results(&out_dir);
     let op = &r["ops"]["operations"][0];
@@ -68,21 +79,7 @@ async fn a_lock_held_under_load_shows_in_lock_waits_and_latency_and_changes_noth
 
 #[tokio::test]
 async fn a_malformed_migration_is_refused_with_file_and_line_and_changes_nothing() {
-    let db = TestDb::new("ops_bad").await;
-    let root = temp_root("ops_bad");
-    seed_tiny(&db, &root.join("seed"));
-    let before = db.dump();
-    let out_dir = root.join("ops");
-    let out = db.storybench(&[
-        "ops",
-        "--quick",
-        "--rate",
-        "40",
-        "--migration",
-        "tests/fixtures/migrations/broken.sql",
-        "--out",
-        &out_dir.to_string_lossy(),
-    ]);
+    let (db, before, out_dir, out) = ops_on_tiny("ops_bad", "broken.sql").await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(

@@ -9,12 +9,7 @@ use crate::measure::ops::{Operation, OpsSection};
 const STALL_MS: f64 = 100.0;
 
 pub(super) fn operation(s: &OpsSection, op: &Operation) -> Finding {
-    let worst = op
-        .queries
-        .iter()
-        .filter(|q| q.affected)
-        .filter_map(|q| q.slowdown().map(|x| (q, x)))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let worst = op.worst_affected();
     let block = op.longest_read_block_ms.max(op.longest_write_block_ms);
     let tone = if op.under_load.error.is_some() || block > STALL_MS {
         Tone::Bad

@@ -139,6 +139,12 @@ impl Population {
             users.iter().any(|u| u.1 > 0),
             "the dataset has no stories to sample from"
         );
+        let anchor = anchor.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        Ok(Self::of(anchor, users))
+    }
+
+    /// A population of `users` (most active first), with the cumulative weights to draw by.
+    fn of(anchor: DateTime<Utc>, users: Vec<(Uuid, i64)>) -> Self {
         let mut total = 0;
         let cumulative = users
             .iter()
@@ -147,13 +153,12 @@ impl Population {
                 total
             })
             .collect();
-        let anchor = anchor.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        Ok(Self {
+        Self {
             anchor,
             users,
             cumulative,
             rows: Mutex::default(),
-        })
+        }
     }
 
     /// Shard `index` of `count`: every `count`-th user by activity, starting at `index`
@@ -170,20 +175,7 @@ impl Population {
             users.iter().any(|u| u.1 > 0),
             "shard {index}/{count} has no user with stories: use fewer shards for this dataset"
         );
-        let mut total = 0;
-        let cumulative = users
-            .iter()
-            .map(|u| {
-                total += u.1.max(0);
-                total
-            })
-            .collect();
-        Ok(Self {
-            anchor: self.anchor,
-            users,
-            cumulative,
-            rows: Mutex::default(),
-        })
+        Ok(Self::of(self.anchor, users))
     }
 
     /// The users a draw can pick (for checks that shards are disjoint).

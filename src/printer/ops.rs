@@ -11,12 +11,7 @@ pub fn summary(p: &mut Printer, s: &OpsSection) -> io::Result<()> {
         s.scenario, s.rate, s.rate_basis
     )?;
     for op in &s.operations {
-        let worst = op
-            .queries
-            .iter()
-            .filter(|q| q.affected)
-            .filter_map(|q| q.slowdown().map(|x| (q, x)))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let worst = op.worst_affected();
         writeln!(
             p.human,
             "  {}: alone {:.2} s; under load {:.2} s; longest wait behind it {:.0} ms (reads) / {:.0} ms (writes){}",

@@ -157,16 +157,27 @@ impl Scenario {
         Duration::from_secs_f64(z)
     }
 
+    /// Every step of every transaction of every part.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.parts
+            .iter()
+            .flat_map(|p| &p.transactions)
+            .flat_map(|t| &t.steps)
+    }
+
+    /// The catalog query of the scenario named `name`.
+    pub fn query(&self, name: &str) -> Option<&QuerySpec> {
+        self.steps()
+            .map(|s| s.query.as_ref())
+            .find(|q| q.name == name)
+    }
+
     /// Every distinct catalog query the scenario references.
     pub fn queries(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for p in &self.parts {
-            for t in &p.transactions {
-                for s in &t.steps {
-                    if !out.contains(&s.query.name) {
-                        out.push(s.query.name.clone());
-                    }
-                }
+        for s in self.steps() {
+            if !out.contains(&s.query.name) {
+                out.push(s.query.name.clone());
             }
         }
         out
@@ -181,10 +192,7 @@ impl Scenario {
         }
         let mut seen = std::collections::HashSet::new();
         let specs: Vec<&QuerySpec> = self
-            .parts
-            .iter()
-            .flat_map(|p| &p.transactions)
-            .flat_map(|t| &t.steps)
+            .steps()
             .map(|s| s.query.as_ref())
             .filter(|q| seen.insert(q.name.as_str()))
             .collect();

@@ -165,6 +165,17 @@ pub struct Operation {
     pub longest_write_block_ms: f64,
 }
 
+impl Operation {
+    /// The affected query whose tail latency grew most during the operation, and by how much.
+    pub fn worst_affected(&self) -> Option<(&QueryPhases, f64)> {
+        self.queries
+            .iter()
+            .filter(|q| q.affected)
+            .filter_map(|q| q.slowdown().map(|x| (q, x)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+}
+
 /// The rehearsal: the operation on an idle copy.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Alone {
@@ -236,11 +247,21 @@ pub async fn run(
         alone.push(a);
     }
     for (m, a) in migrations.iter().zip(alone) {
-        crate::interrupt::check()?;
-        let op = with_copy(base, &format!("ops_{}", m.name), async |t| {
+        if crate::interrupt::interrupted() {
+            break; // What was measured is kept; the command marks the run interrupted.
+        }
+        let op = match with_copy(base, &format!("ops_{}", m.name), async |t| {
             under_load(t, scenario, m, a, opts, rate).await
         })
-        .await?;
+        .await
+        {
+            Ok(op) => op,
+            Err(_) if crate::interrupt::interrupted() => {
+                eprintln!("  ops: interrupted during {} (its copy dropped)", m.name);
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         eprintln!(
             "  ops: {} under load at {rate:.1}/s: {:.2} s, longest wait behind it {:.0} ms (reads), {:.0} ms (writes){}",
             m.name,
@@ -352,10 +373,7 @@ async fn under_load(
         shard: None,
     };
     let names: Vec<(String, String)> = scenario
-        .parts
-        .iter()
-        .flat_map(|p| p.transactions.iter())
-        .flat_map(|t| t.steps.iter())
+        .steps()
         .flat_map(|s| {
             let q = &s.query;
             std::iter::once((q.sql.clone(), q.name.clone()))
@@ -370,15 +388,29 @@ async fn under_load(
     sampler.set_operation_pid(pid);
     let mut probe = target.connect().await?;
 
+    let load_done = std::sync::atomic::AtomicBool::new(false);
+    let load = async {
+        let outcome = scenario_run::run(target, scenario, &load_opts).await;
+        load_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        outcome
+    };
     let operation = async {
-        // Wait for the load's measurement to start, then for `before`.
+        // Wait for the load's measurement to start, then for `before`; an interrupt (or a
+        // load that ended first) means the operation never starts.
         let measure_from = loop {
             if let Some(t) = start.get() {
                 break *t;
             }
+            crate::interrupt::check()?;
+            if load_done.load(std::sync::atomic::Ordering::SeqCst) {
+                bail!("the load ended before its measurement started");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        tokio::time::sleep_until((measure_from + opts.before).into()).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until((measure_from + opts.before).into()) => {}
+            _ = crate::interrupt::wait() => bail!(crate::interrupt::Interrupted),
+        }
         let lsn: String = sqlx::query_scalar(sql(&queries().wal_lsn))
             .fetch_one(&mut probe)
             .await?;
@@ -391,7 +423,7 @@ async fn under_load(
             .await?;
         Ok::<_, anyhow::Error>((measure_from, finished, statements, outcome.err(), wal))
     };
-    let (load, op) = tokio::join!(scenario_run::run(target, scenario, &load_opts), operation);
+    let (load, op) = tokio::join!(load, operation);
     let lock_waits = sampler.finish().await;
     let load = load?;
     let (measure_from, finished, statements, error, wal_bytes) = op?;
@@ -403,12 +435,8 @@ async fn under_load(
     let tables = m.tables();
     let affected = |query: &str| {
         scenario
-            .parts
-            .iter()
-            .flat_map(|p| p.transactions.iter())
-            .flat_map(|t| t.steps.iter())
-            .find(|s| s.query.name == query)
-            .is_some_and(|s| tables.iter().any(|t| mentions(&s.query.sql, t)))
+            .query(query)
+            .is_some_and(|q| tables.iter().any(|t| mentions(&q.sql, t)))
     };
     let mut queries: Vec<QueryPhases> = figures
         .query_seconds
@@ -416,15 +444,7 @@ async fn under_load(
         .map(|q| phases::split(q, started_s, finished_s, affected(&q.name)))
         .collect();
     queries.sort_by(|a, b| b.affected.cmp(&a.affected).then(a.query.cmp(&b.query)));
-    let kind_of = |query: &str| {
-        scenario
-            .parts
-            .iter()
-            .flat_map(|p| p.transactions.iter())
-            .flat_map(|t| t.steps.iter())
-            .find(|s| s.query.name == query)
-            .map(|s| s.query.kind)
-    };
+    let kind_of = |query: &str| scenario.query(query).map(|q| q.kind);
     let longest = |kind: crate::catalog::Kind| {
         lock_waits
             .groups

@@ -4,16 +4,12 @@
 use crate::measure::load::recorder::{QuerySeconds, SecondStats};
 use serde::{Deserialize, Serialize};
 
-/// One query in one window.
+/// One query in one window: its seconds pooled (samples dropped once pooled).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PhaseStats {
     pub seconds: f64,
-    pub ok: u64,
-    pub errors: u64,
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub max_ms: Option<f64>,
+    #[serde(flatten)]
+    pub figures: SecondStats,
 }
 
 /// One query before, during and after the operation.
@@ -31,7 +27,10 @@ impl QueryPhases {
     /// How many times the p99 (else the highest supported percentile, else the max)
     /// during the operation is that before it.
     pub fn slowdown(&self) -> Option<f64> {
-        let pick = |p: &PhaseStats| p.p99_ms.or(p.p95_ms).or(p.max_ms);
+        let pick = |p: &PhaseStats| {
+            let f = &p.figures;
+            f.p99_ms.or(f.p95_ms).or(f.max_ms)
+        };
         let (b, d) = (pick(&self.before)?, pick(&self.during)?);
         (b > 0.0).then(|| d / b)
     }
@@ -57,15 +56,11 @@ fn pool(seconds: &[SecondStats]) -> PhaseStats {
         .iter()
         .flat_map(|s| s.micros.iter().copied())
         .collect();
-    let pooled = SecondStats::of(micros, seconds.iter().map(|s| s.errors).sum());
+    let mut figures = SecondStats::of(micros, seconds.iter().map(|s| s.errors).sum());
+    figures.micros = Vec::new();
     PhaseStats {
         seconds: seconds.len() as f64,
-        ok: pooled.ok,
-        errors: pooled.errors,
-        p50_ms: pooled.p50_ms,
-        p95_ms: pooled.p95_ms,
-        p99_ms: pooled.p99_ms,
-        max_ms: pooled.max_ms,
+        figures,
     }
 }
 
@@ -86,9 +81,12 @@ mod tests {
             ],
         };
         let p = split(&q, 2.2, 2.9, true);
-        assert_eq!((p.before.ok, p.during.ok, p.after.ok), (800, 400, 400));
-        assert_eq!(p.during.p99_ms, Some(90.0));
-        assert_eq!(p.before.p99_ms, Some(1.0));
+        assert_eq!(
+            (p.before.figures.ok, p.during.figures.ok, p.after.figures.ok),
+            (800, 400, 400)
+        );
+        assert_eq!(p.during.figures.p99_ms, Some(90.0));
+        assert_eq!(p.before.figures.p99_ms, Some(1.0));
         assert!((p.slowdown().unwrap() - 90.0).abs() < 1e-9);
         // Too few samples for a p99: none is reported, the max is.
         let few = split(
@@ -100,7 +98,7 @@ mod tests {
             0.5,
             false,
         );
-        assert_eq!(few.during.p99_ms, None);
-        assert_eq!(few.during.max_ms, Some(2.0));
+        assert_eq!(few.during.figures.p99_ms, None);
+        assert_eq!(few.during.figures.max_ms, Some(2.0));
     }
 }
