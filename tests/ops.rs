@@ -91,3 +91,30 @@ async fn a_malformed_migration_is_refused_with_file_and_line_and_changes_nothing
     assert!(results(&out_dir).get("ops").is_none());
     assert_eq!(db.dump(), before, "the dataset changed");
 }
+
+#[tokio::test]
+async fn a_new_column_breaks_prepared_select_star_statements_and_the_report_says_so() {
+    let (db, before, out_dir, out) = ops_on_tiny("ops_col", "add_column.sql").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = results(&out_dir);
+    let op = &r["ops"]["operations"][0];
+    // The app's connections keep their prepared statements: one that selects stories.* fails
+    // with 0A000 ("cached plan must not change result type") once the column exists.
+    let errors = op["errors"].as_array().unwrap();
+    let stale = errors
+        .iter()
+        .find(|e| e["sqlstate"] == "0A000")
+        .unwrap_or_else(|| panic!("no 0A000 among {errors:?}"));
+    assert!(stale["count"].as_u64().unwrap() > 0);
+    let started = op["under_load"]["started_s"].as_f64().unwrap();
+    assert!(
+        stale["first_at_s"].as_f64().unwrap() >= started - 1.0,
+        "{stale}"
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("The app's errors while it ran"),
+        "no errors table"
+    );
+    assert_eq!(db.dump(), before, "the dataset changed");
+}

@@ -11,7 +11,8 @@ const STALL_MS: f64 = 100.0;
 pub(super) fn operation(s: &OpsSection, op: &Operation) -> Finding {
     let worst = op.worst_affected();
     let block = op.longest_read_block_ms.max(op.longest_write_block_ms);
-    let tone = if op.under_load.error.is_some() || block > STALL_MS {
+    let failed: u64 = op.errors.iter().map(|e| e.count).sum();
+    let tone = if op.under_load.error.is_some() || block > STALL_MS || failed > 0 {
         Tone::Bad
     } else {
         Tone::Clear
@@ -42,6 +43,16 @@ pub(super) fn operation(s: &OpsSection, op: &Operation) -> Finding {
             op.under_load.seconds,
             op.alone.seconds
         ),
+    };
+    let headline = match op.errors.iter().max_by_key(|e| e.count) {
+        Some(e) => format!(
+            "{headline} The app's requests failed {failed} times meanwhile; most: {} {} × {} ({}).",
+            e.query,
+            e.count,
+            e.sqlstate,
+            e.message.chars().take(80).collect::<String>()
+        ),
+        None => headline,
     };
     let mut f = finding(
         Topic::Operations,

@@ -160,6 +160,11 @@ pub struct Operation {
     /// The whole load's per-second timeline.
     pub timeline: Vec<TimelinePoint>,
     pub lock_waits: LockWaits,
+    /// The load's errors while it ran beside the operation (by query and SQLSTATE, with the
+    /// window they occurred in): e.g. 0A000 "cached plan must not change result type" when
+    /// the operation changes a table the app's prepared statements select `*` from.
+    #[serde(default)]
+    pub errors: Vec<crate::measure::load::recorder::ErrorCount>,
     /// Longest wait behind the operation of a reader / a writer of the affected tables (ms).
     pub longest_read_block_ms: f64,
     pub longest_write_block_ms: f64,
@@ -491,6 +496,7 @@ async fn under_load(
         queries,
         affected_seconds,
         timeline: figures.timeline,
+        errors: figures.errors,
         lock_waits,
     })
 }
