@@ -40,7 +40,6 @@ if command -v jq >/dev/null; then
     j() { jq -r "$2" "$1" 2>/dev/null || echo -; }
     best_strategy() { j "$1" '(.explain.overall // []) | max_by(.geomean_speedup) // {} | "\(.strategy // "-") (geomean \(.geomean_speedup // 0 | . * 100 | round / 100)×, fastest on \(.queries_fastest // "?"))"'; }
     rls_advice() { j "$1" '.rls.recommended_policy_set // "-"'; }
-    rls_overhead() { j "$1" '(.rls.advice // []) | map(select(test("absolute terms"))) | .[0] // "-"'; }
     partitions_verdict() { j "$1" '(.partitions.verdicts // []) | map(select(test("^Over .*analytics queries"))) | .[0] // "-"'; }
     capacity() { j "$1" '.capacity | "\(.sustainable_rate // 0) \(.sustainable_low // 0) \(.sustainable_high // 0)"'; }
     flags() { j "$1" 'if (.regressions | type) == "number" then "\(.regressions) \(.improvements // "?") \(.metrics // "?")"
@@ -58,9 +57,8 @@ if what == "best":
     o = get("explain", "overall") or []
     b = max(o, key=lambda s: s.get("geomean_speedup", 0)) if o else {}
     print(f'{b.get("strategy", "-")} (geomean {round(b.get("geomean_speedup", 0), 2)}×, fastest on {b.get("queries_fastest", "?")})')
-elif what in ("advice", "overhead"):
-    a = get("rls", "advice") or ["-"]
-    print(get("rls", "recommended_policy_set") or "-" if what == "advice" else next((x for x in a if "absolute terms" in x), "-"))
+elif what == "advice":
+    print(get("rls", "recommended_policy_set") or "-")
 elif what == "partitions":
     v = get("partitions", "verdicts") or []
     print(next((x for x in v if re.match(r"^Over .*analytics queries", x)), "-"))
@@ -78,7 +76,6 @@ PY
     }
     best_strategy() { py "$1" best; }
     rls_advice() { py "$1" advice; }
-    rls_overhead() { py "$1" overhead; }
     partitions_verdict() { py "$1" partitions; }
     capacity() { py "$1" capacity; }
     flags() { py "$1" flags; }

@@ -178,11 +178,6 @@ impl Population {
         Ok(Self::of(self.anchor, users))
     }
 
-    /// The users a draw can pick (for checks that shards are disjoint).
-    pub fn user_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
-        self.users.iter().map(|u| u.0)
-    }
-
     /// The most active user (owns the most stories).
     pub fn heavy(&self) -> Uuid {
         self.users[0].0
