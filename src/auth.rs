@@ -3,6 +3,7 @@
 //! or as the table owner would measure no RLS at all.
 
 use crate::internal_sql::{q, sql};
+use crate::pooler::Protocol;
 use anyhow::Result;
 use sqlx::postgres::PgConnection;
 use uuid::Uuid;
@@ -42,7 +43,13 @@ impl Principal {
 
 /// Runs the request set-up inside the caller's open transaction.
 pub async fn begin_request(conn: &mut PgConnection, who: &Principal) -> Result<()> {
+    begin_request_with(conn, who, Protocol::Prepared).await
+}
+
+/// The same, in the statement protocol of the connection (unnamed through a transaction pooler).
+pub async fn begin_request_with(conn: &mut PgConnection, who: &Principal, protocol: Protocol) -> Result<()> {
     sqlx::query(sql(&q().begin_request))
+        .persistent(protocol.persistent())
         .bind(who.role())
         .bind(who.claims())
         .execute(&mut *conn)

@@ -256,6 +256,7 @@ impl RunConfig {
             query_seconds: false,
             measure_start: None,
             shard: None,
+            pooler: None,
         }
     }
 

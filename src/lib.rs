@@ -20,6 +20,7 @@ pub mod params;
 pub mod paths;
 pub mod pg_version;
 pub mod plan;
+pub mod pooler;
 pub mod printer;
 pub mod pristine;
 pub mod report;

@@ -112,6 +112,7 @@ mod tests {
         crate::params::queries();
         crate::measure::partitions::load_all();
         crate::measure::ops::load_all();
+        crate::pooler::load_all();
         crate::measure::server_view::load_all();
         crate::measure::load::capacity::probe::load_all();
         crate::seed::generate::load_all();

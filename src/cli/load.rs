@@ -64,6 +64,9 @@ pub struct LoadArgs {
     /// The shards' shared start: Unix seconds or RFC 3339.
     #[arg(long, value_parser = parse_start_at, requires = "shard")]
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub pooler: crate::pooler::PoolerArgs,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -101,6 +104,9 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
     if args.pool == Some(0) {
         bail!("--pool must be at least 1");
     }
+    if args.pooler.wanted() && args.scenario.is_none() {
+        bail!("--pooler/--pooler-url run a --scenario's users through the pooler; give --scenario");
+    }
     // Load the scenario first: a malformed file is an error before anything starts.
     let scenario = match (&args.sql, &args.scenario) {
         (Some(_), _) => None,
@@ -132,7 +138,14 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
             }
             let section = match (&scenario, &args.sql) {
                 (Some(sc), _) => {
+                    let pooler = match args.pooler.wanted() {
+                        true => Some(std::sync::Arc::new(
+                            crate::pooler::Pooler::open(&args.pooler, target, args.statement_timeout).await?,
+                        )),
+                        false => None,
+                    };
                     let opts = ScenarioOptions {
+                        pooler,
                         shape: shape.clone(),
                         pool: args.pool,
                         goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
@@ -187,12 +200,20 @@ pub async fn measure_scenario(
     scenario: &Scenario,
     opts: &ScenarioOptions,
 ) -> Result<LoadSection> {
+    let pooled = match &opts.pooler {
+        Some(p) => Some(p.begin(target).await?),
+        None => None,
+    };
     let mut conn = target.connect().await?;
     let before = server_view::snapshot(&mut conn).await?;
     let sampler = WaitSampler::start(target.connect().await?, Duration::from_millis(250));
     let outcome = scenario_run::run(target, scenario, opts).await;
     sampler.stop();
     let outcome = outcome?;
+    let pooler = match pooled {
+        Some(run) => Some(run.finish().await),
+        None => None,
+    };
     drop(conn);
     let ago = std::time::Instant::now().saturating_duration_since(outcome.window.0);
     let measured_from = chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default();
@@ -208,6 +229,7 @@ pub async fn measure_scenario(
         figures: outcome.figures,
         goose: Some(outcome.goose),
         scenario: Some(ScenarioInfo::of(scenario, opts.think_scale)),
+        pooler,
     })
 }
 
@@ -232,6 +254,7 @@ pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Res
         measured_from: None,
         shard: None,
         merged_shards: Vec::new(),
+        pooler: None,
     })
 }
 

@@ -349,12 +349,7 @@ impl EmbeddedCluster {
     }
 
     fn chown_to_postgres(&self, path: &Path) -> Result<()> {
-        if !is_root() {
-            return Ok(());
-        }
-        let user = owner::postgres_user()?;
-        nix::unistd::chown(path, Some(user.uid), Some(user.gid))
-            .with_context(|| format!("chown {} to postgres", path.display()))
+        chown_to_postgres(path)
     }
 
     /// Runs a PostgreSQL program, as `postgres` through `runuser` when we are root.
@@ -381,6 +376,17 @@ impl EmbeddedCluster {
     }
 }
 
+/// Hands a path to the `postgres` OS user when we are root (the server, and pgbouncer,
+/// run as it and must own what they write).
+pub fn chown_to_postgres(path: &Path) -> Result<()> {
+    if !is_root() {
+        return Ok(());
+    }
+    let user = owner::postgres_user()?;
+    nix::unistd::chown(path, Some(user.uid), Some(user.gid))
+        .with_context(|| format!("chown {} to postgres", path.display()))
+}
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -401,7 +407,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
         .with_context(|| format!("setting permissions of {}", path.display()))
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free TCP port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -55,6 +55,29 @@ pub fn summary(p: &mut Printer, s: &LoadSection) -> io::Result<()> {
                 .unwrap_or_default()
         )?;
     }
+    if let Some(pl) = &s.pooler {
+        let mode = pl.mode.map(|m| format!(", {} pooling", m.as_str())).unwrap_or_default();
+        let size = pl.pool_size.map(|n| format!(", {n} server connections")).unwrap_or_default();
+        writeln!(p.human, "pooler: {}{mode}{size}; {}", pl.pooler, pl.protocol.describe())?;
+        if let Some(st) = &pl.stats {
+            writeln!(
+                p.human,
+                "  waited for a server connection {:.3} ms per transaction ({} transactions, warm-up included)",
+                st.wait_ms_per_transaction, st.transactions
+            )?;
+        }
+        if let Some(a) = &pl.claims_audit {
+            let verdict = if a.leaks == 0 { "no leak".to_string() } else { format!("{} LEAK(S)", a.leaks) };
+            writeln!(
+                p.human,
+                "  claims isolation through the pooler: {verdict} in {} requests + {} bare transactions ({} clients, {} backends, {} shared)",
+                a.requests, a.bare_transactions, a.clients, a.backends, a.shared_backends
+            )?;
+            for e in &a.examples {
+                writeln!(p.human, "    {e}")?;
+            }
+        }
+    }
     // Machine-readable last line for scripts: tps.
     writeln!(p.machine, "tps {:.1}", f.tps)?;
     Ok(())

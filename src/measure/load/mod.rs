@@ -93,6 +93,9 @@ pub struct LoadSection {
     /// A merged load: the shards it adds up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_shards: Vec<shard::ShardInfo>,
+    /// The users went through this connection pooler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooler: Option<crate::pooler::PoolerInfo>,
 }
 
 /// What a scenario run ran, for the report.

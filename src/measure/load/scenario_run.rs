@@ -43,6 +43,8 @@ pub struct ScenarioOptions {
     /// Shard I of N of a sharded load: only its part of the seeded users; per-second
     /// histograms are kept so `storybench merge` can add the shards' timelines exactly.
     pub shard: Option<super::shard::Shard>,
+    /// The users connect through this pooler (storybench's samplers stay direct).
+    pub pooler: Option<Arc<crate::pooler::Pooler>>,
 }
 
 /// What goose itself counted, beside storybench's figures.
@@ -80,6 +82,11 @@ pub(super) struct Clock {
 pub(super) struct Shared {
     pub options: PgConnectOptions,
     pub pool: Option<PgPool>,
+    /// Named or unnamed statements: unnamed through a transaction pooler.
+    pub protocol: crate::pooler::Protocol,
+    /// Direct connections for the users' set-up reads (their rows) when the users
+    /// themselves go through a pooler: set-up is not measured and must not queue there.
+    pub setup: Option<PgPool>,
     pub population: Option<Arc<Population>>,
     pub search_path: String,
     pub statement_timeout: String,
@@ -153,7 +160,10 @@ pub async fn run(
     } else {
         None
     };
-    let options = target.connect_options()?;
+    let (options, protocol, setup) = match &opts.pooler {
+        Some(p) => (p.options_for(target)?, p.protocol(), Some(target.pool(2).await?)),
+        None => (target.connect_options()?, crate::pooler::Protocol::Prepared, None),
+    };
     let pool = match opts.pool {
         Some(p) => Some(
             // No ping before each acquire: the pool's own cost is what is measured.
@@ -172,6 +182,8 @@ pub async fn run(
     let shared = Arc::new(Shared {
         options,
         pool,
+        protocol,
+        setup,
         population,
         search_path: ctx.search_path,
         statement_timeout: ctx.statement_timeout,

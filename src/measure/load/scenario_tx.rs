@@ -6,7 +6,8 @@
 
 use super::recorder::{is_connection_error, sqlstate_of};
 use super::scenario_run::{Clock, Shared};
-use crate::auth::{begin_request, Principal};
+use crate::auth::{begin_request_with, Principal};
+use crate::pooler::Protocol;
 use crate::catalog::QuerySpec;
 use crate::params::{bind, queries, rng_for, ParamValue, UserRows};
 use crate::scenario::{Part, PrincipalKind, Think, Transaction as ScenarioTx};
@@ -92,13 +93,13 @@ pub(super) async fn on_start(user: &mut GooseUser, shared: &Shared) -> Transacti
     let (subject, rows) = match &shared.population {
         Some(p) => {
             let subject = p.by_activity(&mut rng);
-            let rows = match (&mut conn, &shared.pool) {
-                (Some(c), _) => p.user_rows(c, subject).await.ok(),
-                (None, Some(pool)) => match pool.acquire().await {
+            let rows = match (&shared.setup, &mut conn, &shared.pool) {
+                (Some(pool), _, _) | (None, None, Some(pool)) => match pool.acquire().await {
                     Ok(mut c) => p.user_rows(&mut c, subject).await.ok(),
                     Err(_) => None,
                 },
-                _ => None,
+                (None, Some(c), _) => p.user_rows(c, subject).await.ok(),
+                (None, None, None) => None,
             };
             (subject, rows.unwrap_or_default())
         }
@@ -336,16 +337,28 @@ async fn request(
 ) -> Result<(), Failure> {
     let conn = lease.conn();
     let first = &steps[0].0.spec.name;
+    let protocol = shared.protocol;
     let Some(who) = who else {
-        for (s, values) in steps {
-            statement(user, clock, worker, conn, s, values).await?;
+        // Through a transaction pooler an unnamed statement lives only inside a
+        // transaction: bare statements get one.
+        if protocol == Protocol::Unnamed {
+            let mut tx = conn.begin().await.map_err(|e| Failure::from(first, &e))?;
+            for (s, values) in steps {
+                statement(user, clock, worker, &mut tx, s, values, protocol).await?;
+            }
+            tx.commit().await.map_err(|e| Failure::from(first, &e))?;
+        } else {
+            for (s, values) in steps {
+                statement(user, clock, worker, conn, s, values, protocol).await?;
+            }
         }
         return Ok(());
     };
     let mut tx = conn.begin().await.map_err(|e| Failure::from(first, &e))?;
     let setup = async {
-        begin_request(&mut tx, who).await?;
+        begin_request_with(&mut tx, who, protocol).await?;
         sqlx::query(AssertSqlSafe(queries().request_settings.as_str()))
+            .persistent(protocol.persistent())
             .bind(&shared.search_path)
             .bind(&shared.statement_timeout)
             .execute(&mut *tx)
@@ -366,7 +379,7 @@ async fn request(
         return Err(f);
     }
     for (s, values) in steps {
-        statement(user, clock, worker, &mut tx, s, values).await?;
+        statement(user, clock, worker, &mut tx, s, values, protocol).await?;
     }
     let last = &steps[steps.len() - 1].0.spec.name;
     if let Err(e) = tx.commit().await {
@@ -385,9 +398,10 @@ async fn statement(
     conn: &mut PgConnection,
     s: &StepPlan,
     values: &[ParamValue],
+    protocol: Protocol,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let q = bind(sqlx::query(s.sql.clone()), values);
+    let q = bind(sqlx::query(s.sql.clone()).persistent(protocol.persistent()), values);
     let outcome = if s.spec.is_read() {
         q.fetch_all(&mut *conn).await.map(|r| r.len() as u64)
     } else {

@@ -376,6 +376,7 @@ async fn under_load(
         query_seconds: true,
         measure_start: Some(start.clone()),
         shard: None,
+        pooler: None,
     };
     let names: Vec<(String, String)> = scenario
         .steps()

@@ -39,6 +39,7 @@ pub async fn run(
         query_seconds: false,
         measure_start: None,
         shard: None,
+        pooler: None,
     };
     let mut conn = target.connect().await?;
     let before = server_view::snapshot(&mut conn).await?;
