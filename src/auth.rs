@@ -47,7 +47,11 @@ pub async fn begin_request(conn: &mut PgConnection, who: &Principal) -> Result<(
 }
 
 /// The same, in the statement protocol of the connection (unnamed through a transaction pooler).
-pub async fn begin_request_with(conn: &mut PgConnection, who: &Principal, protocol: Protocol) -> Result<()> {
+pub async fn begin_request_with(
+    conn: &mut PgConnection,
+    who: &Principal,
+    protocol: Protocol,
+) -> Result<()> {
     sqlx::query(sql(&q().begin_request))
         .persistent(protocol.persistent())
         .bind(who.role())

@@ -2,6 +2,7 @@
 //!
 //! Pipeline: cluster → schema → seed → catalog → measure → results → report / compare.
 
+pub mod advise;
 pub mod auth;
 pub mod bench_support;
 pub mod catalog;

@@ -140,7 +140,12 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
                 (Some(sc), _) => {
                     let pooler = match args.pooler.wanted() {
                         true => Some(std::sync::Arc::new(
-                            crate::pooler::Pooler::open(&args.pooler, target, args.statement_timeout).await?,
+                            crate::pooler::Pooler::open(
+                                &args.pooler,
+                                target,
+                                args.statement_timeout,
+                            )
+                            .await?,
                         )),
                         false => None,
                     };

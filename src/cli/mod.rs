@@ -1,5 +1,6 @@
 //! The `storybench` command line: argument definitions and dispatch.
 
+mod advise;
 mod capacity;
 mod compare;
 mod db;
@@ -61,6 +62,9 @@ pub enum Command {
     Partitions(partitions::PartitionsArgs),
     /// Operations under load: migrations while the app's load runs (latency, lock waits).
     Ops(ops::OpsArgs),
+    /// Advice checked against the dataset: `advise citus` (what breaks distributed by user_id).
+    #[command(subcommand)]
+    Advise(advise::AdviseCommand),
     /// Merge the results of the shards of one sharded load (`load --shard I/N`) exactly.
     Merge(merge::MergeArgs),
     /// Compare two results.json files: exit 0 no regression, 1 regression, 2 invalid input.
@@ -185,6 +189,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Partitions(args) => partitions::run(&cli.db, args).await,
         Command::Ops(args) => ops::run(&cli.db, args).await,
         Command::Merge(args) => Ok(merge::run(args)),
+        Command::Advise(cmd) => advise::run(&cli.db, cmd).await,
         Command::Explain(args) => explain::run(&cli.db, args).await,
         Command::Seed(args) => seed::run(&cli.db, args).await,
         Command::Compare(args) => Ok(compare::run(args)),

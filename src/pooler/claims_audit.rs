@@ -61,9 +61,14 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..clients {
         let (options, users) = (options.clone(), users.to_vec());
-        tasks.spawn(async move { one_client(options, users, client, clients, rounds, protocol, emulation).await });
+        tasks.spawn(async move {
+            one_client(options, users, client, clients, rounds, protocol, emulation).await
+        });
     }
-    let mut audit = ClaimsAudit { clients, ..Default::default() };
+    let mut audit = ClaimsAudit {
+        clients,
+        ..Default::default()
+    };
     let mut served: BTreeMap<i32, BTreeSet<usize>> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let part = joined.map_err(|e| anyhow!("claims audit client: {e}"))??;
@@ -101,8 +106,17 @@ async fn one_client(
     protocol: Protocol,
     emulation: Emulation,
 ) -> Result<ClientPart> {
-    let mut conn = options.connect().await.map_err(|e| anyhow!("claims audit: connecting: {e}"))?;
-    let mut part = ClientPart { client, requests: 0, bare: 0, leaks: Vec::new(), backends: BTreeSet::new() };
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| anyhow!("claims audit: connecting: {e}"))?;
+    let mut part = ClientPart {
+        client,
+        requests: 0,
+        bare: 0,
+        leaks: Vec::new(),
+        backends: BTreeSet::new(),
+    };
     let q = queries();
     for round in 0..rounds {
         crate::interrupt::check()?;
@@ -110,7 +124,9 @@ async fn one_client(
         // A request as `user`.
         let mut tx = conn.begin().await?;
         match emulation {
-            Emulation::TransactionLocal => begin_request_with(&mut tx, &Principal::User(user), protocol).await?,
+            Emulation::TransactionLocal => {
+                begin_request_with(&mut tx, &Principal::User(user), protocol).await?
+            }
             Emulation::SessionSet => {
                 sqlx::query(sql(q.session_claims.as_str()))
                     .persistent(protocol.persistent())
@@ -135,10 +151,11 @@ async fn one_client(
         tokio::task::yield_now().await;
         // A bare transaction: no claims may be in force.
         let mut tx = conn.begin().await?;
-        let (claims, own_role, pid): (String, bool, i32) = sqlx::query_as(sql(q.bare_claims.as_str()))
-            .persistent(protocol.persistent())
-            .fetch_one(&mut *tx)
-            .await?;
+        let (claims, own_role, pid): (String, bool, i32) =
+            sqlx::query_as(sql(q.bare_claims.as_str()))
+                .persistent(protocol.persistent())
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         part.bare += 1;
         part.backends.insert(pid);

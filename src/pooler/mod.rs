@@ -123,8 +123,12 @@ impl PoolerKind {
             ));
         }
         match mode {
-            "transaction" => Ok(Self { mode: PoolMode::Transaction }),
-            "session" => Ok(Self { mode: PoolMode::Session }),
+            "transaction" => Ok(Self {
+                mode: PoolMode::Transaction,
+            }),
+            "session" => Ok(Self {
+                mode: PoolMode::Session,
+            }),
             other => Err(format!(
                 "unknown pool mode `{other}`: pgbouncer:transaction or pgbouncer:session"
             )),
@@ -151,7 +155,12 @@ pub struct PoolerArgs {
     #[serde(skip)]
     pub pooler_url: Option<String>,
     /// The pool mode of --pooler-url (it decides the statement protocol).
-    #[arg(long, value_enum, default_value = "transaction", requires = "pooler_url")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "transaction",
+        requires = "pooler_url"
+    )]
     pub pooler_mode: PoolMode,
     /// Server connections of the pool storybench starts (the server allows 200; storybench's
     /// own samplers keep a few direct).
@@ -207,7 +216,11 @@ impl Pooler {
     /// Starts (or connects to) the pooler the arguments ask for, in front of `target`.
     /// A client waits for a server connection at most `wait_timeout` (pgbouncer's
     /// `query_wait_timeout`), then gets an error.
-    pub async fn open(args: &PoolerArgs, target: &Target, wait_timeout: std::time::Duration) -> Result<Self> {
+    pub async fn open(
+        args: &PoolerArgs,
+        target: &Target,
+        wait_timeout: std::time::Duration,
+    ) -> Result<Self> {
         if args.pooler_size == 0 {
             bail!("--pooler-size must be at least 1");
         }
@@ -217,8 +230,13 @@ impl Pooler {
                 .ok()
                 .and_then(|u| u.password().map(str::to_string))
                 .unwrap_or_default();
-            let process =
-                pgbouncer::Pgbouncer::start(&server, &password, kind.mode, args.pooler_size, wait_timeout)?;
+            let process = pgbouncer::Pgbouncer::start(
+                &server,
+                &password,
+                kind.mode,
+                args.pooler_size,
+                wait_timeout,
+            )?;
             let base = process.client_options(&server);
             let admin = Some(base.clone().database("pgbouncer"));
             let info = PoolerInfo {
@@ -228,14 +246,24 @@ impl Pooler {
                 pool_size: Some(args.pooler_size),
                 ..Default::default()
             };
-            return Ok(Self { base, admin, info, _process: Some(process) });
+            return Ok(Self {
+                base,
+                admin,
+                info,
+                _process: Some(process),
+            });
         }
         let Some(url) = &args.pooler_url else {
             bail!("no pooler asked for");
         };
         let secret = SecretUrl::new(url.clone());
         let base = PgConnectOptions::from_str(url)
-            .map_err(|e| anyhow!("malformed --pooler-url {secret}: {}", crate::target::scrub(&e.to_string(), &secret)))?
+            .map_err(|e| {
+                anyhow!(
+                    "malformed --pooler-url {secret}: {}",
+                    crate::target::scrub(&e.to_string(), &secret)
+                )
+            })?
             .application_name("storybench");
         let admin = Some(base.clone().database("pgbouncer"));
         Ok(Self {
@@ -290,7 +318,9 @@ impl Pooler {
         let num = |r: &sqlx::postgres::PgRow, c: &str| -> u64 {
             text(r, c).and_then(|t| t.trim().parse().ok()).unwrap_or(0)
         };
-        let row = rows.iter().find(|r| text(r, "database").as_deref() == Some(database))?;
+        let row = rows
+            .iter()
+            .find(|r| text(r, "database").as_deref() == Some(database))?;
         Some(PoolerStats {
             transactions: num(row, "total_xact_count"),
             queries: num(row, "total_query_count"),
@@ -344,15 +374,22 @@ impl Pooler {
         let before = self.settled_stats_of(&database).await;
         let mut info = self.info.clone();
         info.claims_audit = Some(audit);
-        Ok(PooledRun { pooler: self, database, info, before })
+        Ok(PooledRun {
+            pooler: self,
+            database,
+            info,
+            before,
+        })
     }
 }
 
 impl PooledRun<'_> {
     /// The pooler's part of the load's results.
     pub async fn finish(mut self) -> PoolerInfo {
-        if let (Some(before), Some(after)) =
-            (&self.before, self.pooler.settled_stats_of(&self.database).await) {
+        if let (Some(before), Some(after)) = (
+            &self.before,
+            self.pooler.settled_stats_of(&self.database).await,
+        ) {
             self.info.stats = Some(after.since(before));
         }
         self.info
@@ -379,18 +416,38 @@ mod tests {
 
     #[test]
     fn pooler_kinds_parse_and_unknown_ones_say_what_is_offered() {
-        assert_eq!(PoolerKind::parse("pgbouncer:transaction").unwrap().mode, PoolMode::Transaction);
-        assert_eq!(PoolerKind::parse("pgbouncer:session").unwrap().mode, PoolMode::Session);
-        assert!(PoolerKind::parse("pgbouncer").unwrap_err().contains("pgbouncer:transaction"));
-        assert!(PoolerKind::parse("supavisor:transaction").unwrap_err().contains("--pooler-url"));
+        assert_eq!(
+            PoolerKind::parse("pgbouncer:transaction").unwrap().mode,
+            PoolMode::Transaction
+        );
+        assert_eq!(
+            PoolerKind::parse("pgbouncer:session").unwrap().mode,
+            PoolMode::Session
+        );
+        assert!(PoolerKind::parse("pgbouncer")
+            .unwrap_err()
+            .contains("pgbouncer:transaction"));
+        assert!(PoolerKind::parse("supavisor:transaction")
+            .unwrap_err()
+            .contains("--pooler-url"));
         assert_eq!(PoolMode::Transaction.protocol(), Protocol::Unnamed);
         assert!(!Protocol::Unnamed.persistent());
     }
 
     #[test]
     fn stats_are_differences_with_a_wait_per_transaction() {
-        let before = PoolerStats { transactions: 10, queries: 30, wait_ms_total: 5.0, ..Default::default() };
-        let after = PoolerStats { transactions: 110, queries: 330, wait_ms_total: 205.0, ..Default::default() };
+        let before = PoolerStats {
+            transactions: 10,
+            queries: 30,
+            wait_ms_total: 5.0,
+            ..Default::default()
+        };
+        let after = PoolerStats {
+            transactions: 110,
+            queries: 330,
+            wait_ms_total: 205.0,
+            ..Default::default()
+        };
         let d = after.since(&before);
         assert_eq!((d.transactions, d.queries), (100, 300));
         assert!((d.wait_ms_per_transaction - 2.0).abs() < 1e-9);

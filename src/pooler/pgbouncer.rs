@@ -53,7 +53,10 @@ fn version(bin: &Path) -> Result<String> {
 
 /// A value of pgbouncer's connection strings, quoted when it has to be.
 fn quoted(value: &str) -> String {
-    if value.chars().any(|c| c.is_whitespace() || c == '\'' || c == '\\') {
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
+    {
         format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
     } else {
         value.to_string()
@@ -83,7 +86,14 @@ impl Pgbouncer {
         let userlist = dir.join("userlist.txt");
         // Loopback clients are trusted; the file gives pgbouncer the user (and its password, if
         // the server asks for one: pgbouncer cannot read it from the client under trust).
-        std::fs::write(&userlist, format!("\"{}\" \"{}\"\n", user.replace('"', "\"\""), password.replace('"', "\"\"")))?;
+        std::fs::write(
+            &userlist,
+            format!(
+                "\"{}\" \"{}\"\n",
+                user.replace('"', "\"\""),
+                password.replace('"', "\"\"")
+            ),
+        )?;
         std::fs::set_permissions(&userlist, std::fs::Permissions::from_mode(0o600))?;
         let ini = dir.join("pgbouncer.ini");
         let host = server.get_host().to_string();
@@ -130,7 +140,12 @@ impl Pgbouncer {
             .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut me = Self { child, dir, port, version };
+        let mut me = Self {
+            child,
+            dir,
+            port,
+            version,
+        };
         me.wait_ready()?;
         tracing::info!(port, mode = mode.as_str(), pool_size, "pgbouncer started");
         Ok(me)
@@ -146,7 +161,10 @@ impl Pgbouncer {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("pgbouncer did not accept connections within 10 s:\n{}", self.log_tail());
+                bail!(
+                    "pgbouncer did not accept connections within 10 s:\n{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -197,10 +215,15 @@ fn stop(child: &mut Child) {
 
 /// Stops the pgbouncer of a storybench that died (SIGKILL) and removes its directory.
 fn sweep_stale() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        let Some(owner) = name.strip_prefix(DIR_PREFIX).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(owner) = name
+            .strip_prefix(DIR_PREFIX)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         if owner == std::process::id() as i32 || kill(Pid::from_raw(owner), None).is_ok() {

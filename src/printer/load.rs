@@ -56,9 +56,20 @@ pub fn summary(p: &mut Printer, s: &LoadSection) -> io::Result<()> {
         )?;
     }
     if let Some(pl) = &s.pooler {
-        let mode = pl.mode.map(|m| format!(", {} pooling", m.as_str())).unwrap_or_default();
-        let size = pl.pool_size.map(|n| format!(", {n} server connections")).unwrap_or_default();
-        writeln!(p.human, "pooler: {}{mode}{size}; {}", pl.pooler, pl.protocol.describe())?;
+        let mode = pl
+            .mode
+            .map(|m| format!(", {} pooling", m.as_str()))
+            .unwrap_or_default();
+        let size = pl
+            .pool_size
+            .map(|n| format!(", {n} server connections"))
+            .unwrap_or_default();
+        writeln!(
+            p.human,
+            "pooler: {}{mode}{size}; {}",
+            pl.pooler,
+            pl.protocol.describe()
+        )?;
         if let Some(st) = &pl.stats {
             writeln!(
                 p.human,
@@ -67,7 +78,11 @@ pub fn summary(p: &mut Printer, s: &LoadSection) -> io::Result<()> {
             )?;
         }
         if let Some(a) = &pl.claims_audit {
-            let verdict = if a.leaks == 0 { "no leak".to_string() } else { format!("{} LEAK(S)", a.leaks) };
+            let verdict = if a.leaks == 0 {
+                "no leak".to_string()
+            } else {
+                format!("{} LEAK(S)", a.leaks)
+            };
             writeln!(
                 p.human,
                 "  claims isolation through the pooler: {verdict} in {} requests + {} bare transactions ({} clients, {} backends, {} shared)",

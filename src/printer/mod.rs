@@ -4,6 +4,7 @@
 //! use [`capture`].
 
 pub mod capacity;
+pub mod citus;
 pub mod explain;
 pub mod load;
 pub mod ops;
@@ -66,6 +67,9 @@ pub fn results(p: &mut Printer, r: &crate::results::RunResults) -> io::Result<()
     }
     if let Some(s) = &r.ops {
         ops::summary(p, s)?;
+    }
+    if let Some(s) = &r.citus {
+        citus::summary(p, s)?;
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ fn environment() -> Result<Environment<'static>> {
     )?;
     env.add_template("sections/rls.html", include_str!("sections/rls.html.j2"))?;
     env.add_template("sections/ops.html", include_str!("sections/ops.html.j2"))?;
+    env.add_template(
+        "sections/citus.html",
+        include_str!("sections/citus.html.j2"),
+    )?;
     env.add_filter("bytes", human_bytes);
     env.add_filter("num", |v: f64, digits: Option<usize>| {
         format!("{:.*}", digits.unwrap_or(2), v)

@@ -55,6 +55,8 @@ pub struct RunResults {
     pub capacity: Option<crate::measure::load::capacity::CapacitySection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<crate::measure::ops::OpsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citus: Option<crate::advise::citus::CitusSection>,
 }
 
 /// How a run, or one of its stages, ended (`running` until it does).
@@ -121,6 +123,7 @@ impl RunResults {
             partitions: None,
             capacity: None,
             ops: None,
+            citus: None,
         }
     }
 

@@ -161,8 +161,16 @@ pub async fn run(
         None
     };
     let (options, protocol, setup) = match &opts.pooler {
-        Some(p) => (p.options_for(target)?, p.protocol(), Some(target.pool(2).await?)),
-        None => (target.connect_options()?, crate::pooler::Protocol::Prepared, None),
+        Some(p) => (
+            p.options_for(target)?,
+            p.protocol(),
+            Some(target.pool(2).await?),
+        ),
+        None => (
+            target.connect_options()?,
+            crate::pooler::Protocol::Prepared,
+            None,
+        ),
     };
     let pool = match opts.pool {
         Some(p) => Some(

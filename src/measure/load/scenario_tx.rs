@@ -7,9 +7,9 @@
 use super::recorder::{is_connection_error, sqlstate_of};
 use super::scenario_run::{Clock, Shared};
 use crate::auth::{begin_request_with, Principal};
-use crate::pooler::Protocol;
 use crate::catalog::QuerySpec;
 use crate::params::{bind, queries, rng_for, ParamValue, UserRows};
+use crate::pooler::Protocol;
 use crate::scenario::{Part, PrincipalKind, Think, Transaction as ScenarioTx};
 use goose::prelude::*;
 use rand::RngExt;
@@ -401,7 +401,10 @@ async fn statement(
     protocol: Protocol,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let q = bind(sqlx::query(s.sql.clone()).persistent(protocol.persistent()), values);
+    let q = bind(
+        sqlx::query(s.sql.clone()).persistent(protocol.persistent()),
+        values,
+    );
     let outcome = if s.spec.is_read() {
         q.fetch_all(&mut *conn).await.map(|r| r.len() as u64)
     } else {

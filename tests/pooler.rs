@@ -1,0 +1,150 @@
+//! Through pgbouncer (the Debian package, as CI installs it): claims set per transaction
+//! never reach another client's transaction, while claims set for the session do (the audit
+//! can fail); and a scenario load through transaction pooling runs clean with unnamed
+//! statements, records the pooler's counters and leaves no pgbouncer behind.
+
+mod common;
+
+use common::{connect, seed_tiny, stderr, temp_root, TestDb};
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use std::str::FromStr;
+use std::time::Duration;
+use storybench::pooler::claims_audit::{self, Emulation};
+use storybench::pooler::pgbouncer::Pgbouncer;
+use storybench::pooler::{PoolMode, Protocol};
+
+#[tokio::test]
+async fn claims_never_leak_through_transaction_pooling_and_a_session_claim_is_caught() {
+    let db = TestDb::new("pooler_claims").await;
+    let root = temp_root("pooler_claims");
+    seed_tiny(&db, &root.join("seed"));
+    let server = PgConnectOptions::from_str(&db.url).unwrap();
+    // Three server connections for twenty clients: every backend serves many clients.
+    let bouncer = Pgbouncer::start(
+        &server,
+        "",
+        PoolMode::Transaction,
+        3,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let through = bouncer.client_options(&server).database(&db.name);
+    let mut direct = connect(&db.url).await;
+    let users = claims_audit::sample_users(&mut direct, 20).await.unwrap();
+    assert!(users.len() >= 2, "the tiny dataset has users");
+
+    let clean = claims_audit::run(
+        &through,
+        &users,
+        20,
+        10,
+        Protocol::Unnamed,
+        Emulation::TransactionLocal,
+    )
+    .await
+    .unwrap();
+    assert_eq!(clean.leaks, 0, "{:?}", clean.examples);
+    assert_eq!((clean.requests, clean.bare_transactions), (200, 200));
+    assert!(
+        clean.backends <= 3,
+        "pgbouncer kept to its pool: {} backends",
+        clean.backends
+    );
+    assert!(
+        clean.shared_backends >= 1,
+        "clients shared server connections"
+    );
+
+    let planted = claims_audit::run(
+        &through,
+        &users,
+        20,
+        10,
+        Protocol::Unnamed,
+        Emulation::SessionSet,
+    )
+    .await
+    .unwrap();
+    assert!(
+        planted.leaks > 0,
+        "a claim set for the session reaches other clients"
+    );
+    assert!(
+        planted
+            .examples
+            .iter()
+            .any(|e| e.contains("without claims saw")),
+        "{:?}",
+        planted.examples
+    );
+}
+
+#[tokio::test]
+async fn a_load_through_transaction_pooling_runs_clean_and_records_the_pooler() {
+    let db = TestDb::new("pooler_load").await;
+    let root = temp_root("pooler_load");
+    seed_tiny(&db, &root.join("seed"));
+    let out_dir = root.join("load");
+    let out = db.storybench(&[
+        "load",
+        "--scenario",
+        "bedtime",
+        "--pooler",
+        "pgbouncer:transaction",
+        "--pooler-size",
+        "3",
+        "--users",
+        "12",
+        "--rate",
+        "40",
+        "--duration",
+        "2s",
+        "--warmup",
+        "0s",
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "load: {}", stderr(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let load = &r["load"];
+    assert_eq!(
+        load["figures"]["failed"], 0,
+        "{}",
+        load["figures"]["errors"]
+    );
+    assert!(load["figures"]["ok"].as_u64().unwrap() > 0);
+    let pooler = &load["pooler"];
+    assert_eq!(pooler["mode"], "transaction");
+    assert_eq!(pooler["protocol"], "unnamed");
+    assert_eq!(pooler["claims_audit"]["leaks"], 0);
+    // Every transaction of the run (warm-up included) went through pgbouncer.
+    assert!(
+        pooler["stats"]["transactions"].as_u64().unwrap()
+            >= load["figures"]["ok"].as_u64().unwrap(),
+        "{pooler}"
+    );
+    let report = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(report.contains("id=\"load-pooler\""));
+    // Its pgbouncer is gone with it.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("storybench-pgbouncer-")
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("pgbouncer.ini"))
+                .is_ok_and(|t| t.contains(&format!("port={}", port_of(&db.url))))
+        })
+        .collect();
+    assert!(left.is_empty(), "a pgbouncer directory was left behind");
+}
+
+fn port_of(url: &str) -> u16 {
+    PgConnectOptions::from_str(url).unwrap().get_port()
+}
