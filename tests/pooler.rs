@@ -148,3 +148,83 @@ async fn a_load_through_transaction_pooling_runs_clean_and_records_the_pooler() 
 fn port_of(url: &str) -> u16 {
     PgConnectOptions::from_str(url).unwrap().get_port()
 }
+
+/// `advise citus` on the seeded schema: each policy set checked on a copy (the dataset's own
+/// policies untouched), the initplan form refused, the claims and the keys that need user_id.
+#[tokio::test]
+async fn advise_citus_names_what_breaks_and_leaves_the_dataset_alone() {
+    let db = TestDb::new("citus").await;
+    let root = temp_root("citus");
+    seed_tiny(&db, &root.join("seed"));
+    let mut conn = connect(&db.url).await;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_policy")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    // A copy is made from the dataset: no other session may be on it meanwhile.
+    drop(conn);
+    let out_dir = root.join("advise");
+    let out = db.storybench(&["advise", "citus", "--out", &out_dir.to_string_lossy()]);
+    assert!(out.status.success(), "advise citus: {}", stderr(&out));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    let c = &r["citus"];
+    let placement = |t: &str| {
+        c["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["table"] == t)
+            .map(|x| x["placement"].as_str().unwrap().to_string())
+    };
+    assert_eq!(placement("public.stories").as_deref(), Some("distributed"));
+    assert_eq!(
+        placement("public.story_scenes").as_deref(),
+        Some("needs_column")
+    );
+    assert_eq!(
+        placement("public.cache_entries").as_deref(),
+        Some("reference")
+    );
+    let sets = c["policy_sets"].as_array().unwrap();
+    let refused = |s: &str| {
+        sets.iter().find(|x| x["policies"] == s).unwrap()["with_subquery"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        refused("initplan") > refused("doc"),
+        "the initplan form wraps auth.uid() in sub-selects"
+    );
+    let problems = c["problems"].as_array().unwrap();
+    let has = |kind: &str, object: &str| {
+        problems
+            .iter()
+            .any(|p| p["kind"] == kind && p["object"].as_str().unwrap().contains(object))
+    };
+    assert!(has("claims_not_propagated", "auth.uid"));
+    assert!(has(
+        "foreign_key_without_distribution_column",
+        "stories_hero_id_fkey"
+    ));
+    assert!(has("unique_without_distribution_column", "stories_pkey"));
+    assert!(
+        problems
+            .iter()
+            .all(|p| !p["source"].as_str().unwrap().is_empty()),
+        "every rule names its source"
+    );
+    let mut conn = connect(&db.url).await;
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_policy")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "the policy sets were switched on a copy only"
+    );
+    assert!(std::fs::read_to_string(out_dir.join("report.html"))
+        .unwrap()
+        .contains("id=\"citus\""));
+}
