@@ -153,6 +153,34 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "load-pooler",
+            args: vec![
+                "load",
+                "--scenario",
+                "bedtime",
+                "--users",
+                "4",
+                "--pooler",
+                "pgbouncer:transaction",
+                "--pooler-size",
+                "2",
+                "--duration",
+                "120s",
+                "--warmup",
+                "0s",
+                "--think-scale",
+                "0",
+            ],
+            marker: "▶ load",
+            calls: Some(("hero_name", 50)),
+            signal: Signal::SIGTERM,
+            stage: "load",
+            check: |r| {
+                assert!(r["load"]["figures"]["ok"].as_u64().unwrap() > 0);
+                assert_eq!(r["load"]["pooler"]["mode"], "transaction");
+            },
+        },
+        Case {
             name: "capacity",
             args: vec![
                 "capacity",
@@ -336,6 +364,19 @@ async fn every_stage_stops_on_a_signal_keeps_its_figures_and_cleans_up() {
             case.name
         );
     }
+
+    // The pgbouncer of the pooled load stopped with it, its directory removed.
+    let port = url::Url::parse(&url).unwrap().port().unwrap();
+    let bouncers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("storybench-pgbouncer-"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("pgbouncer.ini"))
+                .is_ok_and(|t| t.contains(&format!("port={port}")))
+        })
+        .count();
+    assert_eq!(bouncers, 0, "a pgbouncer directory was left behind");
 
     // No scratch copies (schema or database) survive the interrupted stages.
     assert!(sb(&data, &["db", "start"]).status.success());
