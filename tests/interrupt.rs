@@ -370,7 +370,11 @@ async fn every_stage_stops_on_a_signal_keeps_its_figures_and_cleans_up() {
     let bouncers = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("storybench-pgbouncer-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("storybench-pgbouncer-")
+        })
         .filter(|e| {
             std::fs::read_to_string(e.path().join("pgbouncer.ini"))
                 .is_ok_and(|t| t.contains(&format!("port={port}")))

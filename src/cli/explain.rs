@@ -69,14 +69,31 @@ pub async fn run(db: &DbArgs, args: ExplainArgs) -> Result<i32> {
         args.out.as_deref(),
         async |session, target| {
             let dir = session.out_dir.clone();
-            let section = session
+            let outcome = session
                 // One pristine copy per strategy, made by the stage itself.
                 .stage("explain", explain::run(target, &opts, &dir))
-                .await?;
+                .await;
+            let section = keep_partial(session, outcome)?;
             crate::printer::show(|p| crate::printer::explain::verdicts(p, &section));
             session.results.explain = Some(section);
             Ok(())
         },
     )
     .await
+}
+
+/// The explain stage's section, or its error; a stage that failed part-way leaves what it
+/// measured in the results first.
+pub(super) fn keep_partial(
+    session: &mut super::RunSession,
+    outcome: Result<explain::ExplainSection>,
+) -> Result<explain::ExplainSection> {
+    match outcome.map_err(|e| e.downcast::<crate::measure::Partial<explain::ExplainSection>>()) {
+        Ok(s) => Ok(s),
+        Err(Ok(partial)) => {
+            session.results.explain = Some(partial.section);
+            Err(partial.cause)
+        }
+        Err(Err(e)) => Err(e),
+    }
 }

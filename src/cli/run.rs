@@ -229,10 +229,11 @@ async fn pipeline(
     session.collect_environment(target).await?;
 
     let dir = session.out_dir.clone();
-    let section = session
+    let outcome = session
         // Explain makes its own pristine copies, one per index strategy.
         .stage("explain", explain::run(target, &config.explain, &dir))
-        .await?;
+        .await;
+    let section = super::explain::keep_partial(session, outcome)?;
     crate::printer::show(|p| crate::printer::explain::verdicts(p, &section));
     session.results.explain = Some(section);
 

@@ -67,6 +67,17 @@ impl Measure<'_> {
                 let runs = self
                     .compare(&mut refs, spec, subject, params, section, qi, k)
                     .await;
+                if runs.iter().any(|r| r.error.is_some()) {
+                    crate::measure::server_still_there(&mut refs)
+                        .await
+                        .map_err(|e| {
+                            e.context(format!(
+                                "explain stopped at {} ({qi} of {} queries measured)",
+                                spec.name,
+                                self.specs.len()
+                            ))
+                        })?;
+                }
                 for (i, run) in runs.into_iter().enumerate() {
                     if let Some(e) = &run.error {
                         section.errors.push(MeasureError {

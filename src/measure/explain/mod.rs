@@ -158,10 +158,12 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
             tracing::warn!("could not drop a pristine copy: {e:#}");
         }
     }
-    // Interrupted: keep what was measured (the command marks the run interrupted).
-    if !interrupt::interrupted() {
-        outcome?;
-    }
     verdict::finish(&mut section);
-    Ok(section)
+    match outcome {
+        // Interrupted: keep what was measured (the command marks the run interrupted).
+        Err(_) if interrupt::interrupted() => Ok(section),
+        // Failed part-way: what was measured goes into the partial results.
+        Err(cause) => Err(crate::measure::Partial { section, cause }.into()),
+        Ok(()) => Ok(section),
+    }
 }
