@@ -53,7 +53,7 @@ async fn load_survives_terminated_connections_and_counts_them() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    common::wait_for_sessions(&db.url, "pg_sleep", 2).await;
     let mut admin = db.conn().await;
     let killed: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'storybench' AND query LIKE '%pg_sleep%' LIMIT 2) t",
@@ -99,8 +99,8 @@ async fn load_survives_terminated_connections_and_counts_them() {
     );
 }
 
-#[test]
-fn load_survives_a_server_restart() {
+#[tokio::test]
+async fn load_survives_a_server_restart() {
     let root = temp_root("restart");
     let data = root.join("pgdata");
     let sb = |args: &[&str]| {
@@ -133,8 +133,10 @@ fn load_survives_a_server_restart() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let url = stdout(&sb(&["db", "url"])).trim().to_string();
+    common::wait_for_sessions(&url, "SELECT 1", 2).await;
     assert!(sb(&["db", "stop"]).status.success());
+    // Down on purpose for a while: requests must fail, then the load must resume.
     std::thread::sleep(Duration::from_millis(700));
     assert!(sb(&["db", "start"]).status.success());
     let status = child.wait_with_output().unwrap().status;
@@ -215,8 +217,8 @@ async fn a_statement_timeout_is_reported_per_query_and_others_are_measured() {
     );
 }
 
-#[test]
-fn sigterm_writes_partial_results_and_stops_the_cluster_it_started() {
+#[tokio::test]
+async fn sigterm_writes_partial_results_and_stops_the_cluster_it_started() {
     let root = temp_root("sigterm");
     let data = root.join("pgdata");
     let out = root.join("out");
@@ -240,16 +242,21 @@ fn sigterm_writes_partial_results_and_stops_the_cluster_it_started() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait for the load to run (the cluster is started by the command itself).
+    // Wait for the load to run (the cluster is started by the command itself; initdb's
+    // bootstrap also writes postmaster.pid, so the port file is what says it is configured).
+    let cluster = storybench::cluster::EmbeddedCluster::new(&data, None).unwrap();
     let started = Instant::now();
-    while !data.join("postmaster.pid").exists() && started.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        data.join("postmaster.pid").exists(),
-        "the command started its embedded cluster"
-    );
-    std::thread::sleep(Duration::from_secs(3));
+    let url = loop {
+        if let Ok(url) = cluster.url() {
+            break url;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the command set up its cluster"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    common::wait_for_sessions(&url, "SELECT 1", 2).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -241,3 +241,28 @@ pub fn seed_tiny(db: &TestDb, out: &std::path::Path) {
     ]);
     assert!(out.status.success(), "seed: {}", stderr(&out));
 }
+
+/// Polls the server at `url` until at least `n` of storybench's sessions run a statement
+/// containing `text` (a load is really running), instead of sleeping and hoping.
+pub async fn wait_for_sessions(url: &str, text: &str, n: i64) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(mut c) = PgConnectOptions::from_str(url).unwrap().connect().await {
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'storybench' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+            )
+            .bind(text)
+            .fetch_one(&mut c)
+            .await
+            .unwrap_or(0);
+            if running >= n {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no {n} sessions running {text:?} within 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
