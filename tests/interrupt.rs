@@ -367,19 +367,7 @@ async fn every_stage_stops_on_a_signal_keeps_its_figures_and_cleans_up() {
 
     // The pgbouncer of the pooled load stopped with it, its directory removed.
     let port = url::Url::parse(&url).unwrap().port().unwrap();
-    let bouncers = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("storybench-pgbouncer-")
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("pgbouncer.ini"))
-                .is_ok_and(|t| t.contains(&format!("port={port}")))
-        })
-        .count();
+    let bouncers = common::pgbouncers_left_for(port);
     assert_eq!(bouncers, 0, "a pgbouncer directory was left behind");
 
     // No scratch copies (schema or database) survive the interrupted stages.

@@ -129,20 +129,11 @@ async fn a_load_through_transaction_pooling_runs_clean_and_records_the_pooler() 
     let report = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(report.contains("id=\"load-pooler\""));
     // Its pgbouncer is gone with it.
-    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("storybench-pgbouncer-")
-        })
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("pgbouncer.ini"))
-                .is_ok_and(|t| t.contains(&format!("port={}", port_of(&db.url))))
-        })
-        .collect();
-    assert!(left.is_empty(), "a pgbouncer directory was left behind");
+    assert_eq!(
+        common::pgbouncers_left_for(port_of(&db.url)),
+        0,
+        "a pgbouncer directory was left behind"
+    );
 }
 
 fn port_of(url: &str) -> u16 {

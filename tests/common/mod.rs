@@ -266,3 +266,21 @@ pub async fn wait_for_sessions(url: &str, text: &str, n: i64) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// pgbouncer directories storybench left in front of the server on `port` (should be none:
+/// a pooled command stops its pgbouncer and removes its directory).
+pub fn pgbouncers_left_for(port: u16) -> usize {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("storybench-pgbouncer-")
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("pgbouncer.ini"))
+                .is_ok_and(|t| t.contains(&format!("port={port}\n")))
+        })
+        .count()
+}
