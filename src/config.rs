@@ -278,6 +278,7 @@ impl RunConfig {
             resolution: c.resolution,
             seed: self.dataset.seed,
             statement_timeout: c.statement_timeout,
+            pooler: None,
         })
     }
 }

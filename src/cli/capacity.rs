@@ -67,6 +67,9 @@ pub struct CapacityArgs {
     #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
     /// Output directory (default: reports/<run-id>/).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub pooler: crate::pooler::PoolerArgs,
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -89,6 +92,7 @@ impl CapacityArgs {
             max_steps: self.max_steps,
             seed: self.seed,
             statement_timeout: self.statement_timeout,
+            pooler: None,
         }
     }
 }
@@ -114,7 +118,13 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
             drop(conn);
             session.collect_environment(target).await?;
             session.check_dataset(target).await?;
-            let opts = args.options();
+            let mut opts = args.options();
+            if args.pooler.wanted() {
+                let pooler =
+                    crate::pooler::Pooler::open(&args.pooler, target, args.statement_timeout)
+                        .await?;
+                opts.pooler = Some(std::sync::Arc::new(pooler));
+            }
             let section = session
                 .stage_on_copy("capacity", target, async |t| {
                     capacity::search(t, &scenario, &opts).await

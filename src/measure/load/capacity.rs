@@ -81,6 +81,8 @@ pub struct CapacityOptions {
     pub resolution: f64,
     pub seed: u64,
     pub statement_timeout: Duration,
+    /// Every step's users connect through this pooler.
+    pub pooler: Option<std::sync::Arc<crate::pooler::Pooler>>,
 }
 
 impl CapacityOptions {

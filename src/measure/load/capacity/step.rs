@@ -39,7 +39,7 @@ pub async fn run(
         query_seconds: false,
         measure_start: None,
         shard: None,
-        pooler: None,
+        pooler: opts.pooler.clone(),
     };
     let mut conn = target.connect().await?;
     let before = server_view::snapshot(&mut conn).await?;

@@ -20,6 +20,7 @@ fn opts() -> CapacityOptions {
         resolution: 0.1,
         seed: 1,
         statement_timeout: Duration::from_secs(1),
+        pooler: None,
     }
 }
 
