@@ -114,6 +114,7 @@ mod tests {
         crate::measure::ops::load_all();
         crate::pooler::load_all();
         crate::advise::citus::load_all();
+        crate::advise::indexes::load_all();
         crate::measure::server_view::load_all();
         crate::measure::load::capacity::probe::load_all();
         crate::seed::generate::load_all();

@@ -2,6 +2,7 @@
 //! would refuse or need (on a pristine copy, each policy set applied in turn).
 
 pub mod citus;
+pub mod indexes;
 
 use crate::target::Target;
 use anyhow::Result;

@@ -1,6 +1,7 @@
 //! `storybench advise`: advice checked against the dataset. `advise citus` lists what the
 //! schema needs, and what breaks, distributed with Citus by user_id (docs/scale-out.md).
 
+use crate::advise::indexes::IndexAdviceOptions;
 use crate::target::DbArgs;
 use anyhow::Result;
 use std::path::PathBuf;
@@ -11,6 +12,66 @@ pub enum AdviseCommand {
     /// set with set_config(), keys and foreign keys without the distribution column; and
     /// where each table would go (distributed, needs a user_id, reference).
     Citus(CitusArgs),
+    /// Index advice proven by measurement: candidates from every catalog query's plan under
+    /// its own role (RLS included), screened with HypoPG, the survivors built for real on a
+    /// copy and measured against the copy without them (reads and writes), unused and
+    /// redundant indexes dropped the same way; advice.sql with the evidence.
+    Indexes(IndexArgs),
+}
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct IndexArgs {
+    /// The index strategy (schema/indexes/) the advice starts from.
+    #[arg(long, default_value = "doc")]
+    pub indexes: String,
+    /// The policy set (schema/policies/) the queries run under.
+    #[arg(long, default_value = "initplan")]
+    pub policies: String,
+    /// The scenario whose mix weights the time saved.
+    #[arg(long, default_value = "launch_mix")]
+    pub scenario: String,
+    /// Catalog queries to read (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub queries: Vec<String>,
+    /// Most new indexes built for real, best screened first.
+    #[arg(long, default_value_t = 6)]
+    pub max_verified: usize,
+    /// Most interleaved rounds per query measured (each round times both copies).
+    #[arg(long, default_value_t = 400)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Time budget per query measured, once the percentiles' rounds are reached.
+    #[arg(long, default_value = "1s", value_parser = crate::measure::load::parse_duration)]
+    #[serde(with = "crate::units::duration_secs")]
+    pub budget: std::time::Duration,
+    #[arg(long, default_value = "30s", value_parser = crate::measure::load::parse_duration)]
+    #[serde(with = "crate::units::duration_secs")]
+    pub statement_timeout: std::time::Duration,
+    /// Seed for parameter sampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl IndexArgs {
+    pub fn options(&self) -> IndexAdviceOptions {
+        IndexAdviceOptions {
+            indexes: self.indexes.clone(),
+            policies: self.policies.clone(),
+            scenario: self.scenario.clone(),
+            queries: self.queries.clone(),
+            max_verified: self.max_verified,
+            runs: self.runs.max(1),
+            warmup: self.warmup,
+            budget: self.budget,
+            percentiles: vec![50.0, 95.0],
+            seed: self.seed,
+            statement_timeout: self.statement_timeout,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
@@ -24,7 +85,10 @@ pub struct CitusArgs {
 }
 
 pub async fn run(db: &DbArgs, command: AdviseCommand) -> Result<i32> {
-    let AdviseCommand::Citus(args) = command;
+    let args = match command {
+        AdviseCommand::Citus(args) => args,
+        AdviseCommand::Indexes(args) => return indexes(db, args).await,
+    };
     let config = serde_json::to_value(&args)?;
     super::measuring_command(
         db,
@@ -40,6 +104,31 @@ pub async fn run(db: &DbArgs, command: AdviseCommand) -> Result<i32> {
                 .await?;
             crate::printer::show(|p| crate::printer::citus::summary(p, &section));
             session.results.citus = Some(section);
+            Ok(())
+        },
+    )
+    .await
+}
+
+async fn indexes(db: &DbArgs, args: IndexArgs) -> Result<i32> {
+    let opts = args.options();
+    crate::schema::validate_name("indexes", &opts.indexes)?;
+    crate::schema::validate_name("policies", &opts.policies)?;
+    crate::catalog::load_default()?.select(&opts.queries)?;
+    let config = serde_json::to_value(&args)?;
+    super::measuring_command(
+        db,
+        "advise",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let dir = session.out_dir.clone();
+            let section = session
+                // Two pristine copies (with and without each change), made by the stage.
+                .stage("advise", crate::advise::indexes::run(target, &opts, &dir))
+                .await?;
+            crate::printer::show(|p| crate::printer::advice::summary(p, &section));
+            session.results.advice = Some(section);
             Ok(())
         },
     )

@@ -57,7 +57,20 @@ pub async fn explain(
     who: &Principal,
     ctx: &RequestContext,
 ) -> Result<serde_json::Value> {
-    let text = crate::sql_files::fill(&queries().explain, &[("query", sql)]);
+    explain_as(conn, &queries().explain, sql, params, who, ctx).await
+}
+
+/// The query wrapped in an EXPLAIN `template` (its `{query}` placeholder), run as the app
+/// runs it and rolled back.
+pub async fn explain_as(
+    conn: &mut PgConnection,
+    template: &str,
+    sql: &str,
+    params: &[ParamValue],
+    who: &Principal,
+    ctx: &RequestContext,
+) -> Result<serde_json::Value> {
+    let text = crate::sql_files::fill(template, &[("query", sql)]);
     let mut tx = begin(conn, who, ctx).await?;
     let row = bind(sqlx::query(AssertSqlSafe(text)), params)
         .fetch_one(&mut *tx)

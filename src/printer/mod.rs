@@ -4,6 +4,7 @@
 //! use [`capture`].
 
 pub mod capacity;
+pub mod advice;
 pub mod citus;
 pub mod explain;
 pub mod load;
@@ -70,6 +71,9 @@ pub fn results(p: &mut Printer, r: &crate::results::RunResults) -> io::Result<()
     }
     if let Some(s) = &r.citus {
         citus::summary(p, s)?;
+    }
+    if let Some(s) = &r.advice {
+        advice::summary(p, s)?;
     }
     Ok(())
 }

@@ -57,6 +57,8 @@ pub struct RunResults {
     pub ops: Option<crate::measure::ops::OpsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub citus: Option<crate::advise::citus::CitusSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<crate::advise::indexes::AdviceSection>,
 }
 
 /// How a run, or one of its stages, ended (`running` until it does).
@@ -124,6 +126,7 @@ impl RunResults {
             capacity: None,
             ops: None,
             citus: None,
+            advice: None,
         }
     }
 

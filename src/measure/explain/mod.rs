@@ -46,9 +46,51 @@ pub struct ExplainOptions {
     pub write_batch: usize,
 }
 
-struct Subject {
-    label: &'static str,
-    user: Uuid,
+/// A user a query is measured for: the heaviest seeded user and a median one.
+pub(crate) struct Subject {
+    pub label: &'static str,
+    pub user: Uuid,
+}
+
+/// The two subjects every per-user comparison measures.
+pub(crate) fn subjects(population: &Population) -> [Subject; 2] {
+    [
+        Subject {
+            label: "heavy",
+            user: population.heavy(),
+        },
+        Subject {
+            label: "median",
+            user: population.median(),
+        },
+    ]
+}
+
+/// Every query's parameters, drawn once per subject (a query without a user is drawn for
+/// the first subject only), so each arm compared sees the same values.
+pub(crate) async fn draw_parameters(
+    conn: &mut sqlx::PgConnection,
+    specs: &[&crate::catalog::QuerySpec],
+    subjects: &[Subject],
+    population: &Population,
+    seed: u64,
+) -> Result<Vec<Vec<(usize, Vec<ParamValue>)>>> {
+    let mut drawn = Vec::new();
+    for spec in specs {
+        let mut per_subject = Vec::new();
+        for (i, s) in subjects.iter().enumerate() {
+            if i > 0
+                && !spec.params.contains(&Sampler::User)
+                && spec.role != crate::catalog::Role::App
+            {
+                continue; // No user in the query: one subject is enough.
+            }
+            let mut rng = rng_for(seed, &format!("{}:{}", spec.name, s.label));
+            per_subject.push((i, population.draw(conn, spec, s.user, &mut rng).await?));
+        }
+        drawn.push(per_subject);
+    }
+    Ok(drawn)
 }
 
 impl ExplainOptions {
@@ -70,33 +112,8 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
         .unwrap_or_default();
     let ctx = RequestContext::new(&variant.api_usage, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
-    let subjects = [
-        Subject {
-            label: "heavy",
-            user: population.heavy(),
-        },
-        Subject {
-            label: "median",
-            user: population.median(),
-        },
-    ];
-
-    // Draw every query's parameters once, so each strategy sees the same values.
-    let mut drawn: Vec<Vec<(usize, Vec<ParamValue>)>> = Vec::new();
-    for spec in &specs {
-        let mut per_subject = Vec::new();
-        for (i, s) in subjects.iter().enumerate() {
-            if i > 0
-                && !spec.params.contains(&Sampler::User)
-                && spec.role != crate::catalog::Role::App
-            {
-                continue; // No user in the query: one subject is enough.
-            }
-            let mut rng = rng_for(opts.seed, &format!("{}:{}", spec.name, s.label));
-            per_subject.push((i, population.draw(&mut conn, spec, s.user, &mut rng).await?));
-        }
-        drawn.push(per_subject);
-    }
+    let subjects = subjects(&population);
+    let drawn = draw_parameters(&mut conn, &specs, &subjects, &population, opts.seed).await?;
 
     let mut section = ExplainSection {
         layout: variant.api_usage.clone(),
