@@ -194,6 +194,17 @@ pub async fn quiesce(target: &Target) {
     }
 }
 
+/// Vacuums every table of a copy a stage wrote to (the dead tuples of its rolled-back and
+/// committed writes gone, the visibility map set again; statistics untouched, so plans stay).
+pub async fn vacuum_tables(target: &Target) -> Result<()> {
+    use sqlx::Executor;
+    let mut conn = target.connect().await?;
+    for stmt in &crate::seed::sql::queries().vacuum_tables {
+        conn.execute(sqlx::AssertSqlSafe(stmt.as_str())).await?;
+    }
+    Ok(())
+}
+
 /// The longest [`quiesce`] waits for autovacuum.
 const QUIET_WAIT: Duration = Duration::from_secs(20);
 

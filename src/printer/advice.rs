@@ -62,12 +62,12 @@ fn change(p: &mut Printer, v: &Verified) -> io::Result<()> {
         Verdict::Rejected => "rejected",
     };
     writeln!(p.human, "  - {verdict:<11} {}: {}", v.statement, v.reason)?;
-    for e in v.effects.iter().filter(|e| e.per_1000 > 0.0 || e.uses_index) {
-        writeln!(
-            p.human,
-            "      {}",
-            crate::advise::indexes::evidence(e)
-        )?;
+    for e in v
+        .effects
+        .iter()
+        .filter(|e| e.per_1000 > 0.0 || e.uses_index)
+    {
+        writeln!(p.human, "      {}", crate::advise::indexes::evidence(e))?;
     }
     Ok(())
 }

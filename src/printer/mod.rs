@@ -3,8 +3,8 @@
 //! command prints is testable without a terminal. Commands print through [`show`]; tests
 //! use [`capture`].
 
-pub mod capacity;
 pub mod advice;
+pub mod capacity;
 pub mod citus;
 pub mod explain;
 pub mod load;

@@ -27,7 +27,10 @@ pub fn render(s: &AdviceSection) -> String {
         .filter(|v| v.verdict == Verdict::Recommended)
         .collect();
     if recommended.is_empty() {
-        let _ = writeln!(out, "\n-- Nothing to change: no candidate was confirmed by its measurement.");
+        let _ = writeln!(
+            out,
+            "\n-- Nothing to change: no candidate was confirmed by its measurement."
+        );
     }
     for v in recommended {
         let _ = writeln!(out);
@@ -50,7 +53,9 @@ pub fn render(s: &AdviceSection) -> String {
 /// `recent_stories (heavy, 12.5/1000): 0.52 → 0.31 ms, ×0.60 [0.57–0.63], buffers 29 → 6`.
 pub fn evidence(e: &super::types::Effect) -> String {
     let ms = |l: &Option<crate::latency::LatencySummary>| {
-        l.as_ref().map(|l| format!("{:.3}", l.mean_ms)).unwrap_or("–".into())
+        l.as_ref()
+            .map(|l| format!("{:.3}", l.mean_ms))
+            .unwrap_or("–".into())
     };
     let mut line = format!(
         "{} ({}, {:.1} per 1,000): mean {} → {} ms",
@@ -64,7 +69,12 @@ pub fn evidence(e: &super::types::Effect) -> String {
         let _ = write!(line, ", ×{:.2} [{:.2}–{:.2}]", r.estimate, r.low, r.high);
     }
     if let (Some(a), Some(b)) = (&e.work_without, &e.work_with) {
-        let _ = write!(line, ", buffers {} → {}", a.shared_buffers(), b.shared_buffers());
+        let _ = write!(
+            line,
+            ", buffers {} → {}",
+            a.shared_buffers(),
+            b.shared_buffers()
+        );
         if let (Some(x), Some(y)) = (a.wal_bytes, b.wal_bytes) {
             let _ = write!(line, ", WAL {x:.0} → {y:.0} B");
         }

@@ -51,14 +51,17 @@ impl Candidate {
         let mut name = format!(
             "sb_adv_{table}_{}{}",
             cols.join("_"),
-            if self.predicate.is_some() { "_part" } else { "" }
+            if self.predicate.is_some() {
+                "_part"
+            } else {
+                ""
+            }
         );
         if name.len() > 63 {
             // Keep it unique: a short hash of the whole key after the truncated stem.
-            let hash = self
-                .key()
-                .bytes()
-                .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+            let hash = self.key().bytes().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            });
             name.truncate(54);
             name.push_str(&format!("_{:08x}", hash as u32));
         }

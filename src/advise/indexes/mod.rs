@@ -109,7 +109,11 @@ impl Plan<'_> {
 
 /// Runs the advisor on two pristine copies (with and without each change); the dataset
 /// itself is not changed.
-pub async fn run(target: &Target, opts: &IndexAdviceOptions, out_dir: &Path) -> Result<AdviceSection> {
+pub async fn run(
+    target: &Target,
+    opts: &IndexAdviceOptions,
+    out_dir: &Path,
+) -> Result<AdviceSection> {
     schema::validate_name("indexes", &opts.indexes)?;
     schema::validate_name("policies", &opts.policies)?;
     let catalog = crate::catalog::load_default()?;
@@ -157,7 +161,19 @@ pub async fn run(target: &Target, opts: &IndexAdviceOptions, out_dir: &Path) -> 
             return Err(e);
         }
     };
-    let outcome = advise(&without, &with, opts, &specs, &subjects, &drawn, &mix, &ctx, out_dir, &mut section).await;
+    let outcome = advise(
+        &without,
+        &with,
+        opts,
+        &specs,
+        &subjects,
+        &drawn,
+        &mix,
+        &ctx,
+        out_dir,
+        &mut section,
+    )
+    .await;
     drop_copy(without).await;
     drop_copy(with).await;
     outcome.map(|()| section)
@@ -202,7 +218,15 @@ async fn advise(
         for (si, params) in &drawn[qi] {
             let subject = &subjects[*si];
             let who = principal_for(spec, subject.user);
-            let raw = exec::explain_as(&mut base, &file().queries.explain_costs, &spec.sql, params, &who, ctx).await?;
+            let raw = exec::explain_as(
+                &mut base,
+                &file().queries.explain_costs,
+                &spec.sql,
+                params,
+                &who,
+                ctx,
+            )
+            .await?;
             plans.push(Plan {
                 spec,
                 subject: subject.label,
@@ -231,7 +255,9 @@ async fn advise(
             section.hypopg = Some(version);
             for c in &to_screen {
                 crate::interrupt::check()?;
-                section.screened.push(screen::screen(&mut base, c, &plans, &partitioned, ctx).await?);
+                section
+                    .screened
+                    .push(screen::screen(&mut base, c, &plans, &partitioned, ctx).await?);
             }
             let mut kept: Vec<&Screened> = section.screened.iter().filter(|s| s.survives).collect();
             kept.sort_by(|a, b| best_fall(b).total_cmp(&best_fall(a)));
@@ -248,11 +274,10 @@ async fn advise(
         }
     };
     let engine = opts.engine();
-    crate::pristine::quiesce(without.target()).await;
-    crate::pristine::quiesce(with.target()).await;
     let mut copies = verify::Copies {
         without: &mut base,
         with: &mut changed,
+        without_target: without.target(),
         with_target: with.target(),
     };
     for c in survivors.iter().take(opts.max_verified) {
@@ -263,19 +288,29 @@ async fn advise(
             index: name.clone(),
             table: c.table.clone(),
             apply: c.create_sql(true),
-            undo: format!("DROP INDEX CONCURRENTLY IF EXISTS {}.{name}", schema_of(&c.table)),
+            undo: format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}.{name}",
+                schema_of(&c.table)
+            ),
             statement: c.create_sql(true),
         };
         let v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
         eprintln!("  advise: {} {:?}: {}", c.key(), v.verdict, v.reason);
         section.created.push(v);
     }
-    section.created.sort_by(|a, b| b.net_ms_per_1000.total_cmp(&a.net_ms_per_1000));
+    section
+        .created
+        .sort_by(|a, b| b.net_ms_per_1000.total_cmp(&a.net_ms_per_1000));
+    one_per_prefix(&mut section.created, &survivors);
 
     // Existing indexes no plan uses, or another index makes redundant.
     let used: BTreeSet<&str> = plans
         .iter()
-        .flat_map(|p| p.uses.iter().flat_map(|u| u.indexes_used.iter().map(String::as_str)))
+        .flat_map(|p| {
+            p.uses
+                .iter()
+                .flat_map(|u| u.indexes_used.iter().map(String::as_str))
+        })
         .collect();
     let redundant = candidates::redundant(&existing);
     // Never proposed: constraint and unique indexes, indexes a foreign key's checks use, and
@@ -301,9 +336,17 @@ async fn advise(
             action: Action::Drop,
             index: ix.name.clone(),
             table: ix.table.clone(),
-            apply: format!("DROP INDEX CONCURRENTLY {}.{}", schema_of(&ix.table), ix.name),
+            apply: format!(
+                "DROP INDEX CONCURRENTLY {}.{}",
+                schema_of(&ix.table),
+                ix.name
+            ),
             undo: ix.definition.clone(),
-            statement: format!("DROP INDEX CONCURRENTLY IF EXISTS {}.{}", schema_of(&ix.table), ix.name),
+            statement: format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+                schema_of(&ix.table),
+                ix.name
+            ),
         };
         let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
         v.bytes = Some(ix.bytes);
@@ -315,6 +358,38 @@ async fn advise(
     advice_file::write(&out_dir.join(file_name), section)?;
     section.advice_file = Some(file_name.into());
     Ok(())
+}
+
+/// Two recommended indexes where one's key is a prefix of the other's serve the same scans:
+/// the one saving more is kept (the list is sorted best first), the other rejected.
+fn one_per_prefix(created: &mut [Verified], candidates: &[candidates::Candidate]) {
+    let columns = |index: &str| {
+        candidates
+            .iter()
+            .find(|c| c.index_name() == index)
+            .map(|c| c.columns.iter().map(|k| k.name.clone()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    for i in 0..created.len() {
+        if created[i].verdict != Verdict::Recommended {
+            continue;
+        }
+        let kept = columns(&created[i].index);
+        for j in i + 1..created.len() {
+            let other = columns(&created[j].index);
+            let overlaps = kept.iter().zip(&other).all(|(a, b)| a == b);
+            if created[j].verdict == Verdict::Recommended
+                && created[j].table == created[i].table
+                && overlaps
+            {
+                created[j].verdict = Verdict::Rejected;
+                created[j].reason = format!(
+                    "{}; but {} (one leads with the other's columns) saves more",
+                    created[j].reason, created[i].index
+                );
+            }
+        }
+    }
 }
 
 fn schema_of(table: &str) -> &str {
@@ -331,7 +406,9 @@ fn best_fall(s: &Screened) -> f64 {
 }
 
 async fn relations(conn: &mut PgConnection) -> Result<Relations> {
-    let rows = sqlx::query(sql(&file().queries.relations)).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(sql(&file().queries.relations))
+        .fetch_all(&mut *conn)
+        .await?;
     let mut out = Relations::default();
     for r in rows {
         let relation: String = r.try_get(0)?;
@@ -344,7 +421,9 @@ async fn relations(conn: &mut PgConnection) -> Result<Relations> {
 }
 
 async fn existing_indexes(conn: &mut PgConnection) -> Result<Vec<ExistingIndex>> {
-    let rows = sqlx::query(sql(&file().queries.indexes)).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(sql(&file().queries.indexes))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(ExistingIndex {

@@ -198,8 +198,11 @@ fn read_predicate(pred: &str, alias: &str, columns: &BTreeSet<String>, out: &mut
                 out.partial.insert(format!("{column} {test}"));
             }
             Some(Op::Bare(not)) => {
-                out.partial
-                    .insert(if not { format!("NOT {column}") } else { column.to_string() });
+                out.partial.insert(if not {
+                    format!("NOT {column}")
+                } else {
+                    column.to_string()
+                });
             }
             None => {}
         }
@@ -208,7 +211,9 @@ fn read_predicate(pred: &str, alias: &str, columns: &BTreeSet<String>, out: &mut
 
 enum Op {
     /// `= x` or `= ANY (…)`; `constant` when x is a literal (`'done'::text`, `true`, `3`).
-    Equality { constant: Option<String> },
+    Equality {
+        constant: Option<String>,
+    },
     Range,
     Null(bool),
     /// A boolean column tested bare (`(s.is_public)`, `(NOT s.is_deleted)`).
@@ -238,7 +243,14 @@ fn skip_casts(mut s: &str) -> &str {
 }
 
 fn comparison(after: &str, before: &str) -> Option<Op> {
-    for (op, range) in [("<=", true), (">=", true), ("<>", false), ("=", false), ("<", true), (">", true)] {
+    for (op, range) in [
+        ("<=", true),
+        (">=", true),
+        ("<>", false),
+        ("=", false),
+        ("<", true),
+        (">", true),
+    ] {
         if let Some(rhs) = after.strip_prefix(op) {
             return match (op, range) {
                 ("<>", _) => None,
@@ -256,7 +268,14 @@ fn comparison(after: &str, before: &str) -> Option<Op> {
         return Some(Op::Null(false));
     }
     // The column on the right: `x = s.col`, `x < s.col`.
-    for (op, range) in [("<=", true), (">=", true), ("<>", false), ("=", false), ("<", true), (">", true)] {
+    for (op, range) in [
+        ("<=", true),
+        (">=", true),
+        ("<>", false),
+        ("=", false),
+        ("<", true),
+        (">", true),
+    ] {
         if before.ends_with(op) {
             return match (op, range) {
                 ("<>", _) => None,

@@ -8,12 +8,23 @@ fn relations() -> Relations {
         "public.stories".into(),
         (
             "public.stories".into(),
-            cols(&["id", "user_id", "hero_id", "created_at", "status", "is_favorite", "deleted_at"]),
+            cols(&[
+                "id",
+                "user_id",
+                "hero_id",
+                "created_at",
+                "status",
+                "is_favorite",
+                "deleted_at",
+            ]),
         ),
     );
     r.by_relation.insert(
         "public.heroes".into(),
-        ("public.heroes".into(), cols(&["id", "user_id", "name", "is_active"])),
+        (
+            "public.heroes".into(),
+            cols(&["id", "user_id", "name", "is_active"]),
+        ),
     );
     r.by_relation.insert(
         "public.api_usage_2026_11".into(),
@@ -26,17 +37,17 @@ fn relations() -> Relations {
 /// index condition naming the other alias, a constant and a null test, a sort above.
 fn plan() -> serde_json::Value {
     json!([{ "Plan": {
-        "Node Type": "Limit", "Total Cost": 42.5,
-        "Plans": [{ "Node Type": "Sort", "Sort Key": ["s.created_at DESC", "lower(s.status)"],
-          "Plans": [{ "Node Type": "Nested Loop",
-            "Plans": [
-              { "Node Type": "Seq Scan", "Relation Name": "heroes", "Schema": "public", "Alias": "h",
-                "Filter": "(h.is_active AND (h.user_id = $0))" },
-              { "Node Type": "Index Scan", "Relation Name": "stories", "Schema": "public", "Alias": "s",
-                "Index Name": "stories_hero_id_idx",
-                "Index Cond": "(s.hero_id = h.id)",
-                "Filter": "((s.deleted_at IS NULL) AND ((s.status)::text = 'completed'::text) AND (s.user_id = $0) AND (lower(s.status) <> 'x'::text))" }
-            ]}]}]}}])
+    "Node Type": "Limit", "Total Cost": 42.5,
+    "Plans": [{ "Node Type": "Sort", "Sort Key": ["s.created_at DESC", "lower(s.status)"],
+      "Plans": [{ "Node Type": "Nested Loop",
+        "Plans": [
+          { "Node Type": "Seq Scan", "Relation Name": "heroes", "Schema": "public", "Alias": "h",
+            "Filter": "(h.is_active AND (h.user_id = $0))" },
+          { "Node Type": "Index Scan", "Relation Name": "stories", "Schema": "public", "Alias": "s",
+            "Index Name": "stories_hero_id_idx",
+            "Index Cond": "(s.hero_id = h.id)",
+            "Filter": "((s.deleted_at IS NULL) AND ((s.status)::text = 'completed'::text) AND (s.user_id = $0) AND (lower(s.status) <> 'x'::text))" }
+        ]}]}]}}])
 }
 
 #[test]

@@ -33,7 +33,21 @@ pub struct Change {
 pub struct Copies<'a> {
     pub without: &'a mut PgConnection,
     pub with: &'a mut PgConnection,
+    pub without_target: &'a crate::target::Target,
     pub with_target: &'a crate::target::Target,
+}
+
+impl Copies<'_> {
+    /// Both copies back in the same steady state: the last measurement's rolled-back writes
+    /// vacuumed away (else autovacuum reaches one copy first and the same plan reads a
+    /// different number of pages), then checkpointed and quiet.
+    async fn level(&self) -> Result<()> {
+        for t in [self.without_target, self.with_target] {
+            crate::pristine::vacuum_tables(t).await?;
+            crate::pristine::quiesce(t).await;
+        }
+        Ok(())
+    }
 }
 
 /// Makes `change` on the `with` copy, measures every plan on its table, undoes it.
@@ -45,6 +59,7 @@ pub async fn verify(
     ctx: &RequestContext,
     opts: &EngineOptions,
 ) -> Result<Verified> {
+    copies.level().await?;
     let started = Instant::now();
     sqlx::query(AssertSqlSafe(change.apply.clone()))
         .execute(&mut *copies.with)
@@ -58,12 +73,11 @@ pub async fn verify(
             .ok(),
         Action::Drop => None,
     };
-    crate::pristine::quiesce(copies.with_target).await;
+    copies.level().await?;
     let measured = measure_effects(copies, &change, plans, mix, ctx, opts).await;
     sqlx::query(AssertSqlSafe(change.undo.clone()))
         .execute(&mut *copies.with)
         .await?;
-    crate::pristine::quiesce(copies.with_target).await;
     let effects = measured?;
     // An index acts only through the plan: where the work is the same, a time difference is
     // the copies' noise and counts as none.
@@ -188,16 +202,38 @@ fn judge(action: Action, effects: &[Effect], net: f64) -> (Verdict, String) {
                     "no measurable gain: no read it serves is clearly faster".into(),
                 );
             }
+            // Writes clearly slower are named; the net over the workload decides.
+            let slower: Vec<&Effect> = effects
+                .iter()
+                .filter(|e| !e.spec_is_read() && clear(e, Side::Above, 1.0))
+                .collect();
             if net <= 0.0 {
+                let why = if slower.is_empty() {
+                    "no net saving over the workload"
+                } else {
+                    "its write cost outweighs its gain over the workload"
+                };
                 return (
                     Verdict::Rejected,
-                    format!("its write cost outweighs its gain over the workload ({net:+.3} ms per 1,000 transactions)"),
+                    format!("{why} ({net:+.3} ms per 1,000 transactions)"),
                 );
             }
-            let names: Vec<String> = gains.iter().map(|e| format!("{} ({})", e.query, e.subject)).collect();
+            let names: Vec<String> = gains
+                .iter()
+                .map(|e| format!("{} ({})", e.query, e.subject))
+                .collect();
+            let writes = if slower.is_empty() {
+                "no write measurably slower".to_string()
+            } else {
+                let w: Vec<&str> = slower.iter().map(|e| e.query.as_str()).collect();
+                format!("slower writes: {}", w.join(", "))
+            };
             (
                 Verdict::Recommended,
-                format!("faster: {}; saves {net:.3} ms per 1,000 transactions", names.join(", ")),
+                format!(
+                    "faster: {}; {writes}; net {net:+.3} ms per 1,000 transactions",
+                    names.join(", ")
+                ),
             )
         }
         Action::Drop => {
@@ -250,5 +286,108 @@ impl Effect {
             (Some(a), Some(b)) => a.shape != b.shape || a.shared_buffers() != b.shared_buffers(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Kind;
+    use crate::latency::LatencySummary;
+    use crate::measure::engine::Work;
+    use crate::stats::Interval;
+
+    fn effect(kind: Kind, ratio: (f64, f64, f64), buffers: (u64, u64), uses_index: bool) -> Effect {
+        let work = |b: u64, shape: &str| Work {
+            shared_hit: b,
+            shape: vec![shape.to_string()],
+            ..Default::default()
+        };
+        Effect {
+            query: if kind == Kind::Read {
+                "a_read"
+            } else {
+                "a_write"
+            }
+            .into(),
+            subject: "heavy".into(),
+            kind,
+            per_1000: 100.0,
+            without: Some(LatencySummary {
+                mean_ms: 1.0,
+                ..Default::default()
+            }),
+            with: None,
+            ratio: Some(Interval {
+                estimate: ratio.0,
+                low: ratio.1,
+                high: ratio.2,
+            }),
+            side: None,
+            work_without: Some(work(buffers.0, "Seq Scan")),
+            work_with: Some(work(
+                buffers.1,
+                if uses_index { "Index Scan" } else { "Seq Scan" },
+            )),
+            uses_index,
+            rounds: Default::default(),
+            error: None,
+        }
+    }
+
+    fn net(effects: &[Effect]) -> f64 {
+        effects
+            .iter()
+            .filter(|e| e.work_changed())
+            .map(|e| e.per_1000 * e.saved_ms())
+            .sum()
+    }
+
+    #[test]
+    fn a_clear_read_gain_is_recommended_and_unmeasurable_or_outweighed_ones_are_not() {
+        let gain = effect(Kind::Read, (0.5, 0.45, 0.55), (30, 5), true);
+        let (v, why) = judge(
+            Action::Create,
+            std::slice::from_ref(&gain),
+            net(std::slice::from_ref(&gain)),
+        );
+        assert_eq!(v, Verdict::Recommended, "{why}");
+        // The planner liked it, the real build is used, but the time is no different.
+        let flat = effect(Kind::Read, (0.98, 0.93, 1.03), (30, 29), true);
+        let (v, why) = judge(
+            Action::Create,
+            std::slice::from_ref(&flat),
+            net(std::slice::from_ref(&flat)),
+        );
+        assert_eq!(v, Verdict::Rejected);
+        assert!(why.contains("no measurable gain"), "{why}");
+        // A small read gain on a rare query, a clearly slower hot write.
+        let mut rare = gain.clone();
+        rare.per_1000 = 1.0;
+        let mut write = effect(Kind::Write, (1.5, 1.4, 1.6), (10, 14), false);
+        write.per_1000 = 500.0;
+        let both = [rare, write];
+        let (v, why) = judge(Action::Create, &both, net(&both));
+        assert_eq!(v, Verdict::Rejected);
+        assert!(why.contains("write cost outweighs"), "{why}");
+        // Not used by the real planner at all.
+        let unused = effect(Kind::Read, (0.5, 0.45, 0.55), (30, 30), false);
+        let (v, _) = judge(Action::Create, &[unused], 0.0);
+        assert_eq!(v, Verdict::Rejected);
+    }
+
+    #[test]
+    fn a_drop_needs_lighter_writes_and_no_read_clearly_slower() {
+        let write = effect(Kind::Write, (0.99, 0.95, 1.03), (10, 9), false);
+        let read_same = effect(Kind::Read, (1.3, 1.2, 1.4), (5, 5), false);
+        // Same work on the read: its time difference is noise and does not block the drop.
+        let (v, why) = judge(Action::Drop, &[write.clone(), read_same], 1.0);
+        assert_eq!(v, Verdict::Recommended, "{why}");
+        let read_slower = effect(Kind::Read, (1.3, 1.2, 1.4), (5, 40), false);
+        let (v, _) = judge(Action::Drop, &[write.clone(), read_slower], 1.0);
+        assert_eq!(v, Verdict::Rejected);
+        let same_write = effect(Kind::Write, (0.9, 0.85, 0.95), (10, 10), false);
+        let (v, _) = judge(Action::Drop, &[same_write], 1.0);
+        assert_eq!(v, Verdict::Rejected);
     }
 }

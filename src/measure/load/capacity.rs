@@ -267,16 +267,6 @@ pub struct CapacitySection {
     pub reset_seconds: f64,
 }
 
-/// Vacuums every table (dead tuples of the last step gone, visibility map set again).
-async fn steady_state(target: &Target) -> Result<()> {
-    use sqlx::Executor;
-    let mut conn = target.connect().await?;
-    for stmt in &crate::seed::sql::queries().vacuum_tables {
-        conn.execute(sqlx::AssertSqlSafe(stmt.as_str())).await?;
-    }
-    Ok(())
-}
-
 /// Runs the search on `target` (the stage's pristine copy of the dataset).
 ///
 /// The bedtime mix writes (play events, rate-limit upserts on a few hot rows, cache
@@ -301,7 +291,7 @@ pub async fn search(
         let reset_seconds = &reset_seconds;
         async move {
             let started = std::time::Instant::now();
-            steady_state(target).await?;
+            crate::pristine::vacuum_tables(target).await?;
             crate::pristine::quiesce(target).await;
             reset_seconds.set(reset_seconds.get() + started.elapsed().as_secs_f64());
             let step = step::run(target, scenario, opts, postmaster, &plan).await?;
