@@ -45,6 +45,10 @@ fn environment() -> Result<Environment<'static>> {
         "sections/citus.html",
         include_str!("sections/citus.html.j2"),
     )?;
+    env.add_template(
+        "sections/advice.html",
+        include_str!("sections/advice.html.j2"),
+    )?;
     env.add_filter("bytes", human_bytes);
     env.add_filter("num", |v: f64, digits: Option<usize>| {
         format!("{:.*}", digits.unwrap_or(2), v)
