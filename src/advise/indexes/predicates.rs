@@ -242,15 +242,18 @@ fn skip_casts(mut s: &str) -> &str {
     }
 }
 
+/// Comparison operators, longest first, and whether each is a range test (`<>` is neither).
+const OPERATORS: [(&str, bool); 6] = [
+    ("<=", true),
+    (">=", true),
+    ("<>", false),
+    ("=", false),
+    ("<", true),
+    (">", true),
+];
+
 fn comparison(after: &str, before: &str) -> Option<Op> {
-    for (op, range) in [
-        ("<=", true),
-        (">=", true),
-        ("<>", false),
-        ("=", false),
-        ("<", true),
-        (">", true),
-    ] {
+    for (op, range) in OPERATORS {
         if let Some(rhs) = after.strip_prefix(op) {
             return match (op, range) {
                 ("<>", _) => None,
@@ -268,14 +271,7 @@ fn comparison(after: &str, before: &str) -> Option<Op> {
         return Some(Op::Null(false));
     }
     // The column on the right: `x = s.col`, `x < s.col`.
-    for (op, range) in [
-        ("<=", true),
-        (">=", true),
-        ("<>", false),
-        ("=", false),
-        ("<", true),
-        (">", true),
-    ] {
+    for (op, range) in OPERATORS {
         if before.ends_with(op) {
             return match (op, range) {
                 ("<>", _) => None,
