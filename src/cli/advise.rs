@@ -24,9 +24,10 @@ pub struct IndexArgs {
     /// The index strategy (schema/indexes/) the advice starts from.
     #[arg(long, default_value = "doc")]
     pub indexes: String,
-    /// The policy set (schema/policies/) the queries run under.
-    #[arg(long, default_value = "initplan")]
-    pub policies: String,
+    /// The policy set (schema/policies/) the queries run under (default: the dataset's; the
+    /// comparison afterwards always runs under the dataset's).
+    #[arg(long)]
+    pub policies: Option<String>,
     /// The scenario whose mix weights the time saved.
     #[arg(long, default_value = "launch_mix")]
     pub scenario: String,
@@ -51,12 +52,40 @@ pub struct IndexArgs {
     /// Seed for parameter sampling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The strategy the advised variant (the starting strategy with the recommended changes)
+    /// is measured against afterwards, query by query, by the explain stage.
+    #[arg(long, default_value = "tuned")]
+    pub against: String,
+    /// Skip that comparison.
+    #[arg(long)]
+    pub no_compare: bool,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
 impl IndexArgs {
+    /// The explain comparison of the advised variant against `--against`.
+    fn comparison(
+        &self,
+        strategy_file: &std::path::Path,
+    ) -> crate::measure::explain::ExplainOptions {
+        crate::measure::explain::ExplainOptions {
+            strategies: vec![
+                self.against.clone(),
+                strategy_file.to_string_lossy().into_owned(),
+            ],
+            queries: self.queries.clone(),
+            runs: self.runs.max(1),
+            warmup: self.warmup,
+            budget: self.budget,
+            percentiles: vec![50.0, 95.0],
+            seed: self.seed,
+            statement_timeout: self.statement_timeout,
+            write_batch: 20,
+        }
+    }
+
     pub fn options(&self) -> IndexAdviceOptions {
         IndexAdviceOptions {
             indexes: self.indexes.clone(),
@@ -113,7 +142,10 @@ pub async fn run(db: &DbArgs, command: AdviseCommand) -> Result<i32> {
 async fn indexes(db: &DbArgs, args: IndexArgs) -> Result<i32> {
     let opts = args.options();
     crate::schema::validate_name("indexes", &opts.indexes)?;
-    crate::schema::validate_name("policies", &opts.policies)?;
+    crate::schema::validate_name("indexes", &args.against)?;
+    if let Some(p) = &opts.policies {
+        crate::schema::validate_name("policies", p)?;
+    }
     crate::catalog::load_default()?.select(&opts.queries)?;
     let config = serde_json::to_value(&args)?;
     super::measuring_command(
@@ -128,7 +160,20 @@ async fn indexes(db: &DbArgs, args: IndexArgs) -> Result<i32> {
                 .stage("advise", crate::advise::indexes::run(target, &opts, &dir))
                 .await?;
             crate::printer::show(|p| crate::printer::advice::summary(p, &section));
+            let strategy = section.strategy_file.as_ref().map(|f| dir.join(f));
             session.results.advice = Some(section);
+            if let (Some(file), false) = (strategy, args.no_compare) {
+                let compare = args.comparison(&std::path::absolute(file)?);
+                let outcome = session
+                    .stage(
+                        "explain",
+                        crate::measure::explain::run(target, &compare, &dir),
+                    )
+                    .await;
+                let explained = super::explain::keep_partial(session, outcome)?;
+                crate::printer::show(|p| crate::printer::explain::verdicts(p, &explained));
+                session.results.explain = Some(explained);
+            }
             Ok(())
         },
     )

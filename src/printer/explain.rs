@@ -2,6 +2,7 @@
 
 use super::Printer;
 use crate::measure::explain::ExplainSection;
+use crate::schema::strategy_label;
 use std::io;
 
 pub fn verdicts(p: &mut Printer, s: &ExplainSection) -> io::Result<()> {
@@ -11,9 +12,9 @@ pub fn verdicts(p: &mut Printer, s: &ExplainSection) -> io::Result<()> {
                 p.human,
                 "  {:<28} fastest {:<8} {:>6.2}× vs {}{}",
                 q.name,
-                v.fastest,
+                strategy_label(&v.fastest),
                 v.speedup_vs_baseline,
-                v.baseline,
+                strategy_label(&v.baseline),
                 if q.consistent {
                     ""
                 } else {
@@ -26,7 +27,7 @@ pub fn verdicts(p: &mut Printer, s: &ExplainSection) -> io::Result<()> {
         writeln!(
             p.human,
             "  overall {:<8} geomean {:.2}× · fastest on {} queries · indexes {}",
-            o.strategy,
+            strategy_label(&o.strategy),
             o.geomean_speedup,
             o.queries_fastest,
             crate::format::human_bytes(o.index_bytes as f64)
@@ -36,7 +37,10 @@ pub fn verdicts(p: &mut Printer, s: &ExplainSection) -> io::Result<()> {
         writeln!(
             p.human,
             "  error: {} on {} ({}): {}",
-            e.query, e.strategy, e.subject, e.error
+            e.query,
+            strategy_label(&e.strategy),
+            e.subject,
+            e.error
         )?;
     }
     Ok(())

@@ -65,8 +65,41 @@ pub fn available(dir: &str) -> Vec<String> {
     names
 }
 
-/// Fails with the list of valid names when `name` is not a variant file of `dir`.
+/// Whether an index strategy is given as a file (`advice_indexes.sql`, `dir/mine.sql`)
+/// rather than a name in `schema/indexes/`.
+pub fn is_index_file(name: &str) -> bool {
+    name.ends_with(".sql") || name.contains('/')
+}
+
+/// How a strategy is shown: its name, or a strategy file's name without the directory.
+pub fn strategy_label(name: &str) -> &str {
+    if is_index_file(name) {
+        std::path::Path::new(name)
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or(name)
+    } else {
+        name
+    }
+}
+
+/// The SQL file of an index strategy: a name in `schema/indexes/`, or any file.
+pub fn index_file(name: &str) -> std::path::PathBuf {
+    if is_index_file(name) {
+        // Absolute, so the project-file lookup (STORYBENCH_HOME) leaves a user's path alone.
+        std::path::absolute(name).unwrap_or_else(|_| name.into())
+    } else {
+        project_file(format!("schema/indexes/{name}.sql"))
+    }
+}
+
+/// Fails with the list of valid names when `name` is not a variant file of `dir` (an index
+/// strategy may also be any readable `.sql` file).
 pub fn validate_name(dir: &str, name: &str) -> Result<()> {
+    if dir == "indexes" && is_index_file(name) {
+        std::fs::metadata(name).map_err(|e| anyhow::anyhow!("index strategy file {name}: {e}"))?;
+        return Ok(());
+    }
     let names = available(dir);
     if !names.iter().any(|n| n == name) {
         bail!(
@@ -164,10 +197,7 @@ pub async fn finish_timed(conns: &mut [PgConnection], variant: &Variant) -> Resu
     let keys = started.elapsed();
     let started = std::time::Instant::now();
     let mut later = statements("schema/foreign_keys.sql")?;
-    later.extend(statements(format!(
-        "schema/indexes/{}.sql",
-        variant.indexes
-    ))?);
+    later.extend(statements(index_file(&variant.indexes))?);
     parallel::run_parallel(conns, later).await?;
     let fks_and_indexes = started.elapsed();
     let conn = &mut conns[0];
@@ -273,7 +303,7 @@ pub async fn set_indexes(conn: &mut PgConnection, name: &str) -> Result<()> {
     let _: i32 = sqlx::query_scalar(sql(&q().drop_secondary_indexes))
         .fetch_one(&mut *tx)
         .await?;
-    run_file(&mut tx, format!("schema/indexes/{name}.sql")).await?;
+    run_file(&mut tx, index_file(name)).await?;
     update_variant(&mut tx, |v| v.indexes = name.to_string()).await?;
     tx.commit().await?;
     tracing::info!("index strategy {name} built in {:.2?}", started.elapsed());

@@ -9,6 +9,22 @@ pub fn write(path: &Path, s: &AdviceSection) -> anyhow::Result<()> {
     crate::paths::write_atomic(path, render(s).as_bytes())
 }
 
+/// An index strategy file (`explain --strategies tuned,DIR/advice_indexes.sql`): the starting
+/// strategy's statements, then the recommended changes in a form that runs in a transaction.
+pub fn write_strategy(path: &Path, s: &AdviceSection) -> anyhow::Result<()> {
+    let base = std::fs::read_to_string(crate::schema::index_file(&s.indexes))?;
+    let mut out = format!(
+        "-- storybench advise indexes: strategy `{}` with the recommended changes (advice.sql has the evidence).\n{base}\n-- The recommended changes.\n",
+        s.indexes
+    );
+    for v in s.created.iter().chain(&s.dropped) {
+        if v.verdict == Verdict::Recommended {
+            let _ = writeln!(out, "{};", v.statement.replacen(" CONCURRENTLY", "", 1));
+        }
+    }
+    crate::paths::write_atomic(path, out.as_bytes())
+}
+
 pub fn render(s: &AdviceSection) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -58,7 +74,7 @@ pub fn evidence(e: &super::types::Effect) -> String {
             .unwrap_or("–".into())
     };
     let mut line = format!(
-        "{} ({}, {:.1} per 1,000): mean {} → {} ms",
+        "{} ({}, {:.1} per 1,000): p50 {} → {} ms",
         e.query,
         e.subject,
         e.per_1000,

@@ -54,6 +54,7 @@ struct Queries {
     hypothetical_reset: String,
     qualstats_ready: String,
     explain_costs: String,
+    explain_screen: String,
     index_bytes: String,
 }
 
@@ -65,9 +66,10 @@ pub(crate) fn load_all() {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexAdviceOptions {
-    /// The index strategy and policy set the advice starts from.
+    /// The index strategy and policy set the advice starts from (policies: the dataset's
+    /// when not given).
     pub indexes: String,
-    pub policies: String,
+    pub policies: Option<String>,
     /// The scenario whose mix weights the time saved.
     pub scenario: String,
     pub queries: Vec<String>,
@@ -115,7 +117,6 @@ pub async fn run(
     out_dir: &Path,
 ) -> Result<AdviceSection> {
     schema::validate_name("indexes", &opts.indexes)?;
-    schema::validate_name("policies", &opts.policies)?;
     let catalog = crate::catalog::load_default()?;
     let specs = catalog.select(&opts.queries)?;
     let scenario = crate::scenario::load_with(&opts.scenario, &catalog)?;
@@ -123,10 +124,12 @@ pub async fn run(
     let mut conn = target.connect().await?;
     let dataset = crate::seed::require_complete(&mut conn).await?;
     crate::catalog::check_sql(&mut conn, &specs).await?;
-    let layout = schema::current_variant(&mut conn)
+    let variant = schema::current_variant(&mut conn)
         .await?
-        .unwrap_or_default()
-        .api_usage;
+        .unwrap_or_default();
+    let layout = variant.api_usage;
+    let policies = opts.policies.clone().unwrap_or(variant.policies);
+    schema::validate_name("policies", &policies)?;
     let ctx = RequestContext::new(&layout, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
     let subjects = crate::measure::explain::subjects(&population);
@@ -142,7 +145,7 @@ pub async fn run(
 
     let mut section = AdviceSection {
         indexes: opts.indexes.clone(),
-        policies: opts.policies.clone(),
+        policies: policies.clone(),
         scenario: scenario.name.clone(),
         mix_per_1000: mix
             .iter()
@@ -202,7 +205,7 @@ async fn advise(
     let mut changed = with.target().connect().await?;
     for conn in [&mut base, &mut changed] {
         schema::set_indexes(conn, &opts.indexes).await?;
-        schema::set_policies(conn, &opts.policies).await?;
+        schema::set_policies(conn, &section.policies).await?;
     }
     let relations = relations(&mut base).await?;
     let existing = existing_indexes(&mut base).await?;
@@ -357,6 +360,9 @@ async fn advise(
     let file_name = "advice.sql";
     advice_file::write(&out_dir.join(file_name), section)?;
     section.advice_file = Some(file_name.into());
+    let strategy = "advice_indexes.sql";
+    advice_file::write_strategy(&out_dir.join(strategy), section)?;
+    section.strategy_file = Some(strategy.into());
     Ok(())
 }
 

@@ -74,13 +74,14 @@ pub async fn screen(
             let Some(before) = plan.cost else { continue };
             let raw = exec::explain_as(
                 conn,
-                &file().queries.explain_costs,
+                &file().queries.explain_screen,
                 &plan.spec.sql,
                 plan.params,
                 &plan.who,
                 ctx,
             )
-            .await?;
+            .await
+            .with_context(|| format!("EXPLAIN of {} with it", plan.spec.name))?;
             let after = predicates::total_cost(&raw).unwrap_or(before);
             let uses_index = predicates::indexes_used(&raw)
                 .iter()
@@ -99,7 +100,15 @@ pub async fn screen(
     sqlx::query(sql(&file().queries.hypothetical_reset))
         .execute(&mut *conn)
         .await?;
-    result?;
+    // HypoPG failing on one plan leaves the candidate unscreened, not the advice undone.
+    if let Err(e) = result {
+        if crate::interrupt::interrupted() {
+            return Err(e);
+        }
+        out.modelled = false;
+        out.note = Some(format!("HypoPG failed: {e:#}"));
+        return Ok(out);
+    }
     out.survives = out
         .costs
         .iter()

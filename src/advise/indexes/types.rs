@@ -32,6 +32,9 @@ pub struct AdviceSection {
     pub dropped: Vec<Verified>,
     /// The SQL file with the recommended statements (relative to the results).
     pub advice_file: Option<String>,
+    /// The starting strategy with the recommended changes, as an index strategy file.
+    #[serde(default)]
+    pub strategy_file: Option<String>,
     #[serde(default)]
     pub errors: Vec<String>,
 }
@@ -117,12 +120,12 @@ pub struct Effect {
 }
 
 impl Effect {
-    /// Time saved per execution, ms (negative: slower with the change): the mean without
-    /// the change times one minus the paired ratio (the per-round ratios' median resists the
-    /// outliers a difference of two means carries).
+    /// Time saved per execution, ms (negative: slower with the change): the median without
+    /// the change times one minus the paired ratio (medians resist the outliers a
+    /// difference of two means carries: one stall moves a sub-ms mean several-fold).
     pub fn saved_ms(&self) -> f64 {
         match (&self.without, self.ratio) {
-            (Some(a), Some(r)) => a.mean_ms * (1.0 - r.estimate),
+            (Some(a), Some(r)) => a.p50_ms * (1.0 - r.estimate),
             _ => 0.0,
         }
     }

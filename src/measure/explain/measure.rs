@@ -179,9 +179,12 @@ impl Measure<'_> {
                 run.latency = Some(arm.latency.summary());
             }
             if let Some(raw) = &arm.raw_plan {
+                // A strategy given as a file is named by its path: one directory level.
                 let rel = format!(
                     "plans/{}/{}.{}.json",
-                    run.strategy, spec.name, subject.label
+                    run.strategy.replace('/', "_"),
+                    spec.name,
+                    subject.label
                 );
                 if let Err(e) = engine::save_plan(self.out_dir, &rel, raw) {
                     run.error = Some(format!("{e:#}"));
