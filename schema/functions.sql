@@ -4,9 +4,13 @@
 
 -- ---------------------------------------------------------------- updated_at
 
--- As the document.
+-- As the document, with a fixed (empty) search_path: Supabase's linter flags a function
+-- whose search_path the caller controls (function_search_path_mutable). NOW() is in
+-- pg_catalog, which is always searched.
 CREATE OR REPLACE FUNCTION public.update_updated_at_column()
-RETURNS TRIGGER AS $$
+RETURNS TRIGGER
+SET search_path = ''
+AS $$
 BEGIN
     NEW.updated_at = NOW();
     RETURN NEW;
@@ -63,13 +67,16 @@ CREATE TRIGGER increment_story_play_count AFTER INSERT ON public.play_events
 
 -- ---------------------------------------------------------------- cache cleanup
 
--- As the document. Not scheduled: the Rust code (or an operator) calls it.
+-- As the document, with a fixed (empty) search_path and the table named with its schema
+-- (function_search_path_mutable). Not scheduled: the Rust code (or an operator) calls it.
 CREATE OR REPLACE FUNCTION public.cleanup_expired_cache()
-RETURNS INTEGER AS $$
+RETURNS INTEGER
+SET search_path = ''
+AS $$
 DECLARE
     deleted_count INTEGER;
 BEGIN
-    DELETE FROM cache_entries
+    DELETE FROM public.cache_entries
     WHERE expires_at < NOW();
 
     GET DIAGNOSTICS deleted_count = ROW_COUNT;

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS storybench.owned_objects (
 -- nothing else: the bookkeeping tables stay, roles stay (they are cluster-wide and may be
 -- used by other databases). Returns how many objects were dropped.
 CREATE OR REPLACE FUNCTION storybench.drop_owned() RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = '' AS $$
 DECLARE
     obj record;
     dropped integer := 0;
@@ -60,7 +60,7 @@ $$;
 -- Drops the secondary (non-constraint) indexes of storybench's tables, before another
 -- index strategy is applied. Partitioned parents only: their partitions' indexes follow.
 CREATE OR REPLACE FUNCTION storybench.drop_secondary_indexes() RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = '' AS $$
 DECLARE
     idx record;
     dropped integer := 0;
@@ -85,7 +85,7 @@ $$;
 
 -- Drops every policy on storybench's tables, before another policy set is applied.
 CREATE OR REPLACE FUNCTION storybench.drop_policies() RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = '' AS $$
 DECLARE
     pol record;
     dropped integer := 0;

@@ -32,6 +32,7 @@ pub struct RunConfig {
     pub load: LoadStageConfig,
     pub capacity: CapacityStageConfig,
     pub ops: crate::measure::ops::OpsOptions,
+    pub advise: crate::advise::indexes::IndexAdviceOptions,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -196,6 +197,7 @@ impl RunConfig {
         self.rls.seed = seed;
         self.partitions.seed = seed;
         self.ops.seed = seed;
+        self.advise.seed = seed;
     }
 
     /// Fills what a replay must pin: the anchor date and the COPY connections.

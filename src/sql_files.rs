@@ -115,6 +115,7 @@ mod tests {
         crate::pooler::load_all();
         crate::advise::citus::load_all();
         crate::advise::indexes::load_all();
+        crate::advise::lint::load_all();
         crate::measure::server_view::load_all();
         crate::measure::load::capacity::probe::load_all();
         crate::seed::generate::load_all();

@@ -37,8 +37,13 @@ CREATE POLICY "Users can delete own stories" ON public.stories
 -- Custom events: users can view public events or their own (document, as written).
 CREATE POLICY "Users can view events" ON public.custom_events
     FOR SELECT TO authenticated USING ((select auth.uid()) = user_id OR is_public = true);
-CREATE POLICY "Users can manage own events" ON public.custom_events
-    FOR ALL TO authenticated USING ((select auth.uid()) = user_id);
+-- Writes one policy each, as in initplan.sql (no second permissive policy on SELECT).
+CREATE POLICY "Users can insert own events" ON public.custom_events
+    FOR INSERT TO authenticated WITH CHECK ((select auth.uid()) = user_id);
+CREATE POLICY "Users can update own events" ON public.custom_events
+    FOR UPDATE TO authenticated USING ((select auth.uid()) = user_id);
+CREATE POLICY "Users can delete own events" ON public.custom_events
+    FOR DELETE TO authenticated USING ((select auth.uid()) = user_id);
 
 -- Story scenes: owned through their story (the stories the definer helper returns).
 CREATE POLICY "Users can view own story scenes" ON public.story_scenes

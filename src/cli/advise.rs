@@ -17,6 +17,27 @@ pub enum AdviseCommand {
     /// copy and measured against the copy without them (reads and writes), unused and
     /// redundant indexes dropped the same way; advice.sql with the evidence.
     Indexes(IndexArgs),
+    /// Schema advisories of a variant, on a pristine copy: Supabase's linter rules that matter
+    /// here (bare auth.uid() in policies, several permissive policies per role and action,
+    /// unindexed foreign keys, mutable search_path, RLS on without a policy, SECURITY DEFINER
+    /// functions the API can call).
+    Schema(SchemaArgs),
+}
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct SchemaArgs {
+    /// The index strategy to lint (default: the recommended `tuned`).
+    #[arg(long, default_value = "tuned")]
+    pub indexes: String,
+    /// The policy set to lint (default: the recommended `initplan`).
+    #[arg(long, default_value = "initplan")]
+    pub policies: String,
+    /// Exit 1 when there is any advisory (a CI check of the variant).
+    #[arg(long)]
+    pub strict: bool,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
@@ -117,6 +138,7 @@ pub async fn run(db: &DbArgs, command: AdviseCommand) -> Result<i32> {
     let args = match command {
         AdviseCommand::Citus(args) => args,
         AdviseCommand::Indexes(args) => return indexes(db, args).await,
+        AdviseCommand::Schema(args) => return schema(db, args).await,
     };
     let config = serde_json::to_value(&args)?;
     super::measuring_command(
@@ -178,4 +200,40 @@ async fn indexes(db: &DbArgs, args: IndexArgs) -> Result<i32> {
         },
     )
     .await
+}
+
+async fn schema(db: &DbArgs, args: SchemaArgs) -> Result<i32> {
+    crate::schema::validate_name("indexes", &args.indexes)?;
+    crate::schema::validate_name("policies", &args.policies)?;
+    let config = serde_json::to_value(&args)?;
+    let mut found = 0;
+    let code = super::measuring_command(
+        db,
+        "advise",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let (indexes, policies) = (args.indexes.clone(), args.policies.clone());
+            let advisories = session
+                .stage_on_copy("advise", target, async |t| {
+                    crate::advise::lint_variant(t, &indexes, &policies).await
+                })
+                .await?;
+            found = advisories.len();
+            let section = crate::advise::indexes::LintSection {
+                indexes,
+                policies,
+                advisories,
+            };
+            crate::printer::show(|p| crate::printer::advice::lint(p, &section));
+            session.results.lint = Some(section);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(if code == 0 && args.strict && found > 0 {
+        1
+    } else {
+        code
+    })
 }

@@ -238,6 +238,16 @@ async fn pipeline(
     session.results.explain = Some(section);
 
     let section = session
+        // Two pristine copies, with and without each change, made by the stage.
+        .stage(
+            "advise",
+            crate::advise::indexes::run(target, &config.advise, &dir),
+        )
+        .await?;
+    crate::printer::show(|p| crate::printer::advice::summary(p, &section));
+    session.results.advice = Some(section);
+
+    let section = session
         .stage_on_copy("partitions", target, async |t| {
             crate::measure::partitions::run(t, &config.partitions, &dir).await
         })

@@ -2,7 +2,8 @@
 //! the evidence of the queries it moved.
 
 use super::Printer;
-use crate::advise::indexes::{AdviceSection, Verdict, Verified};
+use crate::advise::indexes::{AdviceSection, LintSection, Verdict, Verified};
+use crate::advise::lint::Advisory;
 use std::io;
 
 pub fn summary(p: &mut Printer, s: &AdviceSection) -> io::Result<()> {
@@ -19,9 +20,10 @@ pub fn summary(p: &mut Printer, s: &AdviceSection) -> io::Result<()> {
         (Some(v), _) => {
             let survived = s.screened.iter().filter(|c| c.survives).count();
             let unmodelled = s.screened.iter().filter(|c| !c.modelled).count();
+            let failed = s.screened.iter().filter(|c| c.failed).count();
             writeln!(
                 p.human,
-                "  HypoPG {v}: {} screened, {survived} survive, {unmodelled} it cannot model",
+                "  HypoPG {v}: {} screened, {survived} survive, {unmodelled} it cannot model, {failed} it failed on (built for real unscreened)",
                 s.screened.len()
             )?;
         }
@@ -38,6 +40,7 @@ pub fn summary(p: &mut Printer, s: &AdviceSection) -> io::Result<()> {
             change(p, v)?;
         }
     }
+    advisories(p, &s.advisories)?;
     if let Some(f) = &s.advice_file {
         writeln!(p.human, "  statements with their evidence: {f}")?;
     }
@@ -68,6 +71,37 @@ fn change(p: &mut Printer, v: &Verified) -> io::Result<()> {
         .filter(|e| e.per_1000 > 0.0 || e.uses_index)
     {
         writeln!(p.human, "      {}", crate::advise::indexes::evidence(e))?;
+    }
+    Ok(())
+}
+
+/// `advise schema`: the variant's advisories.
+pub fn lint(p: &mut Printer, s: &LintSection) -> io::Result<()> {
+    writeln!(
+        p.human,
+        "Schema advisories for indexes `{}`, policies `{}`:",
+        s.indexes, s.policies
+    )?;
+    advisories(p, &s.advisories)?;
+    writeln!(p.machine, "schema_advisories {}", s.advisories.len())
+}
+
+/// Advisories grouped by rule, each rule with its fix.
+pub fn advisories(p: &mut Printer, list: &[Advisory]) -> io::Result<()> {
+    if list.is_empty() {
+        return writeln!(p.human, "  schema advisories: none");
+    }
+    let mut rules: Vec<_> = list.iter().map(|a| a.rule).collect();
+    rules.dedup();
+    for rule in rules {
+        let of: Vec<&Advisory> = list.iter().filter(|a| a.rule == rule).collect();
+        writeln!(p.human, "  {} ({}): {}", rule.name(), of.len(), rule.fix())?;
+        for a in of.iter().take(6) {
+            writeln!(p.human, "    - {}: {}", a.object, a.detail)?;
+        }
+        if of.len() > 6 {
+            writeln!(p.human, "    … and {} more (results.json)", of.len() - 6)?;
+        }
     }
     Ok(())
 }

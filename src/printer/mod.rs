@@ -75,6 +75,9 @@ pub fn results(p: &mut Printer, r: &crate::results::RunResults) -> io::Result<()
     if let Some(s) = &r.advice {
         advice::summary(p, s)?;
     }
+    if let Some(s) = &r.lint {
+        advice::lint(p, s)?;
+    }
     Ok(())
 }
 

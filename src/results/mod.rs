@@ -59,6 +59,8 @@ pub struct RunResults {
     pub citus: Option<crate::advise::citus::CitusSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice: Option<crate::advise::indexes::AdviceSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lint: Option<crate::advise::indexes::LintSection>,
 }
 
 /// How a run, or one of its stages, ended (`running` until it does).
@@ -127,6 +129,7 @@ impl RunResults {
             ops: None,
             citus: None,
             advice: None,
+            lint: None,
         }
     }
 

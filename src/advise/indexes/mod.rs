@@ -207,6 +207,7 @@ async fn advise(
         schema::set_indexes(conn, &opts.indexes).await?;
         schema::set_policies(conn, &section.policies).await?;
     }
+    section.advisories = crate::advise::lint::lint(&mut base).await?;
     let relations = relations(&mut base).await?;
     let existing = existing_indexes(&mut base).await?;
     let partitioned: Vec<String> = sqlx::query_scalar(sql(&file().queries.partitioned))
@@ -264,6 +265,16 @@ async fn advise(
             }
             let mut kept: Vec<&Screened> = section.screened.iter().filter(|s| s.survives).collect();
             kept.sort_by(|a, b| best_fall(b).total_cmp(&best_fall(a)));
+            // Where HypoPG failed on a plan (it does on some plans under per-row auth.uid()
+            // policies), the candidate is built for real after the screened ones, those
+            // suggested by the most plans first.
+            let mut failed: Vec<&Screened> = section
+                .screened
+                .iter()
+                .filter(|s| s.failed && !partitioned.contains(&s.candidate.table))
+                .collect();
+            failed.sort_by_key(|s| std::cmp::Reverse(s.candidate.suggested_by.len()));
+            kept.extend(failed);
             kept.into_iter().map(|s| s.candidate.clone()).collect()
         }
         Err(e) => {

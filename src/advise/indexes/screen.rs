@@ -49,6 +49,7 @@ pub async fn screen(
         note: None,
         costs: Vec::new(),
         survives: false,
+        failed: false,
     };
     if partitioned.contains(&candidate.table) {
         out.modelled = false;
@@ -105,8 +106,8 @@ pub async fn screen(
         if crate::interrupt::interrupted() {
             return Err(e);
         }
-        out.modelled = false;
-        out.note = Some(format!("HypoPG failed: {e:#}"));
+        out.failed = true;
+        out.note = Some(format!("HypoPG failed: {e:#}; built for real unscreened"));
         return Ok(out);
     }
     out.survives = out

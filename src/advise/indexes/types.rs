@@ -35,8 +35,19 @@ pub struct AdviceSection {
     /// The starting strategy with the recommended changes, as an index strategy file.
     #[serde(default)]
     pub strategy_file: Option<String>,
+    /// The starting variant's schema advisories (`advise schema`'s rules).
+    #[serde(default)]
+    pub advisories: Vec<crate::advise::lint::Advisory>,
     #[serde(default)]
     pub errors: Vec<String>,
+}
+
+/// `advise schema`: a variant's advisories.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LintSection {
+    pub indexes: String,
+    pub policies: String,
+    pub advisories: Vec<crate::advise::lint::Advisory>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -56,6 +67,9 @@ pub struct Screened {
     pub costs: Vec<CostChange>,
     /// The planner used it and some query's estimated cost fell by at least the threshold.
     pub survives: bool,
+    /// HypoPG failed on one of its plans: it is built for real unscreened.
+    #[serde(default)]
+    pub failed: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
