@@ -315,6 +315,7 @@ mod tests {
             per_1000: 100.0,
             without: Some(LatencySummary {
                 mean_ms: 1.0,
+                p50_ms: 1.0,
                 ..Default::default()
             }),
             with: None,
