@@ -2,6 +2,7 @@
 //! baseline), worded from the figures of a run in this one place. The report's findings
 //! block and the end of `run`'s terminal output both print [`of`]'s result.
 
+mod advice;
 mod ops;
 pub mod partitions_verdicts;
 pub mod rls_advice;
@@ -98,6 +99,9 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     }
     if let Some(s) = &r.ops {
         out.extend(s.operations.iter().map(|op| ops::operation(s, op)));
+    }
+    if let Some(s) = &r.advice {
+        out.push(advice::advice(s));
     }
     if let Some(c) = baseline {
         out.push(topics::baseline(c));
