@@ -38,7 +38,8 @@ pub(super) fn advice(s: &AdviceSection) -> Finding {
     };
     let mut f = finding(Topic::Indexes, tone, headline, "advice");
     if let Some(file) = &s.advice_file {
-        f.figures.push(fig("statements with their evidence", file.clone()));
+        f.figures
+            .push(fig("statements with their evidence", file.clone()));
     }
     f.figures.push(fig(
         "schema advisories",

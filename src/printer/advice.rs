@@ -64,7 +64,16 @@ fn change(p: &mut Printer, v: &Verified) -> io::Result<()> {
         Verdict::Recommended => "RECOMMENDED",
         Verdict::Rejected => "rejected",
     };
-    writeln!(p.human, "  - {verdict:<11} {}: {}", v.statement, v.reason)?;
+    let rls = if v.from_rls {
+        " [key from the RLS policies: a superuser advisor misses it]"
+    } else {
+        ""
+    };
+    writeln!(
+        p.human,
+        "  - {verdict:<11} {}{rls}: {}",
+        v.statement, v.reason
+    )?;
     for e in v
         .effects
         .iter()

@@ -22,6 +22,10 @@ pub struct Candidate {
     /// A partial index's WHERE clause.
     pub predicate: Option<String>,
     pub suggested_by: Vec<String>,
+    /// Some key column comes only from the RLS policies' predicates: an advisor connected as
+    /// a superuser (no policies applied) would not see it.
+    #[serde(default)]
+    pub from_rls: bool,
 }
 
 impl Candidate {
@@ -130,6 +134,7 @@ pub fn from_use(query: &str, sql: &str, u: &TableUse) -> Vec<Candidate> {
         columns,
         predicate,
         suggested_by: vec![query.to_string()],
+        from_rls: false,
     };
     let mut out = Vec::new();
     for c in u.equality.iter().chain(&u.range) {
@@ -210,6 +215,26 @@ fn written_in(test: &str, sql: &str) -> bool {
     }
 }
 
+/// Marks the candidates whose key needs a column the same query's plan without RLS (as the
+/// service role, which bypasses it) does not ask for on that table.
+pub fn mark_rls(candidates: &mut [Candidate], bypass: &[TableUse]) {
+    for c in candidates {
+        let seen: Vec<&str> = bypass
+            .iter()
+            .filter(|u| u.table == c.table)
+            .flat_map(|u| {
+                u.equality
+                    .iter()
+                    .chain(&u.range)
+                    .map(String::as_str)
+                    .chain(u.order.iter().map(|(o, _)| o.as_str()))
+                    .chain(u.partial.iter().map(|p| partial_column(p)))
+            })
+            .collect();
+        c.from_rls = c.columns.iter().any(|k| !seen.contains(&k.name.as_str()));
+    }
+}
+
 /// The column a partial test is on (`status = 'x'`, `deleted_at IS NULL`, `NOT flag`).
 fn partial_column(test: &str) -> &str {
     let t = test.strip_prefix("NOT ").unwrap_or(test);
@@ -226,6 +251,8 @@ pub fn screenable(
     for c in all {
         match merged.get_mut(&c.key()) {
             Some(m) => {
+                // RLS-only when no query suggests it without the policies' help.
+                m.from_rls &= c.from_rls;
                 for q in c.suggested_by {
                     if !m.suggested_by.contains(&q) {
                         m.suggested_by.push(q);

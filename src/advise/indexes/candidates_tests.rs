@@ -96,6 +96,7 @@ fn statements_and_names_are_valid_postgres() {
             .collect(),
         predicate: None,
         suggested_by: vec![],
+        from_rls: false,
     };
     assert!(long.index_name().len() <= 63);
 }
@@ -135,4 +136,24 @@ fn a_bound_parameter_shown_as_a_literal_is_not_a_partial_predicate() {
     assert!(from_use("q", bound, &flag)
         .iter()
         .all(|c| c.predicate.is_none()));
+}
+
+#[test]
+fn a_key_only_the_policies_ask_for_is_marked_as_rls_only() {
+    let under_rls = TableUse {
+        table: "public.heroes".into(),
+        equality: ["id".to_string(), "user_id".to_string()].into(),
+        ..Default::default()
+    };
+    let bypass = TableUse {
+        table: "public.heroes".into(),
+        equality: ["id".to_string()].into(),
+        ..Default::default()
+    };
+    let mut all = from_use("recent_stories", "SELECT 1", &under_rls);
+    mark_rls(&mut all, std::slice::from_ref(&bypass));
+    let by_key = |k: &str| all.iter().find(|c| c.key() == k).unwrap().from_rls;
+    assert!(by_key("public.heroes(id, user_id)"));
+    assert!(by_key("public.heroes(user_id)"));
+    assert!(!by_key("public.heroes(id)"));
 }

@@ -101,6 +101,8 @@ pub struct Plan<'a> {
     /// Estimated total cost without any change.
     pub cost: Option<f64>,
     pub uses: Vec<TableUse>,
+    /// For an app query: what the same plan asks without RLS (as the service role).
+    pub bypass_uses: Option<Vec<TableUse>>,
 }
 
 impl Plan<'_> {
@@ -231,6 +233,22 @@ async fn advise(
                 ctx,
             )
             .await?;
+            // The same statement without the policies: what a superuser advisor would see.
+            let bypass_uses = match who {
+                Principal::User(_) => {
+                    let plain = exec::explain_as(
+                        &mut base,
+                        &file().queries.explain_costs,
+                        &spec.sql,
+                        params,
+                        &Principal::Service,
+                        ctx,
+                    )
+                    .await?;
+                    Some(predicates::table_uses(&plain, &relations))
+                }
+                _ => None,
+            };
             plans.push(Plan {
                 spec,
                 subject: subject.label,
@@ -239,6 +257,7 @@ async fn advise(
                 who,
                 cost: predicates::total_cost(&raw),
                 uses: predicates::table_uses(&raw, &relations),
+                bypass_uses,
             });
         }
     }
@@ -246,7 +265,11 @@ async fn advise(
     let mut suggested = Vec::new();
     for plan in &plans {
         for u in &plan.uses {
-            suggested.extend(candidates::from_use(&plan.spec.name, &plan.spec.sql, u));
+            let mut these = candidates::from_use(&plan.spec.name, &plan.spec.sql, u);
+            if let Some(bypass) = &plan.bypass_uses {
+                candidates::mark_rls(&mut these, bypass);
+            }
+            suggested.extend(these);
         }
     }
     section.suggested = suggested.len();
@@ -308,7 +331,8 @@ async fn advise(
             ),
             statement: c.create_sql(true),
         };
-        let v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
+        let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
+        v.from_rls = c.from_rls;
         eprintln!("  advise: {} {:?}: {}", c.key(), v.verdict, v.reason);
         section.created.push(v);
     }

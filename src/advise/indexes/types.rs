@@ -111,6 +111,9 @@ pub struct Verified {
     pub net_ms_per_1000: f64,
     pub verdict: Verdict,
     pub reason: String,
+    /// A new index whose key only the RLS policies ask for (a superuser advisor misses it).
+    #[serde(default)]
+    pub from_rls: bool,
 }
 
 /// One affected query, with and without the change.

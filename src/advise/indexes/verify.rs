@@ -98,6 +98,7 @@ pub async fn verify(
         net_ms_per_1000: net,
         verdict,
         reason,
+        from_rls: false,
     })
 }
 
