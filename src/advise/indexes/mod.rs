@@ -402,7 +402,9 @@ async fn advise(
 }
 
 /// Two recommended indexes where one's key is a prefix of the other's serve the same scans:
-/// the one saving more is kept (the list is sorted best first), the other rejected.
+/// the one under which the workload touches fewer buffers (weighted by the mix) is kept, a
+/// tie going to the smaller index. Buffers, not the time saved: they are the same from one
+/// run to the next, the net time of two close candidates is not.
 fn one_per_prefix(created: &mut [Verified], candidates: &[candidates::Candidate]) {
     let columns = |index: &str| {
         candidates
@@ -411,24 +413,40 @@ fn one_per_prefix(created: &mut [Verified], candidates: &[candidates::Candidate]
             .map(|c| c.columns.iter().map(|k| k.name.clone()).collect::<Vec<_>>())
             .unwrap_or_default()
     };
+    let work = |v: &Verified| -> f64 {
+        v.effects
+            .iter()
+            .filter_map(|e| {
+                e.work_with
+                    .as_ref()
+                    .map(|w| e.per_1000 * w.shared_buffers() as f64)
+            })
+            .sum()
+    };
+    let better = |a: &Verified, b: &Verified| {
+        (work(a), a.bytes.unwrap_or(0), &a.index) < (work(b), b.bytes.unwrap_or(0), &b.index)
+    };
     for i in 0..created.len() {
-        if created[i].verdict != Verdict::Recommended {
-            continue;
-        }
-        let kept = columns(&created[i].index);
         for j in i + 1..created.len() {
-            let other = columns(&created[j].index);
-            let overlaps = kept.iter().zip(&other).all(|(a, b)| a == b);
-            if created[j].verdict == Verdict::Recommended
-                && created[j].table == created[i].table
-                && overlaps
-            {
-                created[j].verdict = Verdict::Rejected;
-                created[j].reason = format!(
-                    "{}; but {} (one leads with the other's columns) saves more",
-                    created[j].reason, created[i].index
-                );
+            let (a, b) = (columns(&created[i].index), columns(&created[j].index));
+            let overlaps = a.iter().zip(&b).all(|(x, y)| x == y);
+            let both = created[i].verdict == Verdict::Recommended
+                && created[j].verdict == Verdict::Recommended;
+            if !(both && overlaps && created[i].table == created[j].table) {
+                continue;
             }
+            let (keep, lose) = if better(&created[i], &created[j]) {
+                (i, j)
+            } else {
+                (j, i)
+            };
+            let kept = created[keep].index.clone();
+            let loser = &mut created[lose];
+            loser.verdict = Verdict::Rejected;
+            loser.reason = format!(
+                "{}; but {kept} (one leads with the other's columns) serves the workload in fewer buffers",
+                loser.reason
+            );
         }
     }
 }

@@ -17,6 +17,10 @@ use std::time::Instant;
 /// Smallest speed-up (at the low end of its interval) that counts as a read gained.
 pub const MIN_GAIN: f64 = 0.05;
 
+/// Smallest relative change of a read's shared buffers that counts as less (or more) work:
+/// a 38 → 36 buffer plan was ×0.89 in one A/A run and ×1.00 in the next.
+pub const MIN_BUFFER_CHANGE: f64 = 0.10;
+
 /// What to change, and how to undo it.
 pub struct Change {
     pub action: Action,
@@ -195,12 +199,16 @@ fn judge(action: Action, effects: &[Effect], net: f64) -> (Verdict, String) {
             let gains: Vec<&Effect> = effects
                 .iter()
                 .filter(|e| e.uses_index)
-                .filter(|e| e.spec_is_read() && clear(e, Side::Below, 1.0 - MIN_GAIN))
+                .filter(|e| {
+                    e.spec_is_read()
+                        && e.buffers_moved(true)
+                        && clear(e, Side::Below, 1.0 - MIN_GAIN)
+                })
                 .collect();
             if gains.is_empty() {
                 return (
                     Verdict::Rejected,
-                    "no measurable gain: no read it serves is clearly faster".into(),
+                    "no measurable gain: no read it serves is clearly faster with at least 10 % fewer buffers".into(),
                 );
             }
             // Writes clearly slower are named; the net over the workload decides.
@@ -240,7 +248,11 @@ fn judge(action: Action, effects: &[Effect], net: f64) -> (Verdict, String) {
         Action::Drop => {
             let losses: Vec<&Effect> = effects
                 .iter()
-                .filter(|e| e.spec_is_read() && clear(e, Side::Above, 1.0 + MIN_GAIN))
+                .filter(|e| {
+                    e.spec_is_read()
+                        && e.buffers_moved(false)
+                        && clear(e, Side::Above, 1.0 + MIN_GAIN)
+                })
                 .collect();
             if let Some(e) = losses.first() {
                 return (
@@ -281,12 +293,31 @@ impl Effect {
         self.kind != crate::catalog::Kind::Write
     }
 
-    /// The plan shape or the buffers differ with the change.
+    /// The buffers differ with the change. A plan that only swaps one index for another
+    /// over the same pages is not less work: two A/A runs disagreed on exactly those
+    /// (6 → 6 buffers, ×0.86 in one run and ×0.99 in the other).
     fn work_changed(&self) -> bool {
+        self.buffers().is_some_and(|(a, b)| a != b)
+    }
+
+    /// Buffers without and with the change.
+    fn buffers(&self) -> Option<(u64, u64)> {
         match (&self.work_without, &self.work_with) {
-            (Some(a), Some(b)) => a.shape != b.shape || a.shared_buffers() != b.shared_buffers(),
-            _ => false,
+            (Some(a), Some(b)) => Some((a.shared_buffers(), b.shared_buffers())),
+            _ => None,
         }
+    }
+
+    /// The buffers fell (`fell`) or rose by at least [`MIN_BUFFER_CHANGE`] with the change.
+    fn buffers_moved(&self, fell: bool) -> bool {
+        self.buffers().is_some_and(|(a, b)| {
+            let (a, b) = (a as f64, b as f64);
+            if fell {
+                b <= a * (1.0 - MIN_BUFFER_CHANGE)
+            } else {
+                b >= a * (1.0 + MIN_BUFFER_CHANGE)
+            }
+        })
     }
 }
 
@@ -363,6 +394,10 @@ mod tests {
         );
         assert_eq!(v, Verdict::Rejected);
         assert!(why.contains("no measurable gain"), "{why}");
+        // Clearly faster but over the same pages (another index, same buffers): noise.
+        let swap = effect(Kind::Read, (0.86, 0.83, 0.88), (6, 6), true);
+        let (v, why) = judge(Action::Create, std::slice::from_ref(&swap), 10.0);
+        assert_eq!(v, Verdict::Rejected, "{why}");
         // A small read gain on a rare query, a clearly slower hot write.
         let mut rare = gain.clone();
         rare.per_1000 = 1.0;
