@@ -451,7 +451,8 @@ fn one_per_prefix(created: &mut [Verified], candidates: &[candidates::Candidate]
     }
 }
 
-fn schema_of(table: &str) -> &str {
+/// The schema of a qualified `schema.table` name.
+pub(super) fn schema_of(table: &str) -> &str {
     table.split_once('.').map(|(s, _)| s).unwrap_or("public")
 }
 

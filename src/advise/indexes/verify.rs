@@ -4,7 +4,7 @@
 //! change starts from the same state.
 
 use super::types::{Action, Effect, Verdict, Verified};
-use super::{file, Plan};
+use super::{file, schema_of, Plan};
 use crate::measure::engine::{self, EngineOptions, SqlArm, SqlRunner};
 use crate::measure::exec::RequestContext;
 use crate::stats::Side;
@@ -104,10 +104,6 @@ pub async fn verify(
         reason,
         from_rls: false,
     })
-}
-
-fn schema_of(table: &str) -> &str {
-    table.split_once('.').map(|(s, _)| s).unwrap_or("public")
 }
 
 async fn measure_effects(
