@@ -28,17 +28,17 @@ pub fn install() {
 fn on_signal() {
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
         // A second signal: the user insists.
-        eprintln!("storybench: interrupted twice, exiting now");
+        crate::say!("storybench: interrupted twice, exiting now");
         std::process::exit(130);
     }
-    eprintln!("storybench: interrupted; finishing the current step and writing partial results");
+    crate::say!("storybench: interrupted; finishing the current step and writing partial results");
     notify().notify_waiters();
 }
 
 /// Marks the run interrupted from elsewhere: the load runner forwards goose's killswitch here.
 pub fn raise() {
     if !INTERRUPTED.swap(true, Ordering::SeqCst) {
-        eprintln!(
+        crate::say!(
             "storybench: interrupted; finishing the current step and writing partial results"
         );
     }

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod pooler;
 pub mod printer;
 pub mod pristine;
+pub mod progress;
 pub mod report;
 pub mod results;
 pub mod scenario;

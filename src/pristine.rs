@@ -108,7 +108,7 @@ impl PristineCopy {
     /// was asked to keep its copies.
     pub async fn drop(self) -> Result<()> {
         if self.target.keep_copies {
-            eprintln!("  kept pristine copy {} (--keep-copies)", self.name);
+            crate::say!("  kept pristine copy {} (--keep-copies)", self.name);
             return Ok(());
         }
         drop_database(&self.admin, &self.name).await
@@ -296,7 +296,7 @@ pub async fn verify(conn: &mut PgConnection, info: &DatasetInfo) -> Result<Verif
 pub async fn checked_dataset(target: &Target) -> Result<DatasetInfo> {
     let swept = sweep_stale(target).await?;
     if !swept.is_empty() {
-        eprintln!(
+        crate::say!(
             "  dropped {} pristine cop{} left by a storybench process that died: {}",
             swept.len(),
             if swept.len() == 1 { "y" } else { "ies" },

@@ -342,3 +342,51 @@ fn the_index_lists_headline_figures_and_marks_a_persistent_shift() {
         "a trend chart per figure"
     );
 }
+
+/// On a terminal (a pseudo-terminal from `script`), the seed draws its bars (rows per table and
+/// the bytes streamed) and a load its live line; the log of the same commands off a terminal is
+/// plain (previous test).
+#[test]
+fn on_a_terminal_the_seed_and_a_load_draw_live_progress() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to make a pseudo-terminal");
+        return;
+    }
+    let root = temp_root("tty");
+    let bin = env!("CARGO_BIN_EXE_storybench");
+    let data = root.join("pgdata");
+    let log = root.join("tty.log");
+    let shell = format!(
+        "cd {dir} && {bin} --data-dir {data} seed --profile tiny --anchor 2026-11-20 && \
+         {bin} --data-dir {data} load --sql 'SELECT 1' --clients 2 --duration 3s --warmup 0s",
+        dir = env!("CARGO_MANIFEST_DIR"),
+        data = data.display(),
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qfec", &shell])
+        .arg(&log)
+        .env_remove("DATABASE_URL")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).to_string();
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("streamed"),
+        "no bytes bar in the seed: {text}"
+    );
+    assert!(text.contains("\x1b["), "no redraw on a terminal: {text}");
+    assert!(
+        text.contains(" ok, 0 errors, p95 "),
+        "no live line in the load: {text}"
+    );
+    let _ = storybench_cmd()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["db", "stop"])
+        .output();
+}

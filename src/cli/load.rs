@@ -320,7 +320,7 @@ pub async fn stages_for_run(
     // Operations under load, at a share of the capacity just measured.
     let mix = crate::scenario::load(&config.ops.scenario)?;
     if config.ops.rate.is_none() && capacity.is_none() {
-        eprintln!("  ops: skipped (the capacity search found no sustainable rate to load at)");
+        crate::say!("  ops: skipped (the capacity search found no sustainable rate to load at)");
         return Ok(());
     }
     let section = session

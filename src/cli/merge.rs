@@ -55,7 +55,7 @@ pub fn run(args: MergeArgs) -> i32 {
         session.results.dataset = merged.dataset;
         if let Some(l) = &merged.load {
             crate::printer::show(|p| crate::printer::load::summary(p, l));
-            eprintln!("  merged {} shards", l.merged_shards.len());
+            crate::say!("  merged {} shards", l.merged_shards.len());
         }
         session.results.load = merged.load;
         session.finalize(Ok(()))

@@ -117,7 +117,7 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
         serde_json::to_value(&config)?,
         args.out.as_deref(),
         async |session, target| {
-            eprintln!("storybench run on {}", target.describe());
+            crate::say!("storybench run on {}", target.describe());
             pipeline(session, target, &config, &seed_opts).await
         },
         // Compared in memory before finalizing, so the report and the findings include it.
@@ -149,7 +149,7 @@ async fn pipeline(
     crate::schema::check_ownership(&mut conn).await?;
     let swept = crate::pristine::sweep_stale(target).await?;
     if !swept.is_empty() {
-        eprintln!(
+        crate::say!(
             "  dropped {} pristine cop{} left behind by a storybench that was killed: {}",
             swept.len(),
             if swept.len() == 1 { "y" } else { "ies" },
@@ -160,7 +160,7 @@ async fn pipeline(
     // untouched since its seed; seed otherwise.
     let existing = seed::dataset(&mut conn).await?;
     match &existing {
-        Some(d) if d.status != "complete" => eprintln!(
+        Some(d) if d.status != "complete" => crate::say!(
             "  the dataset's last seed did not finish (status {}: a storybench was killed or lost the server mid-seed): seeding it again",
             d.status
         ),
@@ -170,7 +170,7 @@ async fn pipeline(
                 || d.seed != seed_opts.seed
                 || d.anchor != seed_opts.anchor =>
         {
-            eprintln!(
+            crate::say!(
                 "  the dataset is profile {} × {} (seed {}, anchor {}): seeding the one asked for",
                 d.profile, d.scale, d.seed, d.anchor
             )
@@ -188,7 +188,7 @@ async fn pipeline(
         match crate::pristine::verify(&mut conn, d).await {
             Ok(v) => d.verified = Some(v),
             Err(e) => {
-                eprintln!("  {e:#}\n  seeding it again");
+                crate::say!("  {e:#}\n  seeding it again");
                 reused = None;
             }
         }
@@ -201,7 +201,7 @@ async fn pipeline(
                 crate::schema::apply(&mut conn, &request, seed_opts.anchor),
             )
             .await?;
-        eprintln!(
+        crate::say!(
             "  reusing the dataset seeded {} (same profile, scale, seed and anchor; verified by {})",
             d.seeded_at,
             match d.verified {

@@ -106,7 +106,7 @@ impl RunSession {
         fut: F,
     ) -> Result<T> {
         crate::interrupt::check()?;
-        eprintln!("▶ {name}");
+        let task = crate::progress::Task::start(name);
         let started = Instant::now();
         let outcome = fut.await;
         let seconds = started.elapsed().as_secs_f64();
@@ -117,7 +117,7 @@ impl RunSession {
             Err(_) if crate::interrupt::interrupted() => RunStatus::Interrupted,
             Err(_) => RunStatus::Failed,
         };
-        eprintln!("  {name}: {status} in {seconds:.1} s");
+        task.finish(format!("  {name}: {status} in {seconds:.1} s"));
         self.results.stages.push(StageTiming {
             name: name.to_string(),
             seconds,

@@ -55,6 +55,15 @@ pub struct Interval {
 }
 
 impl Interval {
+    /// A measured 95 % confidence interval (the engine's and the statistics module's).
+    pub fn ci95(i: &crate::stats::Interval) -> Self {
+        Self {
+            low: i.low,
+            high: i.high,
+            kind: "95 % CI".into(),
+        }
+    }
+
     pub fn includes(&self, v: f64) -> bool {
         self.low <= v && v <= self.high
     }

@@ -104,11 +104,7 @@ pub(super) fn indexes(e: &ExplainSection) -> Option<Finding> {
         .filter(|q| q.kind == crate::catalog::Kind::Read && q.verdict.is_some())
         .count();
     // The engine's interval on the geometric-mean speed-up (None in older results files).
-    let interval: Option<Interval> = best.geomean_interval.map(|i| Interval {
-        low: i.low,
-        high: i.high,
-        kind: "95 % CI".into(),
-    });
+    let interval: Option<Interval> = best.geomean_interval.as_ref().map(Interval::ci95);
     // Read queries the candidate makes slower than the baseline (heavy user, p50).
     let worse: Vec<String> = e
         .queries
@@ -200,6 +196,8 @@ fn subjects(s: &RlsSection) -> Vec<&RlsSubject> {
 struct PolicyCost {
     mode: String,
     ratio: f64,
+    /// The geometric mean's interval, from each read's paired-ratio interval.
+    interval: Option<Interval>,
     reads: usize,
     added_ms: Option<f64>,
     added_buffers: Option<f64>,
@@ -207,7 +205,8 @@ struct PolicyCost {
 }
 
 fn policy_cost(subjects: &[&RlsSubject], mode: &str) -> Option<PolicyCost> {
-    let (mut ratios, mut ms, mut bufs, mut exec) = (vec![], vec![], vec![], vec![]);
+    let (mut ratios, mut intervals, mut ms, mut bufs, mut exec) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for s in subjects {
         let find = |m: &str| s.modes.iter().find(|x| x.mode == m);
         let (Some(b), Some(m)) = (find(BYPASS), find(mode)) else {
@@ -215,6 +214,7 @@ fn policy_cost(subjects: &[&RlsSubject], mode: &str) -> Option<PolicyCost> {
         };
         if let Some(r) = &m.overhead {
             ratios.push(r.median);
+            intervals.extend(r.interval);
         }
         if let (Some(lb), Some(lm)) = (&b.latency, &m.latency) {
             ms.push(lm.p50_ms - lb.p50_ms);
@@ -226,9 +226,16 @@ fn policy_cost(subjects: &[&RlsSubject], mode: &str) -> Option<PolicyCost> {
         }
     }
     let reads = ratios.len();
+    // An interval only when every read carries one (files written before the engine do not).
+    let interval = (intervals.len() == reads)
+        .then(|| crate::measure::engine::geomean_interval(&intervals))
+        .flatten()
+        .as_ref()
+        .map(Interval::ci95);
     Some(PolicyCost {
         mode: mode.to_string(),
         ratio: geomean(ratios)?,
+        interval,
         reads,
         added_ms: median(ms),
         added_buffers: median(bufs),
@@ -263,8 +270,7 @@ pub(super) fn rls(s: &RlsSection) -> Vec<Finding> {
     }
     let costs = policy_costs(s);
     if let Some(best) = costs.first() {
-        // Hook: the overhead ratio's CI, once the rls section carries one per mode.
-        let interval: Option<Interval> = None;
+        let interval = best.interval.clone();
         let server = match (best.added_buffers, best.added_exec_ms) {
             (Some(b), Some(e)) => format!(
                 "; on the server {b:+.0} buffers and {e:+.3} ms executor time per read (EXPLAIN ANALYZE, median over queries)"
@@ -409,8 +415,13 @@ pub(super) fn partitions(p: &PartitionsSection) -> Vec<Finding> {
     }
     let ratios: Vec<f64> = p.queries.iter().filter_map(|q| q.ratio_p50).collect();
     if let Some(g) = geomean(ratios.iter().copied()) {
-        // Hook: the partitioned/flat ratio's CI, once the partitions section carries one.
-        let interval: Option<Interval> = None;
+        let intervals: Vec<crate::stats::Interval> =
+            p.queries.iter().filter_map(|q| q.ratio_interval).collect();
+        let interval = (intervals.len() == ratios.len())
+            .then(|| crate::measure::engine::geomean_interval(&intervals))
+            .flatten()
+            .as_ref()
+            .map(Interval::ci95);
         let size = format!("{} rows in {} partitions", p.rows, p.partitions_total);
         let n = ratios.len();
         let (tone, headline) = if !measurable(g, interval.as_ref()) {

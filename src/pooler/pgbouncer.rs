@@ -235,7 +235,7 @@ fn sweep_stale() {
         {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
-        eprintln!("  pooler: stopped the pgbouncer of storybench process {owner}, which is gone");
+        crate::say!("  pooler: stopped the pgbouncer of storybench process {owner}, which is gone");
         let _ = std::fs::remove_dir_all(e.path());
     }
 }

@@ -8,11 +8,10 @@ use crate::interrupt;
 use crate::schema::{self, Variant};
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,7 +85,7 @@ pub(super) async fn load_chunks(
                         let flat = flat_statement(copy_statement(data.table))?;
                         copy_table(&mut conn, &flat, FLAT_API_USAGE, data, &tallies).await?;
                     }
-                    progress.advance(data.table, data.rows);
+                    progress.advance(data.table, data.rows, data.copy.len());
                 }
                 progress.chunk_done();
             }
@@ -293,57 +292,55 @@ pub(super) async fn record_dataset(conn: &mut PgConnection, info: &DatasetInfo) 
     schema::set_meta(conn, "dataset", &serde_json::to_value(info)?).await
 }
 
-/// A bar per table on a terminal; plain progress lines every ~10 % otherwise.
+/// A bar per table (rows, rows/s) and one for the bytes streamed (MB/s) on a terminal;
+/// plain progress lines every ~10 % otherwise.
 #[derive(Clone)]
 struct Progress {
     bars: Arc<BTreeMap<Table, ProgressBar>>,
+    bytes: ProgressBar,
     chunks_done: Arc<AtomicUsize>,
     chunks: usize,
     plain: bool,
-    _multi: Arc<MultiProgress>,
 }
 
 impl Progress {
     fn new(generator: &Generator) -> Self {
-        let plain = !std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if plain {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        });
-        let style =
-            ProgressStyle::with_template("{prefix:>20} {bar:32} {pos:>10}/{len:<10} {per_sec:>12}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bars = generator
+        let template = "{prefix:>20} {bar:32} {pos:>10}/{len:<10} {per_sec:>12}";
+        let bars: BTreeMap<Table, ProgressBar> = generator
             .estimate()
             .into_iter()
             .map(|(table, rows, _)| {
-                let bar = multi.add(ProgressBar::new(rows));
-                bar.set_style(style.clone());
+                let bar = crate::progress::bar(Some(rows), template);
                 bar.set_prefix(table.name().trim_start_matches("public.").to_string());
                 (table, bar)
             })
             .collect();
+        let bytes = crate::progress::bar(
+            None,
+            "{prefix:>20} {spinner} {binary_bytes:>10} streamed, {binary_bytes_per_sec} {elapsed}",
+        );
+        bytes.set_prefix("COPY");
         Self {
+            plain: bytes.is_hidden(),
             bars: Arc::new(bars),
+            bytes,
             chunks_done: Arc::default(),
             chunks: generator.chunk_count(),
-            plain,
-            _multi: Arc::new(multi),
         }
     }
 
-    fn advance(&self, table: Table, rows: u64) {
+    fn advance(&self, table: Table, rows: u64, bytes: usize) {
         if let Some(bar) = self.bars.get(&table) {
             bar.inc(rows);
         }
+        self.bytes.inc(bytes as u64);
     }
 
     fn chunk_done(&self) {
         let done = self.chunks_done.fetch_add(1, Ordering::SeqCst) + 1;
         let step = (self.chunks / 10).max(1);
         if self.plain && (done.is_multiple_of(step) || done == self.chunks) {
-            eprintln!(
+            crate::say!(
                 "  seed: {done}/{} chunks loaded ({:.0} %)",
                 self.chunks,
                 100.0 * done as f64 / self.chunks as f64
@@ -355,5 +352,6 @@ impl Progress {
         for bar in self.bars.values() {
             bar.finish_and_clear();
         }
+        self.bytes.finish_and_clear();
     }
 }

@@ -302,7 +302,7 @@ async fn advise(
         }
         Err(e) => {
             let note = format!("{e:#}");
-            eprintln!("  advise: {note}");
+            crate::say!("  advise: {note}");
             section.hypopg_note = Some(note);
             to_screen
                 .into_iter()
@@ -333,7 +333,7 @@ async fn advise(
         };
         let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
         v.from_rls = c.from_rls;
-        eprintln!("  advise: {} {:?}: {}", c.key(), v.verdict, v.reason);
+        crate::say!("  advise: {} {:?}: {}", c.key(), v.verdict, v.reason);
         section.created.push(v);
     }
     section
@@ -389,7 +389,7 @@ async fn advise(
         let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
         v.bytes = Some(ix.bytes);
         v.reason = format!("{why}; {}", v.reason);
-        eprintln!("  advise: drop {} {:?}: {}", ix.name, v.verdict, v.reason);
+        crate::say!("  advise: drop {} {:?}: {}", ix.name, v.verdict, v.reason);
         section.dropped.push(v);
     }
     let file_name = "advice.sql";

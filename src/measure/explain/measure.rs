@@ -40,7 +40,7 @@ impl Measure<'_> {
             ))
             .fetch_one(&mut conn)
             .await?;
-            eprintln!(
+            crate::say!(
                 "  explain: strategy {strategy} on its own copy ({:.1} s; indexes {} built in {build_seconds:.1} s)",
                 copy.seconds,
                 crate::format::human_bytes(index_bytes as f64)
@@ -95,7 +95,7 @@ impl Measure<'_> {
                     section.queries[qi].subjects[k].by_strategy.push(run);
                 }
             }
-            eprintln!(
+            crate::say!(
                 "  explain: {} measured on {} strategies",
                 spec.name,
                 refs.len()

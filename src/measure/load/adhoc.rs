@@ -69,9 +69,22 @@ pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFi
             run_thread(workers, &url)
         }));
     }
-    for handle in handles {
-        handle.await??;
-    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let joined = async {
+        let mut outcome = Ok(());
+        for handle in handles {
+            if let Err(e) = handle.await.map_err(anyhow::Error::from).and_then(|r| r) {
+                outcome = outcome.and(Err(e));
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        outcome
+    };
+    let (joined, ()) = tokio::join!(
+        joined,
+        super::live::show(done.clone(), || Some(&*recorders))
+    );
+    joined?;
     let measured = Instant::now()
         .min(deadline)
         .saturating_duration_since(measure_from);

@@ -294,8 +294,17 @@ pub async fn search(
             crate::pristine::vacuum_tables(target).await?;
             crate::pristine::quiesce(target).await;
             reset_seconds.set(reset_seconds.get() + started.elapsed().as_secs_f64());
-            let step = step::run(target, scenario, opts, postmaster, &plan).await?;
-            eprintln!("{}", step::line(&step, opts));
+            let live = crate::progress::bar(None, "  {spinner} capacity {wide_msg} {elapsed}");
+            live.set_message(format!(
+                "step at {:.1}/s ({}, {:.0} s)",
+                plan.rate,
+                plan.phase,
+                plan.duration.as_secs_f64()
+            ));
+            let step = step::run(target, scenario, opts, postmaster, &plan).await;
+            live.finish_and_clear();
+            let step = step?;
+            crate::say!("{}", step::line(&step, opts));
             Ok(step)
         }
     })

@@ -3,6 +3,7 @@
 
 pub mod adhoc;
 pub mod capacity;
+mod live;
 pub mod merge;
 pub mod recorder;
 pub mod scenario_run;

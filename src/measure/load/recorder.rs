@@ -336,6 +336,27 @@ impl Recorders {
         }
     }
 
+    /// One measured second so far, every shard's, for a live progress line. None before
+    /// that second has anything.
+    pub fn second_so_far(&self, sec: usize) -> Option<TimelinePoint> {
+        let mut merged: Option<Second> = None;
+        for shard in &self.shards {
+            let r = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(Some(s)) = r.timeline.get(sec) else {
+                continue;
+            };
+            match &mut merged {
+                None => merged = Some(s.clone()),
+                Some(m) => {
+                    m.ok += s.ok;
+                    m.errors += s.errors;
+                    let _ = m.hist.add(&s.hist);
+                }
+            }
+        }
+        merged.map(|m| TimelinePoint::of(sec as u32, m.ok, m.errors, &m.hist, false))
+    }
+
     /// Merges the shards into the figures results.json carries.
     pub fn finish(&self, measured: Duration) -> LoadFigures {
         let mut all = Recorder::default();

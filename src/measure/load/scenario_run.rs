@@ -214,8 +214,15 @@ pub async fn run(
     let attack = build_attack(scenario, shape, &shared, opts.goose_report.as_deref())?;
     let done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(bridge_interrupts(done.clone()));
-    let metrics = attack.execute().await;
-    done.store(true, Ordering::SeqCst);
+    let live = super::live::show(done.clone(), || shared.clock.get().map(|c| &c.recorders));
+    let (metrics, ()) = tokio::join!(
+        async {
+            let m = attack.execute().await;
+            done.store(true, Ordering::SeqCst);
+            m
+        },
+        live
+    );
     let _ = watcher.await;
     let metrics = metrics.map_err(|e| anyhow!("goose: {e}"))?;
 

@@ -100,7 +100,7 @@ pub async fn wait_until(start_at: DateTime<Utc>) -> Result<()> {
         if wait > std::time::Duration::from_secs(24 * 3600) {
             bail!("--start-at {start_at} is more than a day away");
         }
-        eprintln!(
+        crate::say!(
             "  shard: waiting {:.1} s for the shared start {start_at}",
             wait.as_secs_f64()
         );

@@ -243,7 +243,7 @@ pub async fn run(
             rehearse(t, m, opts).await
         })
         .await?;
-        eprintln!(
+        crate::say!(
             "  ops: {} alone: {:.2} s, WAL {}",
             m.name,
             a.seconds,
@@ -262,12 +262,12 @@ pub async fn run(
         {
             Ok(op) => op,
             Err(_) if crate::interrupt::interrupted() => {
-                eprintln!("  ops: interrupted during {} (its copy dropped)", m.name);
+                crate::say!("  ops: interrupted during {} (its copy dropped)", m.name);
                 break;
             }
             Err(e) => return Err(e),
         };
-        eprintln!(
+        crate::say!(
             "  ops: {} under load at {rate:.1}/s: {:.2} s, longest wait behind it {:.0} ms (reads), {:.0} ms (writes){}",
             m.name,
             op.under_load.seconds,

@@ -99,7 +99,7 @@ pub async fn compare(
                 (figures.flat_bytes, figures.flat_build_ms) = (bytes, ms);
             }
         }
-        eprintln!(
+        crate::say!(
             "  created_at {kind}: partitioned {} (built in {:.0} ms), flat {} ({:.0} ms)",
             crate::format::human_bytes(figures.partitioned_bytes as f64),
             figures.partitioned_build_ms,

@@ -159,7 +159,7 @@ pub async fn compare(
                 error(section, "layouts", &spec.name, e);
             }
         }
-        eprintln!(
+        crate::say!(
             "  {:<28} partitioned/flat p50 {:>6} (generic {:>6}) · partitions scanned {} of {} · {}{}",
             spec.name,
             fmt_ratio(q.ratio_p50),
@@ -271,7 +271,7 @@ pub async fn partitionwise(
                 error(section, "partitionwise", &spec.name, e);
             }
         }
-        eprintln!(
+        crate::say!(
             "  {:<28} partitionwise aggregate on/off p50 {} ({})",
             spec.name,
             fmt_ratio(r.ratio_p50),

@@ -51,7 +51,7 @@ pub async fn run(
         scratch::index_copy(conn, PARTITIONED, true).await?;
         let load_flat = scratch::create_copy(conn, FLAT, &[]).await?;
         scratch::index_copy(conn, FLAT, false).await?;
-        eprintln!(
+        crate::say!(
             "  maintenance: copies loaded in {load:.1} s (partitioned) and {load_flat:.1} s (flat)"
         );
         measure(target, conn, opts, anchor, &months).await
@@ -358,7 +358,7 @@ async fn operations(
                 bytes: scratch::bytes(conn, t).await?,
             });
         }
-        eprintln!("  maintenance: {name} on {layout} in {ms:.1} ms");
+        crate::say!("  maintenance: {name} on {layout} in {ms:.1} ms");
         tokio::time::sleep(settle).await;
     }
     Ok(())

@@ -251,7 +251,7 @@ pub async fn run(
     section.rows = section.layout_digests[0].rows;
     section.layouts_identical = section.layout_digests[0].rows == section.layout_digests[1].rows
         && section.layout_digests[0].digest == section.layout_digests[1].digest;
-    eprintln!(
+    crate::say!(
         "  partitions: {} rows, {} partitions, layouts {}",
         section.rows,
         section.partitions_total,

@@ -147,9 +147,10 @@ pub async fn run(
                     });
                 }
             }
-            eprintln!(
+            crate::say!(
                 "  scaling: {name} ({} partitions) loaded in {:.1} s",
-                layout.partitions, layout.load_seconds
+                layout.partitions,
+                layout.load_seconds
             );
             out.layouts.push(layout);
             Ok::<_, anyhow::Error>(())

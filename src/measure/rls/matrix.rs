@@ -85,7 +85,7 @@ impl Matrix<'_> {
     pub async fn run(&self, conns: &mut [&mut PgConnection]) -> Result<Vec<RlsQuery>> {
         let mut out = Vec::new();
         for (qi, spec) in self.specs.iter().enumerate() {
-            eprintln!("  rls: {} · indexes {}", spec.name, self.label);
+            crate::say!("  rls: {} · indexes {}", spec.name, self.label);
             let mut q = RlsQuery {
                 name: spec.name.clone(),
                 description: spec.description.clone(),

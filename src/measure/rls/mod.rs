@@ -266,7 +266,7 @@ async fn stage(
         (section.queries, section.trap_queries) = measured?;
         let conn = conn.as_mut().context("connection")?;
         if opts.setup_runs > 0 {
-            eprintln!("  rls: claims set-up cost");
+            crate::say!("  rls: claims set-up cost");
             let who = Principal::User(population.heavy());
             section.setup_cost = Some(
                 setup_cost::measure(
@@ -316,7 +316,7 @@ fn push_audit(section: &mut RlsSection, set: AuditSet) {
         a.attempts += set.attempts;
         a.leaks += set.leaks;
         a.errors += set.errors;
-        eprintln!(
+        crate::say!(
             "  rls audit: policies {}{}: {} attempts, {} leaks, {} blocked, {} allowed by design, {} errors",
             set.policies,
             if set.as_found { " (as found)" } else { "" },
@@ -327,9 +327,12 @@ fn push_audit(section: &mut RlsSection, set: AuditSet) {
             set.errors
         );
         for l in &set.leaks_found {
-            eprintln!(
+            crate::say!(
                 "  rls audit LEAK: {} {} as {} ({} attempt(s) got through)",
-                l.target, l.verb, l.role, l.attempts
+                l.target,
+                l.verb,
+                l.role,
+                l.attempts
             );
         }
         a.sets.push(set);
