@@ -281,6 +281,7 @@ impl RunConfig {
             seed: self.dataset.seed,
             statement_timeout: c.statement_timeout,
             pooler: None,
+            sharding: None,
         })
     }
 }

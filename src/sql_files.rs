@@ -118,6 +118,7 @@ mod tests {
         crate::advise::lint::load_all();
         crate::measure::server_view::load_all();
         crate::measure::load::capacity::probe::load_all();
+        crate::measure::load::capacity::sharded::load_all();
         crate::seed::generate::load_all();
     }
 }

@@ -137,13 +137,96 @@ async fn three_shards_merge_exactly_and_mismatches_are_refused() {
         "{}",
         stderr(&out)
     );
-    // The shared copy is gone.
+    // The shared copy is gone (this test's: others run beside it in this cluster).
+    assert_copy_dropped(shards[0]["load"]["shard"]["copy"].as_str().unwrap()).await;
+}
+
+async fn assert_copy_dropped(name: &str) {
+    assert!(name.starts_with("sbcopy_shard_"), "{name}");
     let mut conn = common::connect(&common::url_for("postgres")).await;
-    let left: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'sbcopy\\_shard\\_%'",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(left, 0, "the shards' shared copy was left behind");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the shards' shared copy {name} was left behind");
+}
+
+/// A sharded capacity search: two shard processes meet in the database after every step and
+/// judge it on both shards' figures added up, so they take the same steps and reach the same
+/// answer; each step's count is the sum of the shards' parts; `merge` checks they agree.
+#[tokio::test]
+async fn two_capacity_shards_take_the_same_steps_on_their_added_figures() {
+    let db = TestDb::new("capshards").await;
+    let root = temp_root("capshards");
+    seed_tiny(&db, &root.join("seed"));
+    let start = chrono::Utc::now().timestamp() + 12;
+    let dirs: Vec<_> = (0..2).map(|i| root.join(format!("shard-{i}"))).collect();
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            storybench_cmd()
+                .args([
+                    "--database-url",
+                    &db.url,
+                    "capacity",
+                    "--scenario",
+                    "bedtime",
+                ])
+                .args(["--slo", "p50<2s", "--start-rate", "20", "--max-rate", "40"])
+                .args(["--step-duration", "2s", "--boundary-duration", "2s"])
+                .args(["--max-step-duration", "4s", "--warmup", "0s"])
+                .args(["--users", "4", "--repeats", "1", "--max-steps", "3"])
+                .args([
+                    "--shard",
+                    &format!("{i}/2"),
+                    "--start-at",
+                    &start.to_string(),
+                ])
+                .arg("--out")
+                .arg(&dirs[i])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let shards: Vec<Value> = dirs.iter().map(|d| results(d)).collect();
+    let steps = |s: &Value| s["capacity"]["steps"].as_array().unwrap().clone();
+    let (a, b) = (steps(&shards[0]), steps(&shards[1]));
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len(), "the shards took other steps");
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["target_rate"], y["target_rate"]);
+        assert_eq!(x["passed"], y["passed"]);
+        assert_eq!(x["attempted"], y["attempted"]);
+        let parts: Vec<u64> = x["shard_parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_u64().unwrap())
+            .collect();
+        assert_eq!(parts.len(), 2);
+        assert!(
+            parts.iter().all(|p| *p > 0),
+            "a shard ran no load: {parts:?}"
+        );
+        assert_eq!(parts.iter().sum::<u64>(), x["attempted"].as_u64().unwrap());
+    }
+    assert_eq!(
+        shards[0]["capacity"]["sustainable_rate"],
+        shards[1]["capacity"]["sustainable_rate"]
+    );
+    let merged_dir = root.join("merged");
+    let out = merge(&[&dirs[0], &dirs[1]], &merged_dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = results(&merged_dir);
+    assert_eq!(m["capacity"]["merged_shards"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        m["capacity"]["sustainable_rate"],
+        shards[0]["capacity"]["sustainable_rate"]
+    );
+    assert_copy_dropped(shards[0]["capacity"]["shard"]["copy"].as_str().unwrap()).await;
 }

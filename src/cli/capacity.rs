@@ -1,8 +1,10 @@
 //! `storybench capacity`: the highest arrival rate a scenario sustains within a latency SLO
 //! and an error budget, the knee, what saturated, and the equivalent number of app users.
 
+use crate::measure::load::capacity::sharded::Sharding;
 use crate::measure::load::capacity::{self, CapacityOptions, Slo};
 use crate::measure::load::parse_duration;
+use crate::measure::load::shard::{parse_start_at, Shard};
 use crate::target::DbArgs;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -66,10 +68,21 @@ pub struct CapacityArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     #[serde(with = "crate::units::duration_secs")]
     pub statement_timeout: Duration,
-    /// Output directory (default: reports/<run-id>/).
     #[command(flatten)]
     #[serde(flatten)]
     pub pooler: crate::pooler::PoolerArgs,
+    /// Run shard I (0-based) of N of one search: each step's rate/N of the arrivals and a
+    /// disjoint part of the app users; the shards meet in the database after every step and
+    /// judge it on everyone's figures added up, so they all take the same steps and reach
+    /// the same answer. Every shard gets the same options. Needs --start-at.
+    #[arg(long, value_parser = Shard::parse, requires = "start_at")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The shards' shared start: Unix seconds or RFC 3339.
+    #[arg(long, value_parser = parse_start_at, requires = "shard")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -93,6 +106,10 @@ impl CapacityArgs {
             seed: self.seed,
             statement_timeout: self.statement_timeout,
             pooler: None,
+            sharding: self
+                .shard
+                .zip(self.start_at)
+                .map(|(shard, start_at)| Sharding { shard, start_at }),
         }
     }
 }
@@ -102,10 +119,25 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
         bail!("--max-steps, --users and --pool must be at least 1");
     }
     args.options().validate()?;
+    let mut db = db.clone();
+    if let Some(shard) = args.shard {
+        // The shards of one search share the database (storybench's lock in shared mode).
+        db.shared_lock = true;
+        if shard.users(args.users) == 0 {
+            bail!(
+                "--users {} is fewer than the {} shards: each shard needs at least one",
+                args.users,
+                shard.count
+            );
+        }
+        if args.pooler.pooler.is_some() {
+            bail!("--shard with --pooler: each shard would start its own pgbouncer; point every shard at one pooler with --pooler-url");
+        }
+    }
     let scenario = crate::scenario::load(&args.scenario)?;
     let config = serde_json::to_value(&args)?;
     super::command_frame(
-        db,
+        &db,
         "capacity",
         config,
         args.out.as_deref(),
@@ -125,11 +157,27 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
                         .await?;
                 opts.pooler = Some(std::sync::Arc::new(pooler));
             }
-            let section = session
-                .stage_on_copy("capacity", target, async |t| {
-                    capacity::search(t, &scenario, &opts).await
-                })
-                .await?;
+            let section = match (args.shard, args.start_at) {
+                (Some(shard), Some(at)) => {
+                    let (mut section, copy) =
+                        super::shard::on_shared_copy(session, target, shard, at, async |s, t| {
+                            s.stage("capacity", capacity::search(t, &scenario, &opts))
+                                .await
+                        })
+                        .await?;
+                    if let Some(info) = section.shard.as_mut() {
+                        info.copy = copy;
+                    }
+                    section
+                }
+                _ => {
+                    session
+                        .stage_on_copy("capacity", target, async |t| {
+                            capacity::search(t, &scenario, &opts).await
+                        })
+                        .await?
+                }
+            };
             crate::printer::show(|p| crate::printer::capacity::summary(p, &section));
             session.results.capacity = Some(section);
             Ok(())

@@ -57,7 +57,15 @@ pub fn run(args: MergeArgs) -> i32 {
             crate::printer::show(|p| crate::printer::load::summary(p, l));
             crate::say!("  merged {} shards", l.merged_shards.len());
         }
+        if let Some(c) = &merged.capacity {
+            crate::printer::show(|p| crate::printer::capacity::summary(p, c));
+            crate::say!(
+                "  merged {} shards (their verdicts agree)",
+                c.merged_shards.len()
+            );
+        }
         session.results.load = merged.load;
+        session.results.capacity = merged.capacity;
         session.finalize(Ok(()))
     })();
     match outcome {

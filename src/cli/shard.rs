@@ -1,7 +1,7 @@
-//! The sharded form of `storybench load` (`--shard I/N --start-at T`): the shards share one
-//! pristine copy of the dataset (shard 0 makes it before T and drops it once every shard has
-//! left it), each runs its part of the open-model load from T, and records what `storybench
-//! merge` needs to add them up.
+//! The sharded forms of `storybench load` and `capacity` (`--shard I/N --start-at T`): the
+//! shards share one pristine copy of the dataset (shard 0 makes it before T and drops it once
+//! every shard has left it), each runs its part of the open-model load from T, and records
+//! what `storybench merge` needs to add them up.
 
 use super::load::{measure_scenario, LoadArgs};
 use super::RunSession;
@@ -44,6 +44,7 @@ pub fn shape(args: &LoadArgs, shard: Shard, total: &LoadShape) -> Result<LoadSha
     })
 }
 
+/// The sharded load: this shard's part on the copy all shards share, from the shared start.
 pub async fn run(
     session: &mut RunSession,
     target: &Target,
@@ -52,38 +53,12 @@ pub async fn run(
     shard: Shard,
     start_at: DateTime<Utc>,
 ) -> Result<LoadSection> {
-    let mut key = session.results.config.clone();
-    if let Some(map) = key.as_object_mut() {
-        map.remove("shard");
-        map.remove("out");
-    }
-    let name = shard::copy_name(&start_at, &key);
-    let mut section = if shard.index == 0 {
-        let copy = PristineCopy::create_named(target, name.clone()).await?;
-        let outcome = async {
-            shard::wait_until(start_at).await?;
-            session
-                .stage("load", measure_scenario(copy.target(), scenario, opts))
-                .await
-        }
-        .await;
-        // The other shards may still be measuring on it.
-        let left = wait_until_unused(target, &name, LEAVE_TIMEOUT).await;
-        let dropped = copy.drop().await;
-        let section = outcome?;
-        left?;
-        dropped?;
-        section
-    } else {
-        let wait = (start_at - Utc::now()).to_std().unwrap_or_default() + COPY_TIMEOUT;
-        let copy = wait_for_database(target, &name, wait)
-            .await
-            .context("waiting for shard 0's copy of the dataset")?;
+    let (mut section, name) = on_shared_copy(session, target, shard, start_at, async |s, copy| {
         shard::wait_until(start_at).await?;
-        session
-            .stage("load", measure_scenario(&copy, scenario, opts))
-            .await?
-    };
+        s.stage("load", measure_scenario(copy, scenario, opts))
+            .await
+    })
+    .await?;
     section.shard = Some(ShardInfo {
         index: shard.index,
         count: shard.count,
@@ -92,4 +67,41 @@ pub async fn run(
         copy: name,
     });
     Ok(section)
+}
+
+/// Runs `body` on the pristine copy every shard of one command shares: shard 0 makes it
+/// (named from the shared start and the options, so every shard finds the same one) and
+/// drops it once the other shards have left it; the others wait for it. Returns the body's
+/// value and the copy's name.
+pub async fn on_shared_copy<T>(
+    session: &mut RunSession,
+    target: &Target,
+    shard: Shard,
+    start_at: DateTime<Utc>,
+    body: impl AsyncFnOnce(&mut RunSession, &Target) -> Result<T>,
+) -> Result<(T, String)> {
+    let mut key = session.results.config.clone();
+    if let Some(map) = key.as_object_mut() {
+        map.remove("shard");
+        map.remove("out");
+    }
+    let name = shard::copy_name(&start_at, &key);
+    let value = if shard.index == 0 {
+        let copy = PristineCopy::create_named(target, name.clone()).await?;
+        let outcome = body(session, copy.target()).await;
+        // The other shards may still be measuring on it.
+        let left = wait_until_unused(target, &name, LEAVE_TIMEOUT).await;
+        let dropped = copy.drop().await;
+        let value = outcome?;
+        left?;
+        dropped?;
+        value
+    } else {
+        let wait = (start_at - Utc::now()).to_std().unwrap_or_default() + COPY_TIMEOUT;
+        let copy = wait_for_database(target, &name, wait)
+            .await
+            .context("waiting for shard 0's copy of the dataset")?;
+        body(session, &copy).await?
+    };
+    Ok((value, name))
 }

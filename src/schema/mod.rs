@@ -431,9 +431,16 @@ pub async fn ensure_pg_stat_statements(conn: &mut PgConnection) -> Result<bool> 
         .fetch_one(&mut *conn)
         .await?;
     if preloaded {
-        sqlx::query(sql(&q().create_pg_stat_statements))
+        match sqlx::query(sql(&q().create_pg_stat_statements))
             .execute(&mut *conn)
-            .await?;
+            .await
+        {
+            // IF NOT EXISTS is not atomic: another storybench (a shard) created it meanwhile.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+            other => {
+                other?;
+            }
+        }
     }
     Ok(preloaded)
 }

@@ -8,6 +8,7 @@
 pub(crate) mod probe;
 mod saturation;
 mod search;
+pub mod sharded;
 pub mod stats;
 mod step;
 
@@ -83,6 +84,8 @@ pub struct CapacityOptions {
     pub statement_timeout: Duration,
     /// Every step's users connect through this pooler.
     pub pooler: Option<std::sync::Arc<crate::pooler::Pooler>>,
+    /// This process runs one shard of the search (the others meet it in the database).
+    pub sharding: Option<sharded::Sharding>,
 }
 
 impl CapacityOptions {
@@ -174,6 +177,10 @@ pub struct CapacityStep {
     /// The most frequent error, `SQLSTATE ×count: message`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub top_error: String,
+    /// A sharded search: the transactions each shard started (by shard number); the figures
+    /// above are all shards' added up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_parts: Vec<u64>,
 }
 
 /// The repeats of one rate, pooled.
@@ -265,6 +272,12 @@ pub struct CapacitySection {
     /// Time spent between steps restoring the steady state (vacuum, checkpoint), in total.
     #[serde(default)]
     pub reset_seconds: f64,
+    /// This shard of a sharded search (`--shard I/N`); its steps carry every shard's figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::measure::load::shard::ShardInfo>,
+    /// The shards `storybench merge` checked agree (the merged results of a sharded search).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_shards: Vec<crate::measure::load::shard::ShardInfo>,
 }
 
 /// Runs the search on `target` (the stage's pristine copy of the dataset).
@@ -287,13 +300,32 @@ pub async fn search(
         probe::local_postmaster(&mut conn).await
     };
     let reset_seconds = std::cell::Cell::new(0.0);
+    let reset = async || {
+        let started = std::time::Instant::now();
+        crate::pristine::vacuum_tables(target).await?;
+        crate::pristine::quiesce(target).await;
+        reset_seconds.set(reset_seconds.get() + started.elapsed().as_secs_f64());
+        Ok::<(), anyhow::Error>(())
+    };
+    let rendezvous = match opts.sharding {
+        Some(s) => Some(tokio::sync::Mutex::new(
+            sharded::Rendezvous::open(target, s).await?,
+        )),
+        None => None,
+    };
+    let next_step = std::cell::Cell::new(0usize);
     let (steps, exhausted) = search::drive(opts, |plan| {
-        let reset_seconds = &reset_seconds;
+        let (reset, rendezvous, next_step) = (&reset, &rendezvous, &next_step);
         async move {
-            let started = std::time::Instant::now();
-            crate::pristine::vacuum_tables(target).await?;
-            crate::pristine::quiesce(target).await;
-            reset_seconds.set(reset_seconds.get() + started.elapsed().as_secs_f64());
+            let index = next_step.replace(next_step.get() + 1);
+            let mut meeting = match rendezvous {
+                Some(r) => Some(r.lock().await),
+                None => None,
+            };
+            match meeting.as_mut() {
+                Some(r) => r.start(index, reset()).await?,
+                None => reset().await?,
+            }
             let live = crate::progress::bar(None, "  {spinner} capacity {wide_msg} {elapsed}");
             live.set_message(format!(
                 "step at {:.1}/s ({}, {:.0} s)",
@@ -301,9 +333,18 @@ pub async fn search(
                 plan.phase,
                 plan.duration.as_secs_f64()
             ));
-            let step = step::run(target, scenario, opts, postmaster, &plan).await;
+            let part = opts.sharding.map(|s| s.shard);
+            let measured = step::measure(target, scenario, opts, postmaster, &plan, part).await;
             live.finish_and_clear();
-            let step = step?;
+            let mut measured = measured?;
+            let mut parts = Vec::new();
+            if let Some(r) = meeting.as_mut() {
+                let (all, p) = r.exchange(index, &measured.figures, plan.duration).await?;
+                measured.figures = all;
+                parts = p;
+            }
+            let mut step = step::judged(&plan, &measured, opts);
+            step.shard_parts = parts;
             crate::say!("{}", step::line(&step, opts));
             Ok(step)
         }
@@ -332,6 +373,16 @@ pub async fn search(
             "the server is not on this machine (or its processes are unreadable): no server CPU split"
                 .into(),
         );
+    }
+    if let (Some(r), Some(s)) = (rendezvous, opts.sharding) {
+        section.shard = Some(crate::measure::load::shard::ShardInfo {
+            index: s.shard.index,
+            count: s.shard.count,
+            start_at: s.start_at,
+            measure_started_at: r.into_inner().first_start.unwrap_or(s.start_at),
+            // The command that made or found the shared copy names it.
+            copy: String::new(),
+        });
     }
     search::conclude(&mut section, opts, exhausted);
     saturation::summarize(&mut section, opts);

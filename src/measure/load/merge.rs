@@ -4,6 +4,7 @@
 //! shard's measured start. Shards of different configurations, duplicate or missing shard
 //! numbers, and starts further apart than the allowed clock skew are refused.
 
+use super::capacity::CapacitySection;
 use super::recorder::{second_histogram, LoadFigures, OpStats, TimelinePoint};
 use super::shard::ShardInfo;
 use super::LoadSection;
@@ -17,10 +18,14 @@ use std::time::Duration;
 /// Config keys that differ between the shards of one load by design.
 const PER_SHARD_KEYS: [&str; 2] = ["shard", "out"];
 
-/// Checks that `inputs` are the complete shards of one load and merges them.
+/// Checks that `inputs` are the complete shards of one load (or one capacity search) and
+/// merges them.
 pub fn merge(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<RunResults> {
     let shards = check(inputs, max_skew)?;
     let first = &inputs[0].1;
+    if first.capacity.is_some() {
+        return merge_capacity(inputs, shards);
+    }
     let base = shards
         .iter()
         .map(|(_, s)| s.measure_started_at)
@@ -34,7 +39,9 @@ pub fn merge(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Run
         })
         .collect();
     let mut section = sections[0].1.clone();
-    section.figures = merge_figures(&sections)?;
+    let figures: Vec<(f64, &LoadFigures)> =
+        sections.iter().map(|(o, s)| (*o, &s.figures)).collect();
+    section.figures = merge_figures(&figures)?;
     section.shape.rate = sections
         .iter()
         .map(|(_, s)| s.shape.rate)
@@ -44,6 +51,14 @@ pub fn merge(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Run
     section.measured_from = Some(base);
     section.shard = None;
     section.merged_shards = shards.into_iter().map(|(_, s)| s).collect();
+    let mut out = merged_results(first);
+    out.load = Some(section);
+    Ok(out)
+}
+
+/// The results a merge writes: the shards' configuration without its per-shard keys, and
+/// the first shard's environment, variant and dataset.
+fn merged_results(first: &RunResults) -> RunResults {
     let mut config = first.config.clone();
     if let Some(map) = config.as_object_mut() {
         for k in PER_SHARD_KEYS {
@@ -54,7 +69,49 @@ pub fn merge(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Run
     out.environment = first.environment.clone();
     out.variant = first.variant.clone();
     out.dataset = first.dataset.clone();
-    out.load = Some(section);
+    out
+}
+
+/// The shards of a capacity search judged every step on everyone's figures added up, so
+/// their sections must agree step by step: the merge checks that and keeps one.
+fn merge_capacity(
+    inputs: &[(PathBuf, RunResults)],
+    shards: Vec<(usize, ShardInfo)>,
+) -> Result<RunResults> {
+    let section = |i: usize| inputs[i].1.capacity.as_ref().expect("checked");
+    let (first_i, _) = shards[0];
+    let reference = section(first_i);
+    let verdicts = |c: &CapacitySection| -> Vec<(u64, bool, u64)> {
+        c.steps
+            .iter()
+            .map(|s| {
+                (
+                    (s.target_rate * 1000.0).round() as u64,
+                    s.passed,
+                    s.attempted,
+                )
+            })
+            .collect()
+    };
+    for (i, s) in &shards[1..] {
+        let other = section(*i);
+        if verdicts(other) != verdicts(reference)
+            || other.sustainable_rate != reference.sustainable_rate
+        {
+            bail!(
+                "{}: shard {} took other steps or reached another answer than shard {} ({}): the shards did not judge the same figures",
+                inputs[*i].0.display(),
+                s.index,
+                shards[0].1.index,
+                inputs[first_i].0.display()
+            );
+        }
+    }
+    let mut merged = reference.clone();
+    merged.shard = None;
+    merged.merged_shards = shards.into_iter().map(|(_, s)| s).collect();
+    let mut out = merged_results(&inputs[first_i].1);
+    out.capacity = Some(merged);
     Ok(out)
 }
 
@@ -69,12 +126,21 @@ fn check(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Vec<(us
             .load
             .as_ref()
             .and_then(|l| l.shard.clone())
+            .or_else(|| r.capacity.as_ref().and_then(|c| c.shard.clone()))
             .ok_or_else(|| {
                 anyhow!(
-                    "{}: not the results of a load shard (--shard I/N)",
+                    "{}: not the results of a load or capacity shard (--shard I/N)",
                     path.display()
                 )
             })?;
+        if r.command != inputs[0].1.command {
+            bail!(
+                "{}: a shard of `{}`, the others of `{}`",
+                path.display(),
+                r.command,
+                inputs[0].1.command
+            );
+        }
         if r.status != crate::results::RunStatus::Ok {
             bail!(
                 "{}: the shard's run is {} (only complete shards merge)",
@@ -182,10 +248,12 @@ fn add(into: &mut Option<Latency>, s: &LatencySummary) -> Result<()> {
     Ok(())
 }
 
-fn merge_figures(sections: &[(f64, &LoadSection)]) -> Result<LoadFigures> {
+/// Adds up the figures of the shards of one load, each at its offset (seconds) from the
+/// earliest measured start: histograms added, counts and errors summed, timelines aligned.
+pub(crate) fn merge_figures(sections: &[(f64, &LoadFigures)]) -> Result<LoadFigures> {
     let window = sections
         .iter()
-        .map(|(o, s)| o + s.figures.measured_seconds)
+        .map(|(o, g)| o + g.measured_seconds)
         .fold(0.0, f64::max)
         .max(1e-9);
     let mut all = None;
@@ -197,8 +265,7 @@ fn merge_figures(sections: &[(f64, &LoadSection)]) -> Result<LoadFigures> {
         measured_seconds: window,
         ..Default::default()
     };
-    for (offset, s) in sections {
-        let g = &s.figures;
+    for (offset, g) in sections {
         f.attempted += g.attempted;
         f.ok += g.ok;
         f.failed += g.failed;

@@ -6,6 +6,7 @@ use super::probe::{self, CpuSampler, CpuShares, IoCounters};
 use super::search::StepPlan;
 use super::{stats, CapacityOptions, CapacityStep};
 use crate::measure::load::scenario_run::{self, ScenarioOptions};
+use crate::measure::load::shard::Shard;
 use crate::measure::load::{LoadFigures, LoadShape};
 use crate::measure::server_view::{self, ServerView, WaitSampler};
 use crate::scenario::Scenario;
@@ -15,22 +16,35 @@ use std::time::{Duration, Instant};
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
-pub async fn run(
+/// What this process measured of one step: the load's client figures (its own part when
+/// sharded), the server's counters, and the machine's CPU and I/O around it.
+pub struct Measured {
+    pub figures: LoadFigures,
+    server: ServerView,
+    cpu: CpuShares,
+    io: IoCounters,
+    wall_s: f64,
+}
+
+/// Runs the step's load (shard `part` of it: rate/N, its users, its own arrivals) and
+/// measures around it.
+pub async fn measure(
     target: &Target,
     scenario: &Scenario,
     opts: &CapacityOptions,
     postmaster: Option<i64>,
     plan: &StepPlan,
-) -> Result<CapacityStep> {
+    part: Option<Shard>,
+) -> Result<Measured> {
     let run = ScenarioOptions {
         shape: LoadShape {
-            clients: opts.users,
+            clients: part.map_or(opts.users, |s| s.users(opts.users)),
             duration: plan.duration,
             warmup: opts.warmup,
             ramp: Duration::ZERO,
-            rate: Some(plan.rate),
+            rate: Some(part.map_or(plan.rate, |s| s.rate(plan.rate))),
             latency_limit: None,
-            seed: opts.seed,
+            seed: part.map_or(opts.seed, |s| s.seed(opts.seed)),
         },
         pool: opts.pool,
         goose_report: None,
@@ -38,7 +52,7 @@ pub async fn run(
         think_scale: 0.0,
         query_seconds: false,
         measure_start: None,
-        shard: None,
+        shard: part,
         pooler: opts.pooler.clone(),
     };
     let mut conn = target.connect().await?;
@@ -50,14 +64,26 @@ pub async fn run(
     let outcome = scenario_run::run(target, scenario, &run).await;
     waits.stop();
     let outcome = outcome?;
-    let wall = started.elapsed().as_secs_f64();
+    let wall_s = started.elapsed().as_secs_f64();
     let cpu = cpu.finish(outcome.window.0, outcome.window.1);
     let after = server_view::snapshot(&mut conn).await?;
     let io = probe::io_counters(&mut conn).await?.since(&io_before);
     let server = server_view::delta(&before, &after, &waits);
-    let mut step = judge(plan, &outcome.figures, &server, opts);
-    add_resources(&mut step, &cpu, &io, wall);
-    Ok(step)
+    Ok(Measured {
+        figures: outcome.figures,
+        server,
+        cpu,
+        io,
+        wall_s,
+    })
+}
+
+/// The step's verdict from what was measured (with the figures of every shard added up
+/// when sharded: each shard then reaches the same verdict).
+pub fn judged(plan: &StepPlan, m: &Measured, opts: &CapacityOptions) -> CapacityStep {
+    let mut step = judge(plan, &m.figures, &m.server, opts);
+    add_resources(&mut step, &m.cpu, &m.io, m.wall_s);
+    step
 }
 
 /// Fewest started transactions that still count as keeping up with `expected` arrivals
