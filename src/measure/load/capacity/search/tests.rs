@@ -21,6 +21,7 @@ fn opts() -> CapacityOptions {
         seed: 1,
         statement_timeout: Duration::from_secs(1),
         pooler: None,
+        sharding: None,
     }
 }
 
