@@ -16,8 +16,8 @@ fn partitioned_analytics(c: &mut Criterion) {
             q.has_tag("analytics") && q.has_tag("api_usage") && q.is_read()
         }))
         .expect("catalog");
-    let layouts =
-        ["partitioned", "flat"].map(|l| (l, RequestContext::new(l, Duration::from_secs(30))));
+    let layouts = storybench::schema::Layout::ALL
+        .map(|l| (l.name(), RequestContext::new(l, Duration::from_secs(30))));
     for q in &queries {
         let mut group = c.benchmark_group(format!("partitions/{}", q.spec.name));
         group

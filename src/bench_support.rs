@@ -85,7 +85,7 @@ pub async fn heavy_user_queries(
     }
     Ok((
         out,
-        RequestContext::new("partitioned", Duration::from_secs(30)),
+        RequestContext::new(crate::schema::Layout::Partitioned, Duration::from_secs(30)),
     ))
 }
 

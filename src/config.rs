@@ -60,7 +60,7 @@ pub struct VariantConfig {
     #[serde(default)]
     pub policies: Option<String>,
     #[serde(default)]
-    pub api_usage: Option<String>,
+    pub api_usage: Option<crate::schema::Layout>,
 }
 
 /// The `load` stage: one scenario under the closed model.
@@ -217,7 +217,7 @@ impl RunConfig {
         crate::schema::VariantRequest {
             indexes: self.variant.indexes.clone(),
             policies: self.variant.policies.clone(),
-            api_usage: self.variant.api_usage.clone(),
+            api_usage: self.variant.api_usage,
         }
     }
 

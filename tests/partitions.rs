@@ -33,8 +33,8 @@ async fn both_layouts_return_identical_results_for_every_analytics_query() {
     assert!(specs.len() >= 6, "only {} analytics queries", specs.len());
     let timeout = Duration::from_secs(30);
     let (part, flat) = (
-        RequestContext::new("partitioned", timeout),
-        RequestContext::new("flat", timeout),
+        RequestContext::new(storybench::schema::Layout::Partitioned, timeout),
+        RequestContext::new(storybench::schema::Layout::Flat, timeout),
     );
     let mut non_empty = 0;
     for spec in specs {
@@ -96,7 +96,10 @@ async fn thirty_day_user_query_touches_only_its_partitions() {
     let expected = months_of(since, since + ChronoDuration::days(30));
     assert!(expected.len() <= 2 && total > expected.len() + 10);
     let who = principal_for(spec, user);
-    let ctx = RequestContext::new("partitioned", Duration::from_secs(30));
+    let ctx = RequestContext::new(
+        storybench::schema::Layout::Partitioned,
+        Duration::from_secs(30),
+    );
     for generic in [false, true] {
         let arm = Arm {
             sql: &spec.sql,

@@ -109,9 +109,9 @@ pub struct VariantArgs {
     /// Policy set: a file name in schema/policies/ (doc, initplan, definer).
     #[arg(long)]
     pub policies: Option<String>,
-    /// api_usage layout measured on: partitioned or flat.
-    #[arg(long)]
-    pub api_usage: Option<String>,
+    /// api_usage layout measured on.
+    #[arg(long, value_enum)]
+    pub api_usage: Option<crate::schema::Layout>,
 }
 
 impl VariantArgs {
@@ -119,7 +119,7 @@ impl VariantArgs {
         crate::schema::VariantRequest {
             indexes: self.indexes.clone(),
             policies: self.policies.clone(),
-            api_usage: self.api_usage.clone(),
+            api_usage: self.api_usage,
         }
     }
 }

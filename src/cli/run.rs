@@ -76,11 +76,13 @@ impl RunArgs {
         for (slot, given) in [
             (&mut c.variant.indexes, &v.indexes),
             (&mut c.variant.policies, &v.policies),
-            (&mut c.variant.api_usage, &v.api_usage),
         ] {
             if given.is_some() {
                 slot.clone_from(given);
             }
+        }
+        if v.api_usage.is_some() {
+            c.variant.api_usage = v.api_usage;
         }
         c.resolve();
         Ok(c)

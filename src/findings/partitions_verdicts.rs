@@ -126,7 +126,7 @@ fn index_verdicts(ix: &IndexComparison, v: &mut Vec<String>) {
             human_bytes(r.partitioned_bytes as f64)
         ));
     }
-    for layout in ["partitioned", "flat"] {
+    for layout in crate::schema::Layout::ALL {
         let ratios: Vec<f64> =
             ix.queries
                 .iter()
@@ -187,18 +187,18 @@ fn maintenance_verdicts(m: &Maintenance, v: &mut Vec<String>) {
             human_bytes(fa as f64)
         ));
     }
-    let baseline = |layout: &str| {
+    let baseline = |layout: crate::schema::Layout| {
         m.inserts
             .iter()
             .find(|i| i.phase == "baseline" && i.layout == layout)
             .map(|i| i.latency.p99_ms)
     };
     for i in m.inserts.iter().filter(|i| i.phase != "baseline") {
-        let layout_of_op = op(&i.phase).map(|o| o.layout.as_str());
-        if layout_of_op != Some(i.layout.as_str()) {
+        let layout_of_op = op(&i.phase).map(|o| o.layout);
+        if layout_of_op != Some(i.layout) {
             continue; // Inserts into the other copy: not blocked by this operation.
         }
-        if let Some(b) = baseline(&i.layout) {
+        if let Some(b) = baseline(i.layout) {
             v.push(format!(
                 "During {} inserts into the {} copy waited up to {:.1} ms (baseline p99 {:.2} ms).",
                 i.phase, i.layout, i.latency.max_ms, b

@@ -18,9 +18,9 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(layout: &str, timeout: Duration) -> Self {
+    pub fn new(layout: crate::schema::Layout, timeout: Duration) -> Self {
         Self {
-            search_path: crate::schema::search_path_for(layout).to_string(),
+            search_path: layout.search_path().to_string(),
             statement_timeout: format!("{}ms", timeout.as_millis().max(1)),
         }
     }

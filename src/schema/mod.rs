@@ -36,8 +36,8 @@ pub const HISTORY_MONTHS: u32 = 13;
 pub struct Variant {
     pub indexes: String,
     pub policies: String,
-    /// `partitioned` (public.api_usage) or `flat` (storybench_flat.api_usage) for measurements.
-    pub api_usage: String,
+    /// Which `api_usage` the measurements read.
+    pub api_usage: Layout,
 }
 
 impl Default for Variant {
@@ -45,8 +45,56 @@ impl Default for Variant {
         Self {
             indexes: "doc".into(),
             policies: "doc".into(),
-            api_usage: "partitioned".into(),
+            api_usage: Layout::Partitioned,
         }
+    }
+}
+
+/// The `api_usage` layout: monthly range partitions (`public.api_usage`) or one flat table
+/// with the same rows (`storybench_flat.api_usage`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    #[default]
+    Partitioned,
+    Flat,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 2] = [Layout::Partitioned, Layout::Flat];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Partitioned => "partitioned",
+            Layout::Flat => "flat",
+        }
+    }
+
+    /// The `search_path` that makes unqualified `api_usage` resolve to this layout.
+    pub fn search_path(self) -> &'static str {
+        match self {
+            Layout::Partitioned => "public",
+            Layout::Flat => "storybench_flat, public",
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -119,22 +167,6 @@ fn kind_label(dir: &str) -> &'static str {
     }
 }
 
-pub fn validate_layout(name: &str) -> Result<()> {
-    if name != "partitioned" && name != "flat" {
-        bail!("unknown api_usage layout {name:?}; available: partitioned, flat");
-    }
-    Ok(())
-}
-
-/// The `search_path` that makes unqualified `api_usage` resolve to the chosen layout.
-pub fn search_path_for(layout: &str) -> &'static str {
-    if layout == "flat" {
-        "storybench_flat, public"
-    } else {
-        "public"
-    }
-}
-
 /// First and last month of api_usage partitions for data anchored at `anchor`.
 pub fn partition_range(anchor: NaiveDate) -> (NaiveDate, NaiveDate) {
     let month =
@@ -191,7 +223,6 @@ pub struct FinishTimings {
 pub async fn finish_timed(conns: &mut [PgConnection], variant: &Variant) -> Result<FinishTimings> {
     validate_name("indexes", &variant.indexes)?;
     validate_name("policies", &variant.policies)?;
-    validate_layout(&variant.api_usage)?;
     let started = std::time::Instant::now();
     parallel::run_parallel(conns, statements("schema/keys.sql")?).await?;
     let keys = started.elapsed();
@@ -258,7 +289,6 @@ pub async fn apply(
     if current.policies != target.policies {
         set_policies(conn, &target.policies).await?;
     }
-    validate_layout(&target.api_usage)?;
     set_meta(conn, "variant", &serde_json::to_value(&target)?).await?;
     Ok(target)
 }
@@ -268,7 +298,7 @@ pub async fn apply(
 pub struct VariantRequest {
     pub indexes: Option<String>,
     pub policies: Option<String>,
-    pub api_usage: Option<String>,
+    pub api_usage: Option<Layout>,
 }
 
 impl VariantRequest {
@@ -277,7 +307,7 @@ impl VariantRequest {
         Variant {
             indexes: self.indexes.clone().unwrap_or(base.indexes),
             policies: self.policies.clone().unwrap_or(base.policies),
-            api_usage: self.api_usage.clone().unwrap_or(base.api_usage),
+            api_usage: self.api_usage.unwrap_or(base.api_usage),
         }
     }
 
@@ -287,9 +317,6 @@ impl VariantRequest {
         }
         if let Some(p) = &self.policies {
             validate_name("policies", p)?;
-        }
-        if let Some(l) = &self.api_usage {
-            validate_layout(l)?;
         }
         Ok(())
     }

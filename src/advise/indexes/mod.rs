@@ -132,7 +132,7 @@ pub async fn run(
     let layout = variant.api_usage;
     let policies = opts.policies.clone().unwrap_or(variant.policies);
     schema::validate_name("policies", &policies)?;
-    let ctx = RequestContext::new(&layout, opts.statement_timeout);
+    let ctx = RequestContext::new(layout, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
     let subjects = crate::measure::explain::subjects(&population);
     let drawn = crate::measure::explain::draw_parameters(

@@ -110,13 +110,13 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
     let variant = schema::current_variant(&mut conn)
         .await?
         .unwrap_or_default();
-    let ctx = RequestContext::new(&variant.api_usage, opts.statement_timeout);
+    let ctx = RequestContext::new(variant.api_usage, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
     let subjects = subjects(&population);
     let drawn = draw_parameters(&mut conn, &specs, &subjects, &population, opts.seed).await?;
 
     let mut section = ExplainSection {
-        layout: variant.api_usage.clone(),
+        layout: variant.api_usage,
         runs: opts.runs,
         ..Default::default()
     };

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ExplainSection {
     /// api_usage layout the queries ran on.
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     pub runs: usize,
     pub strategies: Vec<StrategyFigures>,
     pub queries: Vec<QueryComparison>,

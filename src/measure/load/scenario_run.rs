@@ -186,7 +186,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let ctx = crate::measure::exec::RequestContext::new(&variant.api_usage, opts.statement_timeout);
+    let ctx = crate::measure::exec::RequestContext::new(variant.api_usage, opts.statement_timeout);
     let shared = Arc::new(Shared {
         options,
         pool,

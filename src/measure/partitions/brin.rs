@@ -10,6 +10,7 @@ use super::types::*;
 use super::{context, queries, roles, PartitionsOptions};
 use crate::catalog::QuerySpec;
 use crate::measure::exec::principal_for;
+use crate::schema::Layout;
 use crate::sql_files::{fill, sql};
 use anyhow::{Context, Result};
 use sqlx::postgres::PgConnection;
@@ -68,12 +69,12 @@ pub async fn compare(
         let mut names = Vec::new();
         for (layout, create, index) in [
             (
-                "partitioned",
+                Layout::Partitioned,
                 &queries().create_cmp_index_partitioned,
                 format!("public.storybench_cmp_usage_created_{kind}"),
             ),
             (
-                "flat",
+                Layout::Flat,
                 &queries().create_cmp_index_flat,
                 format!("storybench_flat.storybench_cmp_flat_usage_created_{kind}"),
             ),
@@ -93,7 +94,7 @@ pub async fn compare(
                 .fetch_all(&mut *tx)
                 .await?;
             names.extend(tree);
-            if layout == "partitioned" {
+            if layout == Layout::Partitioned {
                 (figures.partitioned_bytes, figures.partitioned_build_ms) = (bytes, ms);
             } else {
                 (figures.flat_bytes, figures.flat_build_ms) = (bytes, ms);
@@ -109,19 +110,22 @@ pub async fn compare(
         out.kinds.push(figures);
         for (spec, d) in &range {
             let who = principal_for(spec, d.user);
-            let (ctx_p, ctx_f) = (context("partitioned", opts), context("flat", opts));
-            let arms = [("partitioned", &ctx_p), ("flat", &ctx_f)].map(|(_, ctx)| Arm {
+            let (ctx_p, ctx_f) = (
+                context(Layout::Partitioned, opts),
+                context(Layout::Flat, opts),
+            );
+            let arms = [&ctx_p, &ctx_f].map(|ctx| Arm {
                 sql: &spec.sql,
                 params: &d.params,
                 who: &who,
                 ctx,
                 settings: vec![],
             });
-            let mut runs: Vec<IndexQueryRun> = ["partitioned", "flat"]
+            let mut runs: Vec<IndexQueryRun> = Layout::ALL
                 .iter()
                 .map(|l| IndexQueryRun {
                     query: spec.name.clone(),
-                    layout: l.to_string(),
+                    layout: *l,
                     kind: kind.into(),
                     ..Default::default()
                 })

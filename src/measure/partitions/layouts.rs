@@ -9,6 +9,7 @@ use crate::measure::engine::ArmOutcome;
 use crate::measure::exec::principal_for;
 use crate::params::{rng_for, ParamValue, Population};
 use crate::plan::PlanSummary;
+use crate::schema::Layout;
 use anyhow::Result;
 use sqlx::postgres::PgConnection;
 use std::path::Path;
@@ -78,7 +79,10 @@ pub async fn compare(
     section: &mut PartitionsSection,
 ) -> Result<()> {
     let total = Some(section.partitions_total);
-    let (ctx_p, ctx_f) = (context("partitioned", opts), context("flat", opts));
+    let (ctx_p, ctx_f) = (
+        context(Layout::Partitioned, opts),
+        context(Layout::Flat, opts),
+    );
     for (spec, d) in specs.iter().zip(drawn) {
         crate::interrupt::check()?;
         let who = principal_for(spec, d.user);
@@ -100,11 +104,11 @@ pub async fn compare(
             description: spec.description.clone(),
             params: d.params.iter().map(ParamValue::display).collect(),
             partitioned: LayoutRun {
-                layout: "partitioned".into(),
+                layout: Layout::Partitioned,
                 ..Default::default()
             },
             flat: LayoutRun {
-                layout: "flat".into(),
+                layout: Layout::Flat,
                 ..Default::default()
             },
             ..Default::default()
@@ -125,7 +129,7 @@ pub async fn compare(
         let versus = [Some(1), None, Some(3), None];
         let out = probe::measure(conn, &arms, &versus, &opts.engine()).await;
         for (i, arm) in out.arms.iter().enumerate() {
-            let layout = if i % 2 == 0 { "partitioned" } else { "flat" };
+            let layout = Layout::ALL[i % 2];
             let mode = if i >= 2 { "generic" } else { "custom" };
             let run = match i {
                 0 => &mut q.partitioned.custom,
@@ -134,7 +138,11 @@ pub async fn compare(
                 _ => &mut q.flat.generic,
             };
             let rel = format!("plans/partitions/{}.{layout}.{mode}.json", spec.name);
-            let t = if layout == "partitioned" { total } else { None };
+            let t = if layout == Layout::Partitioned {
+                total
+            } else {
+                None
+            };
             fill(run, arm, t, out_dir, &rel);
         }
         q.ratio_interval = out.arms[0].ratio;
@@ -223,7 +231,7 @@ pub async fn partitionwise(
     out_dir: &Path,
     section: &mut PartitionsSection,
 ) -> Result<()> {
-    let ctx = context("partitioned", opts);
+    let ctx = context(Layout::Partitioned, opts);
     let total = Some(section.partitions_total);
     for (spec, d) in specs.iter().zip(drawn) {
         if !roles().partitionwise.contains(&spec.name) {

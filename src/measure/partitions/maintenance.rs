@@ -9,6 +9,7 @@ use super::scratch;
 use super::types::*;
 use super::{queries, PartitionsOptions};
 use crate::latency::Latency;
+use crate::schema::Layout;
 use crate::sql_files::{fill, sql};
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
@@ -197,11 +198,11 @@ async fn measure(
         return Err(e);
     }
     for (i, name) in PHASES.iter().enumerate().take(IDLE) {
-        for (j, layout) in ["partitioned", "flat"].iter().enumerate() {
+        for (j, layout) in Layout::ALL.into_iter().enumerate() {
             if !hist[i][j].is_empty() {
                 m.inserts.push(InsertPhase {
                     phase: name.to_string(),
-                    layout: layout.to_string(),
+                    layout,
                     latency: hist[i][j].summary(),
                 });
             }
@@ -261,10 +262,10 @@ async fn operations(
 ) -> Result<()> {
     tokio::time::sleep(opts.baseline).await;
     let oldest_part = format!("{PARTITIONED}_{}", oldest.suffix);
-    let steps: Vec<(&str, &str, String)> = vec![
+    let steps: Vec<(&str, Layout, String)> = vec![
         (
             "create_partition",
-            "partitioned",
+            Layout::Partitioned,
             fill(
                 &queries().scratch_partition,
                 &[
@@ -277,7 +278,7 @@ async fn operations(
         ),
         (
             "detach_partition",
-            "partitioned",
+            Layout::Partitioned,
             fill(
                 &queries().maint_detach,
                 &[("table", PARTITIONED), ("part", &oldest_part)],
@@ -285,17 +286,17 @@ async fn operations(
         ),
         (
             "drop_partition",
-            "partitioned",
+            Layout::Partitioned,
             fill(&queries().maint_drop_partition, &[("part", &oldest_part)]),
         ),
         (
             "delete_month",
-            "flat",
+            Layout::Flat,
             fill(&queries().maint_delete, &[("table", FLAT)]),
         ),
         (
             "vacuum",
-            "flat",
+            Layout::Flat,
             fill(&queries().maint_vacuum, &[("table", FLAT)]),
         ),
     ];
@@ -338,7 +339,7 @@ async fn operations(
         phase.store(IDLE, Ordering::SeqCst);
         m.operations.push(MaintenanceOp {
             name: name.into(),
-            layout: layout.into(),
+            layout,
             ms,
             rows: if name == "detach_partition" {
                 m.month_rows

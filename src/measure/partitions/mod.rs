@@ -19,6 +19,7 @@ pub use types::*;
 use crate::catalog::QuerySpec;
 use crate::measure::exec::RequestContext;
 use crate::params::Population;
+use crate::schema::Layout;
 use crate::sql_files::sql;
 use crate::target::Target;
 use anyhow::{Context, Result};
@@ -235,15 +236,15 @@ pub async fn run(
         });
     }
     for (layout, q) in [
-        ("partitioned", &queries().layout_digest_partitioned),
-        ("flat", &queries().layout_digest_flat),
+        (Layout::Partitioned, &queries().layout_digest_partitioned),
+        (Layout::Flat, &queries().layout_digest_flat),
     ] {
         let (rows, digest): (i64, String) = sqlx::query_as(sql(q))
             .fetch_one(&mut conn)
             .await
             .with_context(|| format!("digest of the {layout} layout"))?;
         section.layout_digests.push(LayoutDigest {
-            layout: layout.into(),
+            layout,
             rows,
             digest,
         });
@@ -311,7 +312,7 @@ pub async fn run(
 }
 
 /// The request context of a layout.
-pub(crate) fn context(layout: &str, opts: &PartitionsOptions) -> RequestContext {
+pub(crate) fn context(layout: Layout, opts: &PartitionsOptions) -> RequestContext {
     RequestContext::new(layout, opts.statement_timeout)
 }
 

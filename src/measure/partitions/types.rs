@@ -41,7 +41,7 @@ pub struct PartitionRows {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LayoutDigest {
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     pub rows: i64,
     pub digest: String,
 }
@@ -98,7 +98,7 @@ pub struct QueryLayouts {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LayoutRun {
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     pub rows: Option<i64>,
     pub digest: Option<String>,
     /// Custom plans (the default plan_cache_mode with fresh parameters).
@@ -170,7 +170,7 @@ pub struct IndexKind {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct IndexQueryRun {
     pub query: String,
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     pub kind: String,
     pub latency: Option<LatencySummary>,
     /// Access paths of the api_usage scans in the plan (e.g. "Bitmap Heap Scan using …").
@@ -253,7 +253,7 @@ pub struct MaintenanceOp {
     /// `create_partition`, `detach_partition`, `drop_partition`, `delete_month`, `vacuum`.
     pub name: String,
     /// `partitioned` or `flat`.
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     pub ms: f64,
     pub rows: i64,
 }
@@ -262,7 +262,7 @@ pub struct MaintenanceOp {
 pub struct InsertPhase {
     pub phase: String,
     /// `partitioned` or `flat`: the copy the inserts went to.
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     pub latency: LatencySummary,
 }
 

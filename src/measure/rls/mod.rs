@@ -118,10 +118,10 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
     let variant = schema::current_variant(&mut conn)
         .await?
         .unwrap_or_default();
-    let ctx = RequestContext::new(&variant.api_usage, opts.statement_timeout);
+    let ctx = RequestContext::new(variant.api_usage, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
     let mut section = RlsSection {
-        layout: variant.api_usage.clone(),
+        layout: variant.api_usage,
         indexes: variant.indexes.clone(),
         policies_found: variant.policies.clone(),
         claims: if opts.claims_unset { "unset" } else { "user" }.into(),

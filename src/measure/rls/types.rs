@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RlsSection {
     /// api_usage layout the queries ran on.
-    pub layout: String,
+    pub layout: crate::schema::Layout,
     /// Index strategy the main matrix ran on.
     pub indexes: String,
     /// Policy set in force before the stage (restored at the end).

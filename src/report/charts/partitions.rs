@@ -102,7 +102,7 @@ pub fn charts(results: &RunResults, out: &mut BTreeMap<String, String>) {
             .iter()
             .map(|o| format!("{} ({})", o.name, o.layout))
             .collect();
-        let wait = |name: &str, layout: &str| {
+        let wait = |name: &str, layout: crate::schema::Layout| {
             m.inserts
                 .iter()
                 .find(|i| i.phase == name && i.layout == layout)
@@ -118,7 +118,7 @@ pub fn charts(results: &RunResults, out: &mut BTreeMap<String, String>) {
                 values: m
                     .operations
                     .iter()
-                    .map(|o| wait(&o.name, &o.layout))
+                    .map(|o| wait(&o.name, o.layout))
                     .collect(),
             },
         ];
