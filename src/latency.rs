@@ -188,17 +188,78 @@ impl LatencySummary {
         crate::stats::supports(self.count, p)
     }
 
-    pub fn percentile(&self, name: &str) -> Option<f64> {
-        Some(match name {
-            "p50" => self.p50_ms,
-            "p90" => self.p90_ms,
-            "p95" => self.p95_ms,
-            "p99" => self.p99_ms,
-            "p999" => self.p999_ms,
-            "max" => self.max_ms,
-            "mean" => self.mean_ms,
-            _ => return None,
+    /// The value (ms) of a statistic.
+    pub fn stat(&self, stat: Stat) -> f64 {
+        match stat {
+            Stat::P50 => self.p50_ms,
+            Stat::P90 => self.p90_ms,
+            Stat::P95 => self.p95_ms,
+            Stat::P99 => self.p99_ms,
+            Stat::P999 => self.p999_ms,
+            Stat::Max => self.max_ms,
+            Stat::Mean => self.mean_ms,
+        }
+    }
+}
+
+/// A latency statistic a summary carries, as SLOs and gates name it (`p95`, `p999`, `max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stat {
+    P50,
+    P90,
+    P95,
+    P99,
+    P999,
+    Max,
+    Mean,
+}
+
+impl Stat {
+    pub const ALL: [Stat; 7] = [
+        Stat::P50,
+        Stat::P90,
+        Stat::P95,
+        Stat::P99,
+        Stat::P999,
+        Stat::Max,
+        Stat::Mean,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P95 => "p95",
+            Stat::P99 => "p99",
+            Stat::P999 => "p999",
+            Stat::Max => "max",
+            Stat::Mean => "mean",
+        }
+    }
+
+    /// `p95`, `P95`, `p99.9`, `max`, `mean`; None for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim().to_lowercase().replace("99.9", "999");
+        Self::ALL.into_iter().find(|s| s.name() == t)
+    }
+
+    /// The quantile (0–1) a percentile names; None for `mean` and `max`.
+    pub fn quantile(self) -> Option<f64> {
+        Some(match self {
+            Stat::P50 => 0.5,
+            Stat::P90 => 0.9,
+            Stat::P95 => 0.95,
+            Stat::P99 => 0.99,
+            Stat::P999 => 0.999,
+            Stat::Max | Stat::Mean => return None,
         })
+    }
+}
+
+impl std::fmt::Display for Stat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -53,10 +53,11 @@ pub const COVERAGE_TAGS: &[&str] = &[
 ];
 
 /// Who runs a query, which decides the database role it is measured as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// An authenticated app user, under RLS (PostgREST-style claims in the transaction).
+    #[default]
     App,
     /// The backend (edge functions) as `service_role`.
     Service,

@@ -2,7 +2,7 @@
 //! and statistic with what its interval is computed from (a histogram, or the run's own
 //! interval), plus the plans whose work and shape are compared exactly.
 
-use crate::latency::{Latency, LatencySummary};
+use crate::latency::{Latency, LatencySummary, Stat};
 use crate::plan::PlanSummary;
 use crate::results::RunResults;
 use crate::stats::{self, Interval, CONFIDENCE};
@@ -51,7 +51,7 @@ pub struct PlanAt {
     pub plan: PlanSummary,
 }
 
-const PERCENTILES: [(&str, f64); 3] = [("p50", 50.0), ("p95", 95.0), ("p99", 99.0)];
+const PERCENTILES: [(Stat, f64); 3] = [(Stat::P50, 50.0), (Stat::P95, 95.0), (Stat::P99, 99.0)];
 
 fn push_latency(
     out: &mut Vec<Metric>,
@@ -65,7 +65,7 @@ fn push_latency(
     }
     let hist = Latency::decode(&l.histogram).ok();
     for (name, p) in PERCENTILES {
-        let value = l.percentile(name).unwrap_or(0.0);
+        let value = l.stat(name);
         let (interval, ungated) = match &hist {
             None => (None, Some("no histogram in the results".to_string())),
             Some(_) if !stats::supports(l.count, p) => (

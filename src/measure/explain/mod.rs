@@ -125,7 +125,7 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
         .map(|s| QueryComparison {
             name: s.name.clone(),
             description: s.description.clone(),
-            role: s.role.name().into(),
+            role: s.role,
             kind: s.kind,
             consistent: true,
             ..Default::default()

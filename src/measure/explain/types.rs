@@ -40,7 +40,7 @@ pub struct StrategyFigures {
 pub struct QueryComparison {
     pub name: String,
     pub description: String,
-    pub role: String,
+    pub role: crate::catalog::Role,
     pub kind: crate::catalog::Kind,
     pub subjects: Vec<SubjectComparison>,
     /// Verdict on the heavy user (the one index strategies matter for).

@@ -23,8 +23,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Slo {
     pub text: String,
-    /// p50, p90, p95, p99, p999, max or mean.
-    pub stat: String,
+    pub stat: crate::latency::Stat,
     pub limit_ms: f64,
 }
 
@@ -35,12 +34,11 @@ impl Slo {
             .split_once("<=")
             .or_else(|| t.split_once('<'))
             .ok_or_else(|| format!("SLO {text:?}: write it as STAT<LIMIT, e.g. p95<50ms"))?;
-        let stat = stat.to_lowercase().replace("99.9", "999");
-        if LatencySummary::default().percentile(&stat).is_none() {
+        let Some(stat) = crate::latency::Stat::parse(stat) else {
             return Err(format!(
                 "SLO {text:?}: unknown statistic {stat:?} (p50, p90, p95, p99, p999, max, mean)"
             ));
-        }
+        };
         let limit = super::parse_duration(limit).map_err(|e| format!("SLO {text:?}: {e}"))?;
         if limit.is_zero() {
             return Err(format!("SLO {text:?}: the limit must be above zero"));
@@ -53,7 +51,7 @@ impl Slo {
     }
 
     pub fn value(&self, l: &LatencySummary) -> f64 {
-        l.percentile(&self.stat).unwrap_or(f64::INFINITY)
+        l.stat(self.stat)
     }
 }
 
@@ -396,8 +394,11 @@ mod tests {
     #[test]
     fn slo_and_budget_parse() {
         let s = Slo::parse("p95<50ms").unwrap();
-        assert_eq!((s.stat.as_str(), s.limit_ms), ("p95", 50.0));
-        assert_eq!(Slo::parse("p99.9 <= 1s").unwrap().stat, "p999");
+        assert_eq!((s.stat, s.limit_ms), (crate::latency::Stat::P95, 50.0));
+        assert_eq!(
+            Slo::parse("p99.9 <= 1s").unwrap().stat,
+            crate::latency::Stat::P999
+        );
         assert!(Slo::parse("p42<5ms").is_err());
         assert!(Slo::parse("p95>5ms").is_err());
     }

@@ -31,7 +31,7 @@ pub fn plan(opts: &CapacityOptions, rate: f64, phase: &'static str) -> StepPlan 
     } else {
         opts.boundary_duration
     };
-    let want = Duration::from_secs_f64(planned_samples(&opts.slo.stat) / rate);
+    let want = Duration::from_secs_f64(planned_samples(opts.slo.stat) / rate);
     StepPlan {
         rate,
         phase,
@@ -170,7 +170,7 @@ fn pool(rate: f64, at: &[&CapacityStep], opts: &CapacityOptions) -> RateVerdict 
         sustained,
         samples: hist.count(),
         slo_value_ms: slo_value,
-        slo_ci_ms: stats::slo_ci(&hist, &opts.slo.stat),
+        slo_ci_ms: stats::slo_ci(&hist, opts.slo.stat),
         error_rate,
         slo_spread: (at.len() > 1 && lo > 0.0 && hi.is_finite()).then(|| hi / lo - 1.0),
     }
@@ -306,7 +306,7 @@ fn notes(
     opts: &CapacityOptions,
     exhausted: bool,
 ) {
-    let need = stats::min_samples(&opts.slo.stat);
+    let need = stats::min_samples(opts.slo.stat);
     let longer: Vec<String> = section
         .steps
         .iter()

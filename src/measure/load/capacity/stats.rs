@@ -2,35 +2,23 @@
 //! many samples a percentile needs, its distribution-free confidence interval, and the
 //! pooled histogram of repeated steps. The arithmetic is `crate::stats`'s.
 
-use crate::latency::{Latency, LatencySummary};
+use crate::latency::{Latency, LatencySummary, Stat};
 use crate::stats;
-
-/// The quantile (0–1) a statistic names; None for `mean` and `max`.
-pub fn quantile_of(stat: &str) -> Option<f64> {
-    Some(match stat {
-        "p50" => 0.5,
-        "p90" => 0.9,
-        "p95" => 0.95,
-        "p99" => 0.99,
-        "p999" => 0.999,
-        _ => return None,
-    })
-}
 
 /// Fewest samples for which the statistic has a finite two-sided 95 % CI (72 for p95, 368
 /// for p99: [`crate::stats::min_samples`]). A mean asks for 30 (the usual floor for its
 /// normal interval); a max for none.
-pub fn min_samples(stat: &str) -> u64 {
-    match (quantile_of(stat), stat) {
+pub fn min_samples(stat: Stat) -> u64 {
+    match (stat.quantile(), stat) {
         (Some(q), _) => stats::min_samples(q, stats::CONFIDENCE),
-        (None, "mean") => 30,
+        (None, Stat::Mean) => 30,
         _ => 1,
     }
 }
 
 /// Samples to plan a step for so that it holds `min_samples` even when the Poisson count of
 /// arrivals comes out two standard deviations low.
-pub fn planned_samples(stat: &str) -> f64 {
+pub fn planned_samples(stat: Stat) -> f64 {
     let n = min_samples(stat) as f64;
     if n <= 1.0 {
         1.0
@@ -40,8 +28,8 @@ pub fn planned_samples(stat: &str) -> f64 {
 }
 
 /// 95 % CI (ms) of the statistic on a histogram; None for mean/max or too few samples.
-pub fn slo_ci(l: &Latency, stat: &str) -> Option<[f64; 2]> {
-    let i = stats::quantile_ci(l, quantile_of(stat)?, stats::CONFIDENCE)?;
+pub fn slo_ci(l: &Latency, stat: Stat) -> Option<[f64; 2]> {
+    let i = stats::quantile_ci(l, stat.quantile()?, stats::CONFIDENCE)?;
     Some([i.low, i.high])
 }
 
@@ -63,12 +51,15 @@ mod tests {
 
     #[test]
     fn minimum_samples_match_the_reference() {
-        assert_eq!(min_samples("p50"), 6);
-        assert_eq!(min_samples("p90"), 36);
-        assert_eq!(min_samples("p95"), 72);
-        assert_eq!(min_samples("p99"), 368);
-        assert_eq!(min_samples("p999"), 3688);
-        assert_eq!(min_samples("max"), 1);
+        assert_eq!(min_samples(Stat::P50), 6);
+        assert_eq!(min_samples(Stat::P90), 36);
+        assert_eq!(min_samples(Stat::P95), 72);
+        assert_eq!(min_samples(Stat::P99), 368);
+        assert_eq!(min_samples(Stat::P999), 3688);
+        assert_eq!(min_samples(Stat::Max), 1);
+        assert_eq!(min_samples(Stat::Mean), 30);
+        assert_eq!(Stat::parse("P99.9"), Some(Stat::P999));
+        assert_eq!(Stat::parse("p42"), None);
     }
 
     #[test]
@@ -77,7 +68,7 @@ mod tests {
         for ms in 1..=1000u64 {
             h.record(Duration::from_millis(ms));
         }
-        let [lo, hi] = slo_ci(&h, "p95").unwrap();
+        let [lo, hi] = slo_ci(&h, Stat::P95).unwrap();
         let p95 = h.percentile_ms(95.0);
         assert!(lo <= p95 && p95 <= hi && hi - lo < 40.0, "{lo} {p95} {hi}");
         let twice = pooled([&h.summary(), &h.summary()]);

@@ -103,7 +103,7 @@ fn judge(plan: &StepPlan, f: &LoadFigures, s: &ServerView, opts: &CapacityOption
     let rate = plan.rate;
     let expected = rate * f.measured_seconds;
     let error_rate = f.failed as f64 / f.attempted.max(1) as f64;
-    let need = stats::min_samples(&opts.slo.stat);
+    let need = stats::min_samples(opts.slo.stat);
     let hist = stats::pooled([&f.transaction_latency]);
     let slo_value = if f.ok > 0 {
         opts.slo.value(&f.transaction_latency)
@@ -161,7 +161,7 @@ fn judge(plan: &StepPlan, f: &LoadFigures, s: &ServerView, opts: &CapacityOption
         lengthened_from_s: (plan.duration > plan.asked).then_some(plan.asked.as_secs_f64()),
         slo_samples_needed: need,
         slo_supported: f.ok >= need,
-        slo_ci_ms: stats::slo_ci(&hist, &opts.slo.stat),
+        slo_ci_ms: stats::slo_ci(&hist, opts.slo.stat),
         users_busy: started_per_s * service_s / opts.users.max(1) as f64,
         wake_lag_p95_ms: f.wake_lag.as_ref().map_or(0.0, |l| l.p95_ms),
         top_error: f
