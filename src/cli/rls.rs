@@ -15,8 +15,13 @@ pub struct RlsArgs {
     #[arg(long, value_delimiter = ',')]
     pub queries: Vec<String>,
     /// Subjects the queries run for: heavy (most stories) and/or median.
-    #[arg(long, value_delimiter = ',', default_value = "heavy,median")]
-    pub users: Vec<String>,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "heavy,median"
+    )]
+    pub users: Vec<crate::params::Subject>,
     /// Policy sets compared with bypass (files in schema/policies/); definer is measured on child-table queries only.
     #[arg(long, value_delimiter = ',', default_value = "doc,initplan,definer")]
     pub policy_sets: Vec<String>,

@@ -1,7 +1,8 @@
 //! The RLS section's advice in words, each sentence built from figures of the section (no
 //! canned verdicts: a sentence is only emitted when the measurements say so).
 
-use crate::measure::rls::{ModeRun, RlsQuery, RlsSection, BYPASS};
+use crate::measure::rls::{Form, ModeRun, RlsQuery, RlsSection, BYPASS};
+use crate::params::Subject;
 
 /// Geometric mean of (query, ratio) pairs and the worst one.
 fn geomean(v: &[(String, f64)]) -> Option<(f64, String, f64)> {
@@ -18,7 +19,7 @@ fn mode<'a>(modes: &'a [ModeRun], name: &str) -> Option<&'a ModeRun> {
 }
 
 /// (query, overhead median) of a mode over the read queries, for one subject.
-fn overheads(queries: &[RlsQuery], subject: &str, name: &str) -> Vec<(String, f64)> {
+fn overheads(queries: &[RlsQuery], subject: Subject, name: &str) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     for q in queries
         .iter()
@@ -47,14 +48,14 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
     let subject = if s
         .queries
         .iter()
-        .any(|q| q.subjects.iter().any(|x| x.subject == "heavy"))
+        .any(|q| q.subjects.iter().any(|x| x.subject == Subject::Heavy))
     {
-        "heavy"
+        Subject::Heavy
     } else {
         s.queries
             .first()
             .and_then(|q| q.subjects.first())
-            .map_or("heavy", |x| x.subject.as_str())
+            .map_or(Subject::Heavy, |x| x.subject)
     };
     let doc = geomean(&overheads(&s.queries, subject, "doc"));
     let init = geomean(&overheads(&s.queries, subject, "initplan"));
@@ -146,7 +147,7 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
             }
         ));
     }
-    for c in s.child_tables.iter().filter(|c| c.form == "sql") {
+    for c in s.child_tables.iter().filter(|c| c.form == Form::Sql) {
         let r = c.definer_vs_exists;
         let verdict = if r > 1.05 {
             format!("the SECURITY DEFINER helper is {r:.2}× slower than the EXISTS policy")
@@ -220,7 +221,7 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
 
 /// The initplan overhead in milliseconds: a fixed per-statement cost shows as a large ratio
 /// on sub-millisecond queries and vanishes on longer ones.
-fn absolute_initplan(s: &RlsSection, subject: &str) -> Option<String> {
+fn absolute_initplan(s: &RlsSection, subject: Subject) -> Option<String> {
     let mut added = Vec::new();
     let mut long = Vec::new();
     for q in s

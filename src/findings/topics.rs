@@ -9,6 +9,7 @@ use crate::measure::explain::ExplainSection;
 use crate::measure::load::capacity::CapacitySection;
 use crate::measure::partitions::PartitionsSection;
 use crate::measure::rls::{RlsSection, RlsSubject, BYPASS};
+use crate::params::Subject;
 
 pub(super) fn fig(label: &str, value: String) -> Figure {
     Figure {
@@ -184,12 +185,12 @@ fn subjects(s: &RlsSection) -> Vec<&RlsSubject> {
     let heavy = s
         .queries
         .iter()
-        .any(|q| q.subjects.iter().any(|x| x.subject == "heavy"));
+        .any(|q| q.subjects.iter().any(|x| x.subject == Subject::Heavy));
     s.queries
         .iter()
         .filter(|q| q.kind == crate::catalog::Kind::Read)
         .flat_map(|q| q.subjects.iter())
-        .filter(|x| !heavy || x.subject == "heavy")
+        .filter(|x| !heavy || x.subject == Subject::Heavy)
         .collect()
 }
 
@@ -249,7 +250,7 @@ fn policy_costs(s: &RlsSection) -> Vec<PolicyCost> {
     let mut costs: Vec<PolicyCost> = s
         .modes
         .iter()
-        .filter(|m| m.policies.is_some() && m.form == "sql")
+        .filter(|m| m.policies.is_some() && m.form == crate::measure::rls::Form::Sql)
         .filter_map(|m| policy_cost(&subjects, &m.name))
         .collect();
     costs.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgArguments, PgConnection};
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Postgres};
@@ -350,4 +350,55 @@ pub fn rng_for(seed: u64, label: &str) -> ChaCha8Rng {
         h = h.wrapping_mul(0x100000001b3);
     }
     ChaCha8Rng::seed_from_u64(h)
+}
+
+/// Whom a per-user comparison measures for: the app user with the most stories (where index
+/// strategies and policies matter most) and a median one.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    #[default]
+    Heavy,
+    Median,
+}
+
+impl Subject {
+    pub fn name(self) -> &'static str {
+        match self {
+            Subject::Heavy => "heavy",
+            Subject::Median => "median",
+        }
+    }
+
+    /// This subject's user in the seeded population.
+    pub fn user(self, population: &Population) -> Uuid {
+        match self {
+            Subject::Heavy => population.heavy(),
+            Subject::Median => population.median(),
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A subject and its user, as a stage measures them.
+#[derive(Clone, Copy, Debug)]
+pub struct SubjectUser {
+    pub subject: Subject,
+    pub user: Uuid,
+}
+
+impl SubjectUser {
+    pub fn of(subject: Subject, population: &Population) -> Self {
+        Self {
+            subject,
+            user: subject.user(population),
+        }
+    }
 }

@@ -196,7 +196,7 @@ async fn advise(
     with: &PristineCopy,
     opts: &IndexAdviceOptions,
     specs: &[&QuerySpec],
-    subjects: &[crate::measure::explain::Subject],
+    subjects: &[crate::params::SubjectUser],
     drawn: &[Vec<(usize, Vec<ParamValue>)>],
     mix: &BTreeMap<String, f64>,
     ctx: &RequestContext,
@@ -251,7 +251,7 @@ async fn advise(
             };
             plans.push(Plan {
                 spec,
-                subject: subject.label,
+                subject: subject.subject.name(),
                 subjects: drawn[qi].len(),
                 params,
                 who,

@@ -2,12 +2,12 @@
 //! copy, then per query and user every strategy interleaved by the engine, then the WAL
 //! per created story.
 
-use super::{ExplainOptions, ExplainSection, MeasureError, StrategyFigures, StrategyRun, Subject};
+use super::{ExplainOptions, ExplainSection, MeasureError, StrategyFigures, StrategyRun};
 use crate::catalog::{Kind, QuerySpec, Sampler};
 use crate::interrupt;
 use crate::measure::engine::{self, Outcome, SqlArm, SqlRunner};
 use crate::measure::exec::{self, principal_for, RequestContext};
-use crate::params::{rng_for, ParamValue};
+use crate::params::{rng_for, ParamValue, Subject, SubjectUser};
 use crate::pristine::PristineCopy;
 use crate::schema;
 use crate::stats::{Interval, Side};
@@ -20,7 +20,7 @@ use std::time::Instant;
 pub(super) struct Measure<'a> {
     pub opts: &'a ExplainOptions,
     pub specs: &'a [&'a QuerySpec],
-    pub subjects: &'a [Subject],
+    pub subjects: &'a [SubjectUser],
     /// Per query: (subject index, parameters).
     pub drawn: &'a [Vec<(usize, Vec<ParamValue>)>],
     pub ctx: &'a RequestContext,
@@ -83,11 +83,11 @@ impl Measure<'_> {
                         section.errors.push(MeasureError {
                             query: spec.name.clone(),
                             strategy: run.strategy.clone(),
-                            subject: subject.label.into(),
+                            subject: subject.subject,
                             error: e.clone(),
                         });
                     }
-                    if spec.kind == Kind::Write && subject.label == "heavy" {
+                    if spec.kind == Kind::Write && subject.subject == Subject::Heavy {
                         if let Some(l) = &run.latency {
                             write_means[i].push(l.mean_ms);
                         }
@@ -128,7 +128,7 @@ impl Measure<'_> {
         &self,
         conns: &mut [&mut PgConnection],
         spec: &QuerySpec,
-        subject: &Subject,
+        subject: &SubjectUser,
         params: &[ParamValue],
         section: &mut ExplainSection,
         qi: usize,
@@ -184,7 +184,7 @@ impl Measure<'_> {
                     "plans/{}/{}.{}.json",
                     run.strategy.replace('/', "_"),
                     spec.name,
-                    subject.label
+                    subject.subject
                 );
                 if let Err(e) = engine::save_plan(self.out_dir, &rel, raw) {
                     run.error = Some(format!("{e:#}"));

@@ -13,7 +13,7 @@ pub use types::*;
 use crate::catalog::Sampler;
 use crate::interrupt;
 use crate::measure::exec::RequestContext;
-use crate::params::{rng_for, ParamValue, Population};
+use crate::params::{rng_for, ParamValue, Population, Subject, SubjectUser};
 use crate::pristine::PristineCopy;
 use crate::schema;
 use crate::target::Target;
@@ -21,7 +21,6 @@ use anyhow::Result;
 use measure::Measure;
 use std::path::Path;
 use std::time::Duration;
-use uuid::Uuid;
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,24 +45,9 @@ pub struct ExplainOptions {
     pub write_batch: usize,
 }
 
-/// A user a query is measured for: the heaviest seeded user and a median one.
-pub(crate) struct Subject {
-    pub label: &'static str,
-    pub user: Uuid,
-}
-
 /// The two subjects every per-user comparison measures.
-pub(crate) fn subjects(population: &Population) -> [Subject; 2] {
-    [
-        Subject {
-            label: "heavy",
-            user: population.heavy(),
-        },
-        Subject {
-            label: "median",
-            user: population.median(),
-        },
-    ]
+pub(crate) fn subjects(population: &Population) -> [SubjectUser; 2] {
+    [Subject::Heavy, Subject::Median].map(|s| SubjectUser::of(s, population))
 }
 
 /// Every query's parameters, drawn once per subject (a query without a user is drawn for
@@ -71,7 +55,7 @@ pub(crate) fn subjects(population: &Population) -> [Subject; 2] {
 pub(crate) async fn draw_parameters(
     conn: &mut sqlx::PgConnection,
     specs: &[&crate::catalog::QuerySpec],
-    subjects: &[Subject],
+    subjects: &[SubjectUser],
     population: &Population,
     seed: u64,
 ) -> Result<Vec<Vec<(usize, Vec<ParamValue>)>>> {
@@ -85,7 +69,7 @@ pub(crate) async fn draw_parameters(
             {
                 continue; // No user in the query: one subject is enough.
             }
-            let mut rng = rng_for(seed, &format!("{}:{}", spec.name, s.label));
+            let mut rng = rng_for(seed, &format!("{}:{}", spec.name, s.subject));
             per_subject.push((i, population.draw(conn, spec, s.user, &mut rng).await?));
         }
         drawn.push(per_subject);
@@ -134,7 +118,7 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
     for (qi, per_subject) in drawn.iter().enumerate() {
         for (si, params) in per_subject {
             section.queries[qi].subjects.push(SubjectComparison {
-                subject: subjects[*si].label.into(),
+                subject: subjects[*si].subject,
                 user: subjects[*si].user.to_string(),
                 params: params.iter().map(ParamValue::display).collect(),
                 ..Default::default()

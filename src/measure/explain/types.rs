@@ -52,7 +52,7 @@ pub struct QueryComparison {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SubjectComparison {
     /// `heavy` or `median`.
-    pub subject: String,
+    pub subject: crate::params::Subject,
     pub user: String,
     pub params: Vec<String>,
     pub by_strategy: Vec<StrategyRun>,
@@ -147,6 +147,6 @@ pub struct OverallVerdict {
 pub struct MeasureError {
     pub query: String,
     pub strategy: String,
-    pub subject: String,
+    pub subject: crate::params::Subject,
     pub error: String,
 }

@@ -2,7 +2,7 @@
 //! findings built from it: the leakproof trap and the child-table policy forms.
 
 use super::matrix::BYPASS;
-use super::types::{ChildTableCost, ModeRun, PlanEvidence, RlsQuery, TrapFinding, TrapMode};
+use super::types::{ChildTableCost, Form, ModeRun, PlanEvidence, RlsQuery, TrapFinding, TrapMode};
 use crate::plan::PlanSummary;
 
 /// Qual keys whose lines say where a predicate is evaluated.
@@ -102,7 +102,7 @@ pub fn trap_findings(queries: &[RlsQuery], indexes: &str) -> Vec<TrapFinding> {
             let Some(be) = &bypass.evidence else { continue };
             let mut f = TrapFinding {
                 query: q.name.clone(),
-                subject: s.subject.clone(),
+                subject: s.subject,
                 indexes: indexes.to_string(),
                 bypass_uses_index: !be.nonleakproof_index_cond.is_empty(),
                 bypass_access: be.scans.clone(),
@@ -180,7 +180,7 @@ pub fn child_table_costs(queries: &[RlsQuery]) -> Vec<ChildTableCost> {
         .filter(|q| q.tags.iter().any(|t| t == "child_tables"))
     {
         for s in &q.subjects {
-            for (form, suffix) in [("sql", ""), ("policy_only", "_policy_only")] {
+            for (form, suffix) in [(Form::Sql, ""), (Form::PolicyOnly, "_policy_only")] {
                 let find = |set: &str| s.modes.iter().find(|m| m.mode == format!("{set}{suffix}"));
                 let (Some(ex), Some(de)) = (find("initplan"), find("definer")) else {
                     continue;
@@ -190,8 +190,8 @@ pub fn child_table_costs(queries: &[RlsQuery]) -> Vec<ChildTableCost> {
                 };
                 out.push(ChildTableCost {
                     query: q.name.clone(),
-                    subject: s.subject.clone(),
-                    form: form.into(),
+                    subject: s.subject,
+                    form,
                     exists_p50_ms: a,
                     definer_p50_ms: b,
                     exists_overhead: ex.overhead.as_ref().map(|r| r.median),

@@ -11,7 +11,7 @@ use crate::catalog::QuerySpec;
 use crate::interrupt;
 use crate::measure::engine::{self, ArmOutcome, SqlArm, SqlRunner};
 use crate::measure::exec::{self, RequestContext};
-use crate::params::ParamValue;
+use crate::params::{ParamValue, SubjectUser};
 use crate::pristine::PristineCopy;
 use crate::schema;
 use crate::target::Target;
@@ -21,11 +21,6 @@ use std::path::Path;
 use uuid::Uuid;
 
 pub const BYPASS: &str = "bypass";
-
-pub struct Subject {
-    pub label: String,
-    pub user: Uuid,
-}
 
 /// The name of a mode: `bypass`, `<set>` (explicit filter) or `<set>_policy_only`.
 pub fn mode_name(set: &str, policy_only: bool) -> String {
@@ -65,7 +60,7 @@ struct Mode {
 pub struct Matrix<'a> {
     pub opts: &'a RlsOptions,
     pub specs: &'a [&'a QuerySpec],
-    pub subjects: &'a [Subject],
+    pub subjects: &'a [SubjectUser],
     /// Parameters per query, per subject.
     pub drawn: &'a [Vec<Vec<ParamValue>>],
     /// Policy sets, one per connection (each a copy with that set applied).
@@ -98,7 +93,7 @@ impl Matrix<'_> {
                 let mut runs = self.block(conns, qi, si).await;
                 mark_rows(&mut runs, spec.is_read());
                 q.subjects.push(RlsSubject {
-                    subject: subject.label.clone(),
+                    subject: subject.subject,
                     user: subject.user.to_string(),
                     params: self.drawn[qi][si].iter().map(ParamValue::display).collect(),
                     modes: runs,
@@ -239,7 +234,7 @@ impl Matrix<'_> {
     fn to_run(
         &self,
         spec: &QuerySpec,
-        subject: &Subject,
+        subject: &SubjectUser,
         m: Mode,
         p: Probe,
         arm: Option<&ArmOutcome>,
@@ -269,7 +264,7 @@ impl Matrix<'_> {
         if let Some(raw) = &arm.raw_plan {
             let rel = format!(
                 "plans/rls/{}/{}.{}.{}.json",
-                self.label, spec.name, subject.label, m.name
+                self.label, spec.name, subject.subject, m.name
             );
             match engine::save_plan(self.out_dir, &rel, raw) {
                 Ok(()) => run.plan_file = Some(rel),

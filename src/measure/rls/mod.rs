@@ -16,11 +16,11 @@ pub use types::*;
 use crate::auth::Principal;
 use crate::catalog::{QuerySpec, Role};
 use crate::measure::exec::RequestContext;
-use crate::params::{rng_for, Population};
+use crate::params::{rng_for, Population, SubjectUser};
 use crate::schema;
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
-use matrix::{Matrix, Subject};
+use matrix::Matrix;
 use sqlx::postgres::PgConnection;
 use std::path::Path;
 use std::time::Duration;
@@ -31,8 +31,7 @@ use uuid::Uuid;
 pub struct RlsOptions {
     /// App queries to measure (empty: every app query of the catalog).
     pub queries: Vec<String>,
-    /// `heavy` and/or `median`.
-    pub users: Vec<String>,
+    pub users: Vec<crate::params::Subject>,
     /// Policy sets measured (and audited): files of schema/policies/.
     pub policy_sets: Vec<String>,
     /// Unused since the engine's rounds replaced trials (kept for old configurations).
@@ -73,11 +72,6 @@ impl RlsOptions {
         }
         if let Some(t) = &self.trap_indexes {
             schema::validate_name("indexes", t)?;
-        }
-        for u in &self.users {
-            if u != "heavy" && u != "median" {
-                bail!("unknown --users entry {u:?}; use heavy and/or median");
-            }
         }
         if self.measure && self.users.is_empty() {
             bail!("--users needs at least one of heavy, median");
@@ -124,7 +118,11 @@ pub async fn run(target: &Target, opts: &RlsOptions, out_dir: &Path) -> Result<R
         layout: variant.api_usage,
         indexes: variant.indexes.clone(),
         policies_found: variant.policies.clone(),
-        claims: if opts.claims_unset { "unset" } else { "user" }.into(),
+        claims: if opts.claims_unset {
+            Claims::Unset
+        } else {
+            Claims::User
+        },
         trials: opts.trials,
         runs: opts.runs,
         warmup: opts.warmup,
@@ -207,24 +205,17 @@ async fn stage(
         push_audit(section, set);
     }
     if opts.measure {
-        let subjects: Vec<Subject> = opts
+        let subjects: Vec<SubjectUser> = opts
             .users
             .iter()
-            .map(|u| Subject {
-                label: u.clone(),
-                user: if u == "heavy" {
-                    population.heavy()
-                } else {
-                    population.median()
-                },
-            })
+            .map(|s| SubjectUser::of(*s, population))
             .collect();
         let refs: Vec<&QuerySpec> = specs.iter().collect();
         let mut drawn = Vec::new();
         for spec in &refs {
             let mut per = Vec::new();
             for s in &subjects {
-                let mut rng = rng_for(opts.seed, &format!("rls:{}:{}", spec.name, s.label));
+                let mut rng = rng_for(opts.seed, &format!("rls:{}:{}", spec.name, s.subject));
                 per.push(population.draw(c, spec, s.user, &mut rng).await?);
             }
             drawn.push(per);
@@ -343,7 +334,7 @@ fn mode_infos(sets: &[String]) -> Vec<ModeInfo> {
     let mut out = vec![ModeInfo {
         name: BYPASS.into(),
         policies: None,
-        form: "sql".into(),
+        form: Form::Sql,
         description: "service_role (BYPASSRLS) with the explicit user filter: the floor".into(),
     }];
     for set in sets {
@@ -355,7 +346,7 @@ fn mode_infos(sets: &[String]) -> Vec<ModeInfo> {
         out.push(ModeInfo {
             name: mode_name(set, false),
             policies: Some(set.clone()),
-            form: "sql".into(),
+            form: Form::Sql,
             description: format!(
                 "authenticated under the {set} policies, with the explicit user filter{scope}"
             ),
@@ -363,7 +354,7 @@ fn mode_infos(sets: &[String]) -> Vec<ModeInfo> {
         out.push(ModeInfo {
             name: mode_name(set, true),
             policies: Some(set.clone()),
-            form: "policy_only".into(),
+            form: Form::PolicyOnly,
             description: format!(
                 "authenticated under the {set} policies, the policy alone filtering{scope}"
             ),

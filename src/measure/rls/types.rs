@@ -4,9 +4,44 @@
 
 use crate::latency::LatencySummary;
 use crate::measure::engine::{Work, WorkRatio};
+use crate::params::Subject;
 use crate::plan::PlanSummary;
 use crate::stats::{Interval, Side};
 use serde::{Deserialize, Serialize};
+
+/// How a mode filters by user: the app's explicit filter beside the policy, or the policy alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    #[default]
+    Sql,
+    PolicyOnly,
+}
+
+impl Form {
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::Sql => "sql",
+            Form::PolicyOnly => "policy_only",
+        }
+    }
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The claims the measured requests carry: the subject's (as PostgREST sets them), or none
+/// (a misconfigured client: the policies see no user).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claims {
+    #[default]
+    User,
+    Unset,
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RlsSection {
@@ -17,7 +52,7 @@ pub struct RlsSection {
     /// Policy set in force before the stage (restored at the end).
     pub policies_found: String,
     /// `user` (PostgREST claims of the subject) or `unset` (no claims: a misconfigured client).
-    pub claims: String,
+    pub claims: Claims,
     pub trials: usize,
     /// Timed runs per mode, subject and trial (after warm-up).
     pub runs: usize,
@@ -53,7 +88,7 @@ pub struct ModeInfo {
     /// Policy set in force (none for bypass).
     pub policies: Option<String>,
     /// `sql` (explicit user filter) or `policy_only` (the policy alone filters).
-    pub form: String,
+    pub form: Form,
     pub description: String,
 }
 
@@ -69,7 +104,7 @@ pub struct RlsQuery {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RlsSubject {
     /// `heavy` or `median`.
-    pub subject: String,
+    pub subject: Subject,
     pub user: String,
     pub params: Vec<String>,
     pub modes: Vec<ModeRun>,
@@ -151,7 +186,7 @@ pub struct PlanEvidence {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TrapFinding {
     pub query: String,
-    pub subject: String,
+    pub subject: Subject,
     pub indexes: String,
     /// Bypass: the non-leakproof qual is an index condition.
     pub bypass_uses_index: bool,
@@ -178,8 +213,8 @@ pub struct TrapMode {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ChildTableCost {
     pub query: String,
-    pub subject: String,
-    pub form: String,
+    pub subject: Subject,
+    pub form: Form,
     pub exists_p50_ms: f64,
     pub definer_p50_ms: f64,
     pub exists_overhead: Option<f64>,

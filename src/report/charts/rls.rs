@@ -11,13 +11,13 @@ pub fn charts(results: &RunResults, out: &mut BTreeMap<String, String>) {
         .queries
         .iter()
         .flat_map(|q| q.subjects.iter())
-        .map(|x| x.subject.clone())
-        .find(|x| x == "heavy")
+        .map(|x| x.subject)
+        .find(|x| *x == crate::params::Subject::Heavy)
         .or_else(|| {
             s.queries
                 .first()
                 .and_then(|q| q.subjects.first())
-                .map(|x| x.subject.clone())
+                .map(|x| x.subject)
         });
     let Some(subject) = subject else { return };
     let modes: Vec<String> = s
