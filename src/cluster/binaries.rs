@@ -18,6 +18,14 @@ impl PgBinaries {
         self.bindir.join(name)
     }
 
+    /// Whether this installation has the server library `name` (an extension's `.so`, found
+    /// beside the binaries as Debian installs them), so it can be preloaded.
+    pub fn has_library(&self, name: &str) -> bool {
+        self.bindir
+            .parent()
+            .is_some_and(|root| root.join("lib").join(format!("{name}.so")).is_file())
+    }
+
     /// Finds the binaries: `PG_BIN`, else `pg_config --bindir`, else the newest
     /// `/usr/lib/postgresql/*/bin`, else `PATH`.
     pub fn locate() -> Result<Self> {

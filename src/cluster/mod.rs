@@ -149,6 +149,22 @@ impl EmbeddedCluster {
             .socket_dir()
             .map(|d| d.display().to_string())
             .unwrap_or_default();
+        // pg_cron (ops' scheduled cleanup) and pg_qualstats (advise's predicates) must be
+        // preloaded; each only when installed, so a server without them still starts.
+        // pg_qualstats stays off until a session that reads it turns it on.
+        let mut preload = vec!["pg_stat_statements"];
+        let mut extra = String::new();
+        if self.bins.has_library("pg_cron") {
+            preload.push("pg_cron");
+            // The maintenance database: jobs run in a copy through cron.schedule_in_database,
+            // so the seeded dataset never holds the extension.
+            extra.push_str("cron.database_name = 'postgres'\n");
+        }
+        if self.bins.has_library("pg_qualstats") {
+            preload.push("pg_qualstats");
+            extra.push_str("pg_qualstats.enabled = off\n");
+        }
+        let preload = preload.join(",");
         let text = format!(
             "# Written by storybench; edit freely, storybench rewrites only the port when it is taken.\n\
              port = {port}\n\
@@ -156,13 +172,14 @@ impl EmbeddedCluster {
              unix_socket_directories = '{socket}'\n\
              max_connections = 200\n\
              shared_buffers = '256MB'\n\
-             shared_preload_libraries = 'pg_stat_statements'\n\
+             shared_preload_libraries = '{preload}'\n\
              pg_stat_statements.track = all\n\
              track_io_timing = on\n\
              max_wal_size = '4GB'\n\
              checkpoint_timeout = '15min'\n\
              log_min_messages = warning\n\
-             log_min_error_statement = panic\n"
+             log_min_error_statement = panic\n\
+             {extra}"
         );
         let path = self.data_dir.join(CONF_FILE);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
