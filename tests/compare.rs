@@ -225,6 +225,26 @@ fn partitions_and_capacity_are_gated() {
         "{}",
         stdout(&out)
     );
+    // The same drop with a machine-speed probe 4× slower in the new run (the VM's CPU, not
+    // the database): divided out, not a regression; with the probe unchanged it still is.
+    let probe = |ms: f64| Value::from(vec![ms; 10]);
+    let (mut base_p, mut slow_p) = (base.clone(), slow.clone());
+    base_p["capacity"]["speed_probe_ms"] = probe(10.0);
+    slow_p["capacity"]["speed_probe_ms"] = probe(40.0);
+    let (bp, np) = (
+        write(&dir, "base_p.json", &base_p),
+        write(&dir, "slow_p.json", &slow_p),
+    );
+    let out = compare(&bp, &np, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("capacity (machine speed)"),
+        "{}",
+        stdout(&out)
+    );
+    slow_p["capacity"]["speed_probe_ms"] = probe(10.0);
+    let np = write(&dir, "slow_p.json", &slow_p);
+    assert_eq!(compare(&bp, &np, &[]).status.code(), Some(1));
     // Within the search's bracket (≥ 80/s vs 80/s broken at 88/s): no measurable change.
     let mut same = base.clone();
     same["capacity"]["breaking_rate"] = Value::from(88.0);

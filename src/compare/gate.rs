@@ -97,12 +97,31 @@ pub struct CommonShift {
     pub spread_floor: f64,
 }
 
-/// Judges every metric both runs have (relative to its section's common shift), then
-/// applies Holm and BH across the family.
+/// The machine-speed shift between two capacity searches: the ratio of their probes'
+/// medians (new / base: above 1 = the machine was slower, which lowers a capacity alike),
+/// with its interval. None unless both runs carry the probe.
+pub fn machine_shift(base: &[f64], new: &[f64], phase: &str) -> Option<CommonShift> {
+    let b = stats::sample_quantile_ci(base, 0.5, CONFIDENCE)?;
+    let n = stats::sample_quantile_ci(new, 0.5, CONFIDENCE)?;
+    let i = stats::ratio_of_intervals(&b, &n)?;
+    Some(CommonShift {
+        phase: phase.to_string(),
+        metrics: base.len().min(new.len()),
+        ratio: i.estimate,
+        low: i.low,
+        high: i.high,
+        spread_floor: 0.0,
+    })
+}
+
+/// Judges every metric both runs have (relative to its section's common shift: `given`
+/// ones, measured apart like the machine-speed probe, or the median of the phase's
+/// metrics), then applies Holm and BH across the family.
 pub fn judge(
     pairs: &[(&Metric, &Metric)],
     threshold: f64,
     floors: &Floors,
+    given: Vec<CommonShift>,
 ) -> (Vec<MetricDelta>, Vec<CommonShift>) {
     let ws: Vec<Option<Interval>> = pairs
         .iter()
@@ -114,7 +133,8 @@ pub fn judge(
     let mut phases: Vec<&String> = pairs.iter().filter_map(|(b, _)| b.phase.as_ref()).collect();
     phases.sort();
     phases.dedup();
-    let mut shifts = Vec::new();
+    phases.retain(|p| !given.iter().any(|g| &g.phase == *p));
+    let mut shifts = given;
     for phase in phases {
         let logs: Vec<f64> = pairs
             .iter()

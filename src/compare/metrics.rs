@@ -306,26 +306,47 @@ pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
                 "sustainable_rate_ci",
                 "interval",
             ];
-            let interval = interval_field(&json(c), &names).or(Some(Interval {
+            let bracket = interval_field(&json(c), &names).unwrap_or(Interval {
                 estimate: rate,
                 low: rate,
                 high: c.breaking_rate.unwrap_or(f64::INFINITY).max(rate),
-            }));
-            out.push(Metric {
-                key: format!("capacity/{}/sustainable_rate", c.scenario),
-                section: "capacity",
-                phase: None,
-                unit: "tx/s",
-                value: rate,
-                lower_is_better: false,
-                interval,
-                ungated: None,
-                quantile: None,
             });
+            let capacity_metric = |key: &str, value: f64, interval: Interval, ungated| Metric {
+                key: format!("capacity/{}/{key}", c.scenario),
+                section: "capacity",
+                // Divided by the machine-speed probe's change when both runs carry one.
+                phase: Some(MACHINE_PHASE.to_string()),
+                unit: "tx/s",
+                value,
+                lower_is_better: false,
+                interval: Some(interval),
+                ungated,
+                quantile: None,
+            };
+            // The interpolated crossing, off the search's grid, is what is gated when the
+            // search has one (an older results file gates its sustainable rate).
+            let crossing = c.crossing_rate.filter(|x| *x > 0.0);
+            out.push(capacity_metric(
+                "sustainable_rate",
+                rate,
+                bracket,
+                crossing.map(|_| "gated by its interpolated SLO crossing".to_string()),
+            ));
+            if let Some(x) = crossing {
+                let interval = Interval {
+                    estimate: x,
+                    low: bracket.low.min(x),
+                    high: bracket.high.max(x),
+                };
+                out.push(capacity_metric("slo_crossing", x, interval, None));
+            }
         }
     }
     (out, plans)
 }
+
+/// The phase of the capacity metrics: their common shift is the machine-speed probe's.
+pub const MACHINE_PHASE: &str = "capacity (machine speed)";
 
 /// Mean of per-second counts with a Student-t-like interval (normal quantile, n ≥ 3).
 fn mean_interval(per_second: &[f64]) -> Option<Interval> {

@@ -84,7 +84,17 @@ pub fn compare_with(
         .iter()
         .filter_map(|(k, b)| new_map.get(k).map(|n| (*b, *n)))
         .collect();
-    let (deltas, common_shifts) = gate::judge(&pairs, max_regression, floors);
+    let probes = |r: &RunResults| {
+        r.capacity
+            .as_ref()
+            .map(|c| c.speed_probe_ms.clone())
+            .unwrap_or_default()
+    };
+    let given: Vec<gate::CommonShift> =
+        gate::machine_shift(&probes(base), &probes(new), metrics::MACHINE_PHASE)
+            .into_iter()
+            .collect();
+    let (deltas, common_shifts) = gate::judge(&pairs, max_regression, floors, given);
     let (findings, plans_unchanged) = work::findings(&bp, &np);
     let (plan_regressions, plan_changes) = findings.into_iter().partition(|f| f.regression);
     Comparison {

@@ -81,6 +81,17 @@ fn shift_lines(c: &Comparison) -> Vec<String> {
         .iter()
         .map(|s| {
             let loud = s.low - 1.0 > c.max_regression || s.high < 1.0 / (1.0 + c.max_regression);
+            if s.phase == super::metrics::MACHINE_PHASE {
+                return format!(
+                    "{}{}: the server's CPU probe took {:+.0}% [{:+.0}%, {:+.0}%] longer in the new run (medians of {} runs each); the capacity is judged relative to that",
+                    if loud { "WARNING " } else { "" },
+                    s.phase,
+                    (s.ratio - 1.0) * 100.0,
+                    (s.low - 1.0) * 100.0,
+                    (s.high - 1.0) * 100.0,
+                    s.metrics
+                );
+            }
             format!(
                 "{}{}: all {} time metrics moved {:+.0}% [{:+.0}%, {:+.0}%] together (machine load or a global change); each is judged relative to that",
                 if loud { "WARNING " } else { "" },

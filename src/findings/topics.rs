@@ -82,6 +82,12 @@ pub(super) fn capacity(c: &CapacitySection) -> Finding {
     if let Some(b) = c.breaking_rate {
         f.figures.push(fig("broke at", format!("{b:.1} tx/s")));
     }
+    if let Some(x) = c.crossing_rate {
+        f.figures.push(fig(
+            "SLO crossed at (interpolated)",
+            format!("≈ {x:.1} tx/s"),
+        ));
+    }
     if let Some(k) = c.knee_rate {
         f.figures.push(fig("knee", format!("{k:.1} tx/s")));
     }

@@ -36,6 +36,22 @@ pub fn summary(p: &mut Printer, c: &CapacitySection) -> io::Result<()> {
     for n in &c.notes {
         writeln!(p.human, "  note: {n}")?;
     }
+    if let Some(x) = c.crossing_rate {
+        writeln!(
+            p.human,
+            "the {slo} limit is crossed at about {x:.1}/s (interpolated inside the bracket; errs low)"
+        )?;
+    }
+    if let Some(m) = crate::stats::sample_quantile_ci(&c.speed_probe_ms, 0.5, 0.95) {
+        writeln!(
+            p.human,
+            "machine-speed probe: {:.1} ms median [95 % CI {:.1}–{:.1}] over {} runs before and after (compare divides its change out)",
+            m.estimate,
+            m.low,
+            m.high,
+            c.speed_probe_ms.len()
+        )?;
+    }
     if let Some(k) = c.knee_rate {
         writeln!(p.human, "knee at about {k:.1}/s")?;
     }

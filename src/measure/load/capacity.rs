@@ -276,7 +276,19 @@ pub struct CapacitySection {
     /// The shards `storybench merge` checked agree (the merged results of a sharded search).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_shards: Vec<crate::measure::load::shard::ShardInfo>,
+    /// Where the SLO statistic crosses its limit inside the final bracket, interpolated
+    /// between the two ends' pooled values (log rate against log latency): an estimate
+    /// off the search's grid, so two searches that ended one grid step apart agree closer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing_rate: Option<f64>,
+    /// The machine-speed probe's times (ms), half before and half after the search: the
+    /// server's CPU speed during it, which compare divides out of a capacity change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speed_probe_ms: Vec<f64>,
 }
+
+/// Probe runs before and after the search.
+const SPEED_PROBE_RUNS: usize = 5;
 
 /// Runs the search on `target` (the stage's pristine copy of the dataset).
 ///
@@ -293,9 +305,10 @@ pub async fn search(
     opts: &CapacityOptions,
 ) -> Result<CapacitySection> {
     opts.validate()?;
-    let postmaster = {
+    let (postmaster, mut speed_probe_ms) = {
         let mut conn = target.connect().await?;
-        probe::local_postmaster(&mut conn).await
+        let pm = probe::local_postmaster(&mut conn).await;
+        (pm, probe::speed_probe(&mut conn, SPEED_PROBE_RUNS).await?)
     };
     let reset_seconds = std::cell::Cell::new(0.0);
     let reset = async || {
@@ -348,7 +361,12 @@ pub async fn search(
         }
     })
     .await?;
+    if !crate::interrupt::interrupted() {
+        let mut conn = target.connect().await?;
+        speed_probe_ms.extend(probe::speed_probe(&mut conn, SPEED_PROBE_RUNS).await?);
+    }
     let mut section = CapacitySection {
+        speed_probe_ms,
         reset_seconds: reset_seconds.get(),
         scenario: scenario.name.clone(),
         slo: Some(opts.slo.clone()),

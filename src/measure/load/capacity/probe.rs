@@ -24,6 +24,7 @@ struct File {
 struct Queries {
     backend_pid: String,
     io: String,
+    speed_probe: String,
 }
 
 crate::sql_file!(fn file() -> File = "scenarios/capacity_stats.toml");
@@ -60,6 +61,20 @@ pub async fn local_postmaster(conn: &mut PgConnection) -> Option<i64> {
     let (comm, ppid, _, _) = proc_stat(&pid.to_string())?;
     let (parent, _, _, _) = proc_stat(&ppid.to_string())?;
     (comm == "postgres" && parent == "postgres").then_some(ppid)
+}
+
+/// Times the machine-speed probe `runs` times (after one untimed run that warms the backend)
+/// and returns the times in ms: the server's CPU speed at this moment.
+pub async fn speed_probe(conn: &mut PgConnection, runs: usize) -> Result<Vec<f64>> {
+    let sql = || AssertSqlSafe(q().speed_probe.clone());
+    sqlx::query(sql()).execute(&mut *conn).await?;
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        sqlx::query(sql()).execute(&mut *conn).await?;
+        out.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(out)
 }
 
 /// CPU ticks of the server: the postmaster, its reaped children and its live ones.

@@ -226,6 +226,10 @@ pub fn conclude(section: &mut CapacitySection, opts: &CapacityOptions, exhausted
             );
         }
     }
+    section.crossing_rate = match (&good, &bad) {
+        (Some(g), Some(b)) => crossing(g, b, opts.slo.limit_ms),
+        _ => None,
+    };
     section.knee_rate = knee(&table);
     if let Some(g) = &good {
         let at: Vec<&CapacityStep> = section
@@ -288,6 +292,19 @@ fn basis(
         );
     }
     text
+}
+
+/// The rate where the SLO statistic reaches `limit` between the bracket's ends, linear in
+/// log rate against log latency. Latency grows convexly toward saturation, so the chord
+/// reaches the limit no later than the curve: the estimate errs low. None when the break was
+/// not the latency's (errors, a backlog) or the ends' values do not straddle the limit.
+fn crossing(good: &RateVerdict, bad: &RateVerdict, limit: f64) -> Option<f64> {
+    let (yg, yb) = (good.slo_value_ms, bad.slo_value_ms);
+    if !(yg > 0.0 && yg <= limit && yb > limit && bad.rate > good.rate) {
+        return None;
+    }
+    let t = (limit.ln() - yg.ln()) / (yb.ln() - yg.ln());
+    Some((good.rate.ln() + t * (bad.rate.ln() - good.rate.ln())).exp())
 }
 
 /// Highest sustained rate whose pooled SLO statistic stayed within twice the lowest rate's.

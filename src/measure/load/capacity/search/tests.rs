@@ -172,3 +172,86 @@ fn a_latency_floor_above_the_slo_stops_the_descent() {
         s.interval_basis
     );
 }
+
+/// A smooth queueing curve (p95 = 5 ms / (1 − rate/300)): the limit 50 ms is crossed at 270/s.
+fn queueing(plan: &StepPlan) -> CapacityStep {
+    let p95 = if plan.rate < 300.0 {
+        5.0 / (1.0 - plan.rate / 300.0)
+    } else {
+        f64::INFINITY
+    };
+    CapacityStep {
+        target_rate: plan.rate,
+        attempted: (plan.rate * plan.duration.as_secs_f64()) as u64,
+        expected: plan.rate * plan.duration.as_secs_f64(),
+        slo_value_ms: p95.min(1e6),
+        passed: p95 <= 50.0,
+        phase: plan.phase.into(),
+        step_seconds: plan.duration.as_secs_f64(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_crossing_is_interpolated_inside_the_bracket_and_errs_low() {
+    // Searches started on different grids end on different brackets; the interpolated
+    // crossing lies inside each bracket, at or below the true 270/s, and the two agree
+    // closer than their sustainable rates do.
+    let answers: Vec<(f64, f64)> = [20.0, 27.0, 33.0]
+        .into_iter()
+        .map(|start| {
+            let o = CapacityOptions {
+                start_rate: start,
+                ..opts()
+            };
+            let (steps, exhausted) = futures::executor::block_on(drive(&o, |plan| {
+                let step = queueing(&plan);
+                async move { Ok(step) }
+            }))
+            .unwrap();
+            let mut s = CapacitySection {
+                steps,
+                ..Default::default()
+            };
+            conclude(&mut s, &o, exhausted);
+            let (g, b, x) = (
+                s.sustainable_rate.unwrap(),
+                s.breaking_rate.unwrap(),
+                s.crossing_rate.unwrap(),
+            );
+            assert!(g <= x && x <= b && x <= 270.0 + 1e-9, "{g} {x} {b}");
+            (g, x)
+        })
+        .collect();
+    let spread = |v: Vec<f64>| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), x| (l.min(*x), h.max(*x)));
+        hi / lo - 1.0
+    };
+    let rates = spread(answers.iter().map(|a| a.0).collect());
+    let crossings = spread(answers.iter().map(|a| a.1).collect());
+    assert!(crossings < rates, "crossings {crossings} vs rates {rates}");
+}
+
+#[test]
+fn no_crossing_when_the_break_was_not_the_latency() {
+    let mut o = opts();
+    o.repeats = 1;
+    let s = search_with(150.0, &[], &o);
+    // fake() steps sit at 20 ms or 80 ms: a straddle, so a crossing inside the bracket.
+    let x = s.crossing_rate.unwrap();
+    assert!(s.sustainable_rate.unwrap() <= x && x <= s.breaking_rate.unwrap());
+    let g = RateVerdict {
+        rate: 100.0,
+        slo_value_ms: 20.0,
+        ..Default::default()
+    };
+    // The break came from errors with the latency under the limit.
+    let b = RateVerdict {
+        rate: 110.0,
+        slo_value_ms: 30.0,
+        ..Default::default()
+    };
+    assert_eq!(crossing(&g, &b, 50.0), None);
+}
