@@ -7,23 +7,28 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 
-crate::sql_file!(fn file() -> File = "schema/advise_lint.toml");
+crate::sql_file!(pub(super) fn file() -> File = "schema/advise_lint.toml");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    queries: Queries,
+pub(super) struct File {
+    pub(super) queries: Queries,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Queries {
+pub(super) struct Queries {
     auth_per_row: String,
     multiple_permissive: String,
     unindexed_foreign_keys: String,
     mutable_search_path: String,
     rls_no_policy: String,
     exposed_security_definer: String,
+    pub(super) fix_auth_per_row: String,
+    pub(super) fix_multiple_permissive: String,
+    pub(super) foreign_key_cases: String,
+    pub(super) local_timeout: String,
+    pub(super) explain_lookup: String,
 }
 
 #[cfg(test)]
