@@ -3,7 +3,8 @@
 //! measurement engine, interleaved against the copy as it is: bare `auth.uid()` wrapped in a
 //! sub-select and OR-ed permissive policies split or scoped (every app catalog query, under
 //! its role and claims), an unindexed foreign key indexed (the parent's DELETE, whose check
-//! scans the child). SQL in `schema/advise_lint.toml`.
+//! scans the child). Non-leakproof filters under RLS are found from the plans with and
+//! without RLS and timed against the bypass. SQL in `schema/advise_lint.toml`.
 
 use super::lint::{file, Rule};
 use crate::catalog::{QuerySpec, Role};
@@ -92,7 +93,14 @@ async fn on_copies(
         .await?
         .unwrap_or_default();
     let ctx = RequestContext::new(variant.api_usage, timeout);
-    let mut out = Vec::new();
+    let catalog = crate::catalog::load_default()?;
+    let specs: Vec<&QuerySpec> = catalog
+        .queries
+        .iter()
+        .filter(|s| s.role == Role::App)
+        .collect();
+    let app = app_queries(&mut a, &specs).await?;
+    let mut out = non_leakproof(&mut a, &app, &ctx, opts).await?;
     let q = &file().queries;
     for (rule, query) in [
         (Rule::AuthRlsInitplan, &q.fix_auth_per_row),
@@ -111,7 +119,8 @@ async fn on_copies(
             tx.execute(AssertSqlSafe(s.clone())).await?;
         }
         tx.commit().await?;
-        let measured = policy_reads(&mut a, &mut b, rule, &tables, &statements, &ctx, opts).await;
+        let measured =
+            policy_reads(&mut a, &mut b, rule, &tables, &statements, &app, &ctx, opts).await;
         // Back to the variant as linted before the next fix.
         crate::schema::set_policies(&mut b, policies).await?;
         out.extend(measured?);
@@ -120,42 +129,60 @@ async fn on_copies(
     Ok(out)
 }
 
+/// An app catalog query with the heaviest user's parameters.
+struct AppQuery<'a> {
+    spec: &'a QuerySpec,
+    params: Vec<crate::params::ParamValue>,
+    who: crate::auth::Principal,
+    subject: String,
+}
+
+async fn app_queries<'a>(
+    a: &mut PgConnection,
+    specs: &[&'a QuerySpec],
+) -> Result<Vec<AppQuery<'a>>> {
+    let dataset = crate::seed::require_complete(a).await?;
+    let population = Population::load(a, dataset.anchor).await?;
+    let subjects = crate::measure::explain::subjects(&population);
+    let drawn =
+        crate::measure::explain::draw_parameters(a, specs, &subjects[..1], &population, 42).await?;
+    Ok(specs
+        .iter()
+        .zip(drawn)
+        .filter_map(|(spec, mut params)| {
+            let (si, params) = params.drain(..).next()?;
+            Some(AppQuery {
+                spec,
+                params,
+                who: principal_for(spec, subjects[si].user),
+                subject: subjects[si].subject.name().to_string(),
+            })
+        })
+        .collect())
+}
+
 /// Every app catalog query for the heaviest user, as it is and with the policies fixed.
+#[allow(clippy::too_many_arguments)]
 async fn policy_reads(
     a: &mut PgConnection,
     b: &mut PgConnection,
     rule: Rule,
     tables: &[String],
     fix: &[String],
+    app: &[AppQuery<'_>],
     ctx: &RequestContext,
     opts: &EngineOptions,
 ) -> Result<Vec<AdvisoryCost>> {
-    let catalog = crate::catalog::load_default()?;
-    let specs: Vec<&QuerySpec> = catalog
-        .queries
-        .iter()
-        .filter(|s| s.role == Role::App)
-        .collect();
-    let dataset = crate::seed::require_complete(a).await?;
-    let population = Population::load(a, dataset.anchor).await?;
-    let subjects = crate::measure::explain::subjects(&population);
-    let drawn =
-        crate::measure::explain::draw_parameters(a, &specs, &subjects[..1], &population, 42)
-            .await?;
     let mut out = Vec::new();
-    for (spec, params) in specs.iter().zip(&drawn) {
+    for q in app {
         crate::interrupt::check()?;
-        let Some((si, params)) = params.first() else {
-            continue;
-        };
-        let who = principal_for(spec, subjects[*si].user);
         let arms: Vec<SqlArm> = (0..2)
             .map(|conn| SqlArm {
                 conn,
-                spec,
-                sql: &spec.sql,
-                params,
-                who: who.clone(),
+                spec: q.spec,
+                sql: &q.spec.sql,
+                params: &q.params,
+                who: q.who.clone(),
                 ctx,
             })
             .collect();
@@ -173,8 +200,72 @@ async fn policy_reads(
             rule,
             tables.join(", "),
             fix.to_vec(),
-            spec.name.clone(),
-            Some(subjects[*si].subject.name().to_string()),
+            q.spec.name.clone(),
+            Some(q.subject.clone()),
+            o,
+        ));
+    }
+    Ok(out)
+}
+
+/// App reads whose filter uses a non-leakproof operator that is an index condition without
+/// RLS (as the service role) but a Filter under it (PostgreSQL keeps such a qual above the
+/// policy's): shown from the two plans, then timed under RLS (`as_is`) against the same
+/// statement bypassing it (`fixed`: what a leakproof form could at best reach).
+async fn non_leakproof(
+    a: &mut PgConnection,
+    app: &[AppQuery<'_>],
+    ctx: &RequestContext,
+    opts: &EngineOptions,
+) -> Result<Vec<AdvisoryCost>> {
+    use crate::measure::rls::evidence::of_plan;
+    let mut out = Vec::new();
+    for q in app.iter().filter(|q| q.spec.is_read()) {
+        crate::interrupt::check()?;
+        let service = crate::auth::Principal::Service;
+        let evidence = async |conn: &mut PgConnection, who: &crate::auth::Principal| -> Result<_> {
+            let raw = crate::measure::exec::explain(conn, &q.spec.sql, &q.params, who, ctx).await?;
+            Ok(of_plan(&crate::plan::summarize(&raw)?))
+        };
+        let under_rls = evidence(&mut *a, &q.who).await?;
+        let bypass = evidence(&mut *a, &service).await?;
+        if under_rls.nonleakproof_filter.is_empty() || bypass.nonleakproof_index_cond.is_empty() {
+            continue;
+        }
+        let arms: Vec<SqlArm> = [q.who.clone(), service]
+            .into_iter()
+            .map(|who| SqlArm {
+                conn: 0,
+                spec: q.spec,
+                sql: &q.spec.sql,
+                params: &q.params,
+                who,
+                ctx,
+            })
+            .collect();
+        let mut conns: [&mut PgConnection; 1] = [&mut *a];
+        let o = engine::measure(
+            &mut SqlRunner {
+                conns: &mut conns,
+                arms: &arms,
+            },
+            &[None, Some(0)],
+            opts,
+        )
+        .await;
+        let mut shown = under_rls.nonleakproof_filter.clone();
+        shown.extend(
+            bypass
+                .nonleakproof_index_cond
+                .iter()
+                .map(|c| format!("bypassing RLS, {c}")),
+        );
+        out.push(cost(
+            Rule::NonLeakproofUnderRls,
+            q.spec.name.clone(),
+            shown,
+            q.spec.name.clone(),
+            Some(q.subject.clone()),
             o,
         ));
     }
@@ -256,8 +347,9 @@ async fn foreign_keys(
     Ok(out)
 }
 
-/// The parent's DELETE, rolled back, on each copy; its work figures are those of the
-/// foreign key check's own lookup on the child (the DELETE's plan does not count them).
+/// The parent's DELETE, rolled back, on each copy, timed to its end or to a NO ACTION key's
+/// refusal; its work figures are those of the foreign key check's own lookup on the child
+/// (the DELETE's plan does not count them).
 struct DeleteRunner<'a, 'c> {
     conns: [&'c mut PgConnection; 2],
     delete: &'a str,
@@ -279,12 +371,18 @@ impl Runner for DeleteRunner<'_, '_> {
             .execute(&mut *tx)
             .await?;
         let started = Instant::now();
-        let rows = sqlx::query(AssertSqlSafe(self.delete.to_string()))
+        let done = sqlx::query(AssertSqlSafe(self.delete.to_string()))
             .bind(self.key)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await;
         let elapsed = started.elapsed();
+        // A NO ACTION key refuses the delete at its check (23503, foreign_key_violation):
+        // the check ran, which is what is timed.
+        let rows = match done {
+            Ok(r) => r.rows_affected(),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23503") => 0,
+            Err(e) => return Err(e.into()),
+        };
         tx.rollback().await?;
         Ok((elapsed, rows))
     }

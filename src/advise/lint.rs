@@ -46,6 +46,8 @@ pub enum Rule {
     FunctionSearchPathMutable,
     RlsEnabledNoPolicy,
     ExposedSecurityDefiner,
+    /// Found from the plans (`advise schema --measure`), not the catalog.
+    NonLeakproofUnderRls,
 }
 
 impl Rule {
@@ -57,6 +59,7 @@ impl Rule {
             Rule::FunctionSearchPathMutable => "function_search_path_mutable",
             Rule::RlsEnabledNoPolicy => "rls_enabled_no_policy",
             Rule::ExposedSecurityDefiner => "security_definer_in_exposed_schema",
+            Rule::NonLeakproofUnderRls => "non_leakproof_filter_under_rls",
         }
     }
 
@@ -78,6 +81,9 @@ impl Rule {
             }
             Rule::ExposedSecurityDefiner => {
                 "move it to a schema the API does not expose, or make it SECURITY INVOKER"
+            }
+            Rule::NonLeakproofUnderRls => {
+                "a leakproof form of the filter (equality or range on a column, an index the user's own rows are reached by first), or accept the filter above the policy"
             }
         }
     }
