@@ -7,6 +7,9 @@
 -- The Rust code drops every policy on these tables before applying a set: this file
 -- only creates. Policy names are identical to initplan.sql.
 
+-- api_usage's partitions stay in public, as the document's DDL has them.
+SELECT storybench.place_api_usage_partitions('public');
+
 -- Heroes: users can only access their own heroes (document).
 CREATE POLICY "Users can view own heroes" ON public.heroes
     FOR SELECT USING (auth.uid() = user_id);

@@ -7,23 +7,28 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 
-crate::sql_file!(fn file() -> File = "schema/advise_lint.toml");
+crate::sql_file!(pub(super) fn file() -> File = "schema/advise_lint.toml");
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
-    queries: Queries,
+pub(super) struct File {
+    pub(super) queries: Queries,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Queries {
+pub(super) struct Queries {
     auth_per_row: String,
     multiple_permissive: String,
     unindexed_foreign_keys: String,
     mutable_search_path: String,
     rls_no_policy: String,
     exposed_security_definer: String,
+    pub(super) fix_auth_per_row: String,
+    pub(super) fix_multiple_permissive: String,
+    pub(super) foreign_key_cases: String,
+    pub(super) local_timeout: String,
+    pub(super) explain_lookup: String,
 }
 
 #[cfg(test)]
@@ -41,6 +46,8 @@ pub enum Rule {
     FunctionSearchPathMutable,
     RlsEnabledNoPolicy,
     ExposedSecurityDefiner,
+    /// Found from the plans (`advise schema --measure`), not the catalog.
+    NonLeakproofUnderRls,
 }
 
 impl Rule {
@@ -52,6 +59,7 @@ impl Rule {
             Rule::FunctionSearchPathMutable => "function_search_path_mutable",
             Rule::RlsEnabledNoPolicy => "rls_enabled_no_policy",
             Rule::ExposedSecurityDefiner => "security_definer_in_exposed_schema",
+            Rule::NonLeakproofUnderRls => "non_leakproof_filter_under_rls",
         }
     }
 
@@ -73,6 +81,9 @@ impl Rule {
             }
             Rule::ExposedSecurityDefiner => {
                 "move it to a schema the API does not expose, or make it SECURITY INVOKER"
+            }
+            Rule::NonLeakproofUnderRls => {
+                "a leakproof form of the filter (equality or range on a column, an index the user's own rows are reached by first), or accept the filter above the policy"
             }
         }
     }

@@ -3,6 +3,7 @@
 //! proves index changes by measurement, `advise schema` lints a variant (`lint`).
 
 pub mod citus;
+pub mod costs;
 pub mod indexes;
 pub mod lint;
 

@@ -35,6 +35,22 @@ pub struct SchemaArgs {
     /// Exit 1 when there is any advisory (a CI check of the variant).
     #[arg(long)]
     pub strict: bool,
+    /// Measure each advisory's cost: its fix made on a second pristine copy, the statements
+    /// it affects timed interleaved against the copy as it is (engine, paired intervals).
+    #[arg(long)]
+    pub measure: bool,
+    /// Most interleaved rounds per statement measured.
+    #[arg(long, default_value_t = 400)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Time budget per statement measured, once the percentiles' rounds are reached.
+    #[arg(long, default_value = "500ms", value_parser = crate::measure::load::parse_duration)]
+    #[serde(with = "crate::units::duration_secs")]
+    pub budget: std::time::Duration,
+    #[arg(long, default_value = "30s", value_parser = crate::measure::load::parse_duration)]
+    #[serde(with = "crate::units::duration_secs")]
+    pub statement_timeout: std::time::Duration,
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -220,10 +236,34 @@ async fn schema(db: &DbArgs, args: SchemaArgs) -> Result<i32> {
                 })
                 .await?;
             found = advisories.len();
+            let costs = if args.measure && !advisories.is_empty() {
+                let engine = crate::measure::engine::EngineOptions::new(
+                    args.warmup,
+                    args.runs.max(1),
+                    args.budget,
+                    &[50.0, 95.0],
+                );
+                // Two pristine copies (as is, fixed), made by the stage.
+                session
+                    .stage(
+                        "advise_costs",
+                        crate::advise::costs::measure(
+                            target,
+                            &indexes,
+                            &policies,
+                            &engine,
+                            args.statement_timeout,
+                        ),
+                    )
+                    .await?
+            } else {
+                Vec::new()
+            };
             let section = crate::advise::indexes::LintSection {
                 indexes,
                 policies,
                 advisories,
+                costs,
             };
             crate::printer::show(|p| crate::printer::advice::lint(p, &section));
             session.results.lint = Some(section);

@@ -47,3 +47,44 @@ pub(super) fn advice(s: &AdviceSection) -> Finding {
     ));
     f
 }
+
+/// One advisory's measured cost in words: what its fix changed for one statement.
+pub fn advisory_cost(c: &crate::advise::costs::AdvisoryCost) -> String {
+    use crate::stats::Side;
+    let who = c
+        .subject
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let mut line = format!("{}{who}: ", c.statement);
+    match (c.ratio, c.side) {
+        (Some(r), Some(side)) => {
+            let verdict = match side {
+                Side::Below => "faster with the fix",
+                Side::Above => "slower with the fix",
+                Side::Includes => "no measurable difference",
+            };
+            line.push_str(&format!(
+                "{verdict}, ×{:.2} [{:.2}–{:.2}]",
+                r.estimate, r.low, r.high
+            ));
+        }
+        _ => line.push_str("not compared"),
+    }
+    if let (Some(a), Some(b)) = (&c.as_is, &c.fixed) {
+        line.push_str(&format!(", p50 {:.3} → {:.3} ms", a.p50_ms, b.p50_ms));
+    }
+    if let (Some(a), Some(b)) = (&c.work_as_is, &c.work_fixed) {
+        line.push_str(&format!(
+            ", buffers {} → {}, executor {:.2} → {:.2} ms",
+            a.shared_buffers(),
+            b.shared_buffers(),
+            a.execution_ms,
+            b.execution_ms
+        ));
+    }
+    if let Some(e) = &c.error {
+        line.push_str(&format!(", error: {e}"));
+    }
+    line
+}

@@ -2,7 +2,7 @@
 //! baseline), worded from the figures of a run in this one place. The report's findings
 //! block and the end of `run`'s terminal output both print [`of`]'s result.
 
-mod advice;
+pub mod advice;
 mod ops;
 pub mod partitions_verdicts;
 pub mod rls_advice;

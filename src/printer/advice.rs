@@ -69,9 +69,15 @@ fn change(p: &mut Printer, v: &Verified) -> io::Result<()> {
     } else {
         ""
     };
+    let only_qualstats = v.sources == [crate::advise::indexes::candidates::Source::Qualstats];
+    let source = if only_qualstats {
+        " [from pg_qualstats' executed predicates only]"
+    } else {
+        ""
+    };
     writeln!(
         p.human,
-        "  - {verdict:<11} {}{rls}: {}",
+        "  - {verdict:<11} {}{rls}{source}: {}",
         v.statement, v.reason
     )?;
     for e in v
@@ -92,7 +98,28 @@ pub fn lint(p: &mut Printer, s: &LintSection) -> io::Result<()> {
         s.indexes, s.policies
     )?;
     advisories(p, &s.advisories)?;
-    writeln!(p.machine, "schema_advisories {}", s.advisories.len())
+    let mut rules: Vec<_> = s.costs.iter().map(|c| c.rule).collect();
+    rules.dedup();
+    for rule in rules {
+        let of: Vec<_> = s.costs.iter().filter(|c| c.rule == rule).collect();
+        writeln!(
+            p.human,
+            "  measured, {} fixed on a second copy:",
+            rule.name()
+        )?;
+        if let Some(fix) = of.first().and_then(|c| c.fix.first()) {
+            writeln!(p.human, "    fix (first of {}): {fix}", of[0].fix.len())?;
+        }
+        for c in of {
+            writeln!(
+                p.human,
+                "    - {}",
+                crate::findings::advice::advisory_cost(c)
+            )?;
+        }
+    }
+    writeln!(p.machine, "schema_advisories {}", s.advisories.len())?;
+    writeln!(p.machine, "schema_advisory_costs {}", s.costs.len())
 }
 
 /// Advisories grouped by rule, each rule with its fix.

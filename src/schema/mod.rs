@@ -23,6 +23,7 @@ const OWNED_SCHEMAS: &[&str] = &[
     "storybench_flat",
     "storybench",
     "storybench_private",
+    "partitions",
 ];
 /// Roles the auth shim needs; the ones missing before set-up are recorded as ours.
 const AUTH_ROLES: &[&str] = &["anon", "authenticated", "service_role", "authenticator"];
@@ -344,6 +345,9 @@ pub async fn set_policies(conn: &mut PgConnection, name: &str) -> Result<()> {
     let _: i32 = sqlx::query_scalar(sql(&q().drop_policies))
         .fetch_one(&mut *tx)
         .await?;
+    // The sets place api_usage's partitions (partitions.sql's function): a dataset seeded
+    // before it existed gets it here, on the copy being switched.
+    run_file(&mut tx, "schema/partitions.sql").await?;
     run_file(&mut tx, format!("schema/policies/{name}.sql")).await?;
     update_variant(&mut tx, |v| v.policies = name.to_string()).await?;
     tx.commit().await?;

@@ -70,7 +70,7 @@ pub fn render(s: &AdviceSection) -> String {
 pub fn evidence(e: &super::types::Effect) -> String {
     let ms = |l: &Option<crate::latency::LatencySummary>| {
         l.as_ref()
-            .map(|l| format!("{:.3}", l.mean_ms))
+            .map(|l| format!("{:.3}", l.p50_ms))
             .unwrap_or("–".into())
     };
     let mut line = format!(

@@ -26,6 +26,17 @@ pub struct Candidate {
     /// a superuser (no policies applied) would not see it.
     #[serde(default)]
     pub from_rls: bool,
+    /// Where its key was read: the plans' text, pg_qualstats' executed predicates, or both.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+/// Where a candidate's key was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Plan,
+    Qualstats,
 }
 
 impl Candidate {
@@ -135,6 +146,7 @@ pub fn from_use(query: &str, sql: &str, u: &TableUse) -> Vec<Candidate> {
         predicate,
         suggested_by: vec![query.to_string()],
         from_rls: false,
+        sources: vec![Source::Plan],
     };
     let mut out = Vec::new();
     for c in u.equality.iter().chain(&u.range) {
@@ -253,6 +265,12 @@ pub fn screenable(
             Some(m) => {
                 // RLS-only when no query suggests it without the policies' help.
                 m.from_rls &= c.from_rls;
+                for s in c.sources {
+                    if !m.sources.contains(&s) {
+                        m.sources.push(s);
+                    }
+                }
+                m.sources.sort();
                 for q in c.suggested_by {
                     if !m.suggested_by.contains(&q) {
                         m.suggested_by.push(q);

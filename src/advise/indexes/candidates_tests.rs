@@ -97,6 +97,7 @@ fn statements_and_names_are_valid_postgres() {
         predicate: None,
         suggested_by: vec![],
         from_rls: false,
+        sources: vec![Source::Plan],
     };
     assert!(long.index_name().len() <= 63);
 }

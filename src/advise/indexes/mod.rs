@@ -8,6 +8,7 @@
 mod advice_file;
 pub mod candidates;
 pub mod predicates;
+mod qualstats;
 mod screen;
 mod types;
 mod verify;
@@ -52,7 +53,12 @@ struct Queries {
     hypopg_version: String,
     hypothetical: String,
     hypothetical_reset: String,
-    qualstats_ready: String,
+    qualstats_preloaded: String,
+    qualstats_available: String,
+    create_qualstats: String,
+    qualstats_schema: String,
+    qualstats_on: String,
+    qualstats_read: String,
     explain_costs: String,
     explain_screen: String,
     index_bytes: String,
@@ -215,7 +221,6 @@ async fn advise(
     let partitioned: Vec<String> = sqlx::query_scalar(sql(&file().queries.partitioned))
         .fetch_all(&mut base)
         .await?;
-    section.qualstats_note = qualstats_note(&mut base).await;
 
     // Every query's plan under its own role, and what it asks of each table.
     let mut plans: Vec<Plan> = Vec::new();
@@ -270,6 +275,44 @@ async fn advise(
                 candidates::mark_rls(&mut these, bypass);
             }
             suggested.extend(these);
+        }
+    }
+    // The predicates the executor evaluated, from pg_qualstats where the server has it.
+    match qualstats::read(without.target(), &plans, &relations, ctx).await {
+        Ok(qualstats::Outcome::Read {
+            version,
+            uses,
+            predicates,
+        }) => {
+            let before = suggested.len();
+            for (i, table_uses) in uses {
+                let plan = &plans[i];
+                for u in &table_uses {
+                    let mut these = candidates::from_use(&plan.spec.name, &plan.spec.sql, u);
+                    for c in &mut these {
+                        c.sources = vec![candidates::Source::Qualstats];
+                    }
+                    if let Some(bypass) = &plan.bypass_uses {
+                        candidates::mark_rls(&mut these, bypass);
+                    }
+                    suggested.extend(these);
+                }
+            }
+            section.qualstats_note = format!(
+                "pg_qualstats {version}: {predicates} executed predicates read, {} candidates from them (merged with the plans' below)",
+                suggested.len() - before
+            );
+            section.qualstats = Some(version);
+            section.qualstats_predicates = predicates;
+        }
+        Ok(qualstats::Outcome::Unavailable(note)) => {
+            crate::say!("  advise: {note}");
+            section.qualstats_note = note;
+        }
+        Err(e) => {
+            let note = format!("pg_qualstats not read: {e:#}; candidates come from the plans only");
+            crate::say!("  advise: {note}");
+            section.qualstats_note = note;
         }
     }
     section.suggested = suggested.len();
@@ -333,6 +376,7 @@ async fn advise(
         };
         let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
         v.from_rls = c.from_rls;
+        v.sources = c.sources.clone();
         crate::say!("  advise: {} {:?}: {}", c.key(), v.verdict, v.reason);
         section.created.push(v);
     }
@@ -499,17 +543,6 @@ async fn existing_indexes(conn: &mut PgConnection) -> Result<Vec<ExistingIndex>>
             })
         })
         .collect()
-}
-
-async fn qualstats_note(conn: &mut PgConnection) -> String {
-    match sqlx::query_scalar::<_, bool>(sql(&file().queries.qualstats_ready))
-        .fetch_one(&mut *conn)
-        .await
-    {
-        Ok(true) => "pg_qualstats is loaded, but its predicates are not read yet: candidates come from the plans".into(),
-        Ok(false) => "pg_qualstats is not loaded (it needs shared_preload_libraries): candidates come from the plans".into(),
-        Err(e) => format!("pg_qualstats not checked: {e}"),
-    }
 }
 
 /// Executions of each catalog query per 1,000 transactions of the scenario: users split by

@@ -21,6 +21,12 @@ pub struct AdviceSection {
     pub hypopg_note: Option<String>,
     /// Whether pg_qualstats' predicates were added, and why not.
     pub qualstats_note: String,
+    /// pg_qualstats' version, when its predicates were read.
+    #[serde(default)]
+    pub qualstats: Option<String>,
+    /// Predicates pg_qualstats recorded over all the queries' executions.
+    #[serde(default)]
+    pub qualstats_predicates: usize,
     /// Plans read (query × subject) and candidates they suggested before deduplication.
     pub plans_read: usize,
     pub suggested: usize,
@@ -48,6 +54,9 @@ pub struct LintSection {
     pub indexes: String,
     pub policies: String,
     pub advisories: Vec<crate::advise::lint::Advisory>,
+    /// `--measure`: each advisory's fix timed against the variant as it is.
+    #[serde(default)]
+    pub costs: Vec<crate::advise::costs::AdvisoryCost>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -114,6 +123,9 @@ pub struct Verified {
     /// A new index whose key only the RLS policies ask for (a superuser advisor misses it).
     #[serde(default)]
     pub from_rls: bool,
+    /// Where the candidate's key was read (plans, pg_qualstats).
+    #[serde(default)]
+    pub sources: Vec<super::candidates::Source>,
 }
 
 /// One affected query, with and without the change.

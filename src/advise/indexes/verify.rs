@@ -103,6 +103,7 @@ pub async fn verify(
         verdict,
         reason,
         from_rls: false,
+        sources: Vec::new(),
     })
 }
 

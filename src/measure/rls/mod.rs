@@ -4,7 +4,7 @@
 //! `schema::set_policies` and the original set is restored at the end, whatever happens.
 
 mod audit;
-mod evidence;
+pub(crate) mod evidence;
 mod matrix;
 mod scenario;
 mod setup_cost;
