@@ -98,6 +98,14 @@ async fn search_reports_an_interval_names_saturation_and_lengthens_short_steps()
     );
     assert!(!c["rates"].as_array().unwrap().is_empty());
     assert!(steps.iter().any(|s| s["phase"] == "repeat"), "{c}");
+    // The machine-speed probe ran five times before and five after the search.
+    let probe = c["speed_probe_ms"].as_array().expect("speed_probe_ms");
+    assert_eq!(probe.len(), 10, "{c}");
+    assert!(probe.iter().all(|t| t.as_f64().unwrap() > 0.0));
+    // An interpolated crossing, when there is one, lies inside the bracket.
+    if let Some(x) = c["crossing_rate"].as_f64() {
+        assert!(rate <= x && x <= c["breaking_rate"].as_f64().unwrap(), "{c}");
+    }
     let last = stdout(&out);
     let last = last
         .lines()
