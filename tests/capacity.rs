@@ -104,7 +104,10 @@ async fn search_reports_an_interval_names_saturation_and_lengthens_short_steps()
     assert!(probe.iter().all(|t| t.as_f64().unwrap() > 0.0));
     // An interpolated crossing, when there is one, lies inside the bracket.
     if let Some(x) = c["crossing_rate"].as_f64() {
-        assert!(rate <= x && x <= c["breaking_rate"].as_f64().unwrap(), "{c}");
+        assert!(
+            rate <= x && x <= c["breaking_rate"].as_f64().unwrap(),
+            "{c}"
+        );
     }
     let last = stdout(&out);
     let last = last

@@ -156,193 +156,230 @@ fn json<T: Serialize>(t: &T) -> Value {
     serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
-pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
-    let mut out = Vec::new();
-    let mut plans = Vec::new();
-    let mut plan = |section, key: String, p: &Option<PlanSummary>| {
+/// The metrics and plans of one run, collected section by section.
+#[derive(Default)]
+struct Collected {
+    out: Vec<Metric>,
+    plans: Vec<PlanAt>,
+}
+
+impl Collected {
+    fn plan(&mut self, section: &'static str, key: String, p: &Option<PlanSummary>) {
         if let Some(p) = p {
-            plans.push(PlanAt {
+            self.plans.push(PlanAt {
                 key,
                 section,
                 plan: p.clone(),
             });
         }
-    };
-    if let Some(ex) = &r.explain {
-        for q in &ex.queries {
-            for s in &q.subjects {
-                for run in s.by_strategy.iter().filter(|r| r.error.is_none()) {
-                    let key = format!("explain/{}/{}/{}", q.name, run.strategy, s.subject);
-                    if let Some(l) = &run.latency {
-                        let phase = format!("explain/{}", run.strategy);
-                        push_latency(&mut out, "explain", &phase, &key, l);
-                    }
-                    plan("explain", key, &run.plan);
+    }
+}
+
+pub fn metrics(r: &RunResults) -> (Vec<Metric>, Vec<PlanAt>) {
+    let mut c = Collected::default();
+    if let Some(s) = &r.explain {
+        explain(&mut c, s);
+    }
+    if let Some(s) = &r.rls {
+        rls(&mut c, s);
+    }
+    if let Some(s) = &r.partitions {
+        partitions(&mut c, s);
+    }
+    if let Some(s) = &r.load {
+        load(&mut c, s);
+    }
+    if let Some(s) = &r.capacity {
+        capacity(&mut c, s);
+    }
+    (c.out, c.plans)
+}
+
+fn explain(c: &mut Collected, ex: &crate::measure::explain::ExplainSection) {
+    for q in &ex.queries {
+        for s in &q.subjects {
+            for run in s.by_strategy.iter().filter(|r| r.error.is_none()) {
+                let key = format!("explain/{}/{}/{}", q.name, run.strategy, s.subject);
+                if let Some(l) = &run.latency {
+                    let phase = format!("explain/{}", run.strategy);
+                    push_latency(&mut c.out, "explain", &phase, &key, l);
                 }
+                c.plan("explain", key, &run.plan);
             }
         }
     }
-    if let Some(rls) = &r.rls {
-        for q in &rls.queries {
-            for s in &q.subjects {
-                let bypass = s.modes.iter().find(|m| m.mode == "bypass");
-                for m in s.modes.iter().filter(|m| m.error.is_none()) {
-                    let key = format!("rls/{}/{}/{}", q.name, s.subject, m.mode);
-                    if m.mode != "bypass" && m.config_error.is_none() {
-                        let given = m.overhead.as_ref().map(|o| {
-                            let i = interval_field(&json(o), &["interval", "ci", "confidence"]);
-                            (i.map_or(o.median, |i| i.estimate), i)
-                        });
-                        let num = m.latency.as_ref();
-                        let den = bypass.and_then(|b| b.latency.as_ref());
-                        push_ratio(&mut out, "rls", format!("{key}/overhead"), given, num, den);
-                    }
-                    plan("rls", key, &m.plan);
+}
+
+fn rls(c: &mut Collected, rls: &crate::measure::rls::RlsSection) {
+    for q in &rls.queries {
+        for s in &q.subjects {
+            let bypass = s.modes.iter().find(|m| m.mode == "bypass");
+            for m in s.modes.iter().filter(|m| m.error.is_none()) {
+                let key = format!("rls/{}/{}/{}", q.name, s.subject, m.mode);
+                if m.mode != "bypass" && m.config_error.is_none() {
+                    let given = m.overhead.as_ref().map(|o| {
+                        let i = interval_field(&json(o), &["interval", "ci", "confidence"]);
+                        (i.map_or(o.median, |i| i.estimate), i)
+                    });
+                    let num = m.latency.as_ref();
+                    let den = bypass.and_then(|b| b.latency.as_ref());
+                    push_ratio(
+                        &mut c.out,
+                        "rls",
+                        format!("{key}/overhead"),
+                        given,
+                        num,
+                        den,
+                    );
                 }
+                c.plan("rls", key, &m.plan);
             }
         }
     }
-    if let Some(p) = &r.partitions {
-        for q in &p.queries {
-            let v = json(q);
-            for (mode, ratio, names) in [
-                (
-                    "custom",
-                    q.ratio_p50,
-                    ["ratio_p50_interval", "ratio_p50_ci"],
-                ),
-                (
-                    "generic",
-                    q.generic_ratio_p50,
-                    ["generic_ratio_p50_interval", "generic_ratio_p50_ci"],
-                ),
-            ] {
-                let (part, flat) = match mode {
-                    "custom" => (&q.partitioned.custom, &q.flat.custom),
-                    _ => (&q.partitioned.generic, &q.flat.generic),
-                };
-                if part.error.is_some() || flat.error.is_some() {
-                    continue;
-                }
-                let i = interval_field(&v, &names);
-                let given = ratio.map(|r| (i.map_or(r, |i| i.estimate), i));
-                let key = format!("partitions/{}/{mode}/ratio_p50", q.name);
-                push_ratio(
-                    &mut out,
-                    "partitions",
-                    key,
-                    given,
-                    part.latency.as_ref(),
-                    flat.latency.as_ref(),
-                );
-                plan(
-                    "partitions",
-                    format!("partitions/{}/partitioned/{mode}", q.name),
-                    &part.plan,
-                );
-                plan(
-                    "partitions",
-                    format!("partitions/{}/flat/{mode}", q.name),
-                    &flat.plan,
-                );
-            }
-        }
-    }
-    if let Some(load) = &r.load {
-        let f = &load.figures;
-        let key = format!("load/{}", load.target);
-        let per_second: Vec<f64> = f.timeline.iter().map(|p| p.ok as f64).collect();
-        let interval = mean_interval(&per_second).map(|i| Interval {
-            estimate: f.tps,
-            low: f.tps * i.low / i.estimate,
-            high: f.tps * i.high / i.estimate,
-        });
-        out.push(Metric {
-            key: format!("{key}/throughput"),
-            section: "load",
-            phase: Some("load".into()),
-            unit: "tx/s",
-            value: f.tps,
-            lower_is_better: false,
-            ungated: interval
-                .is_none()
-                .then(|| "fewer than 3 seconds measured".to_string()),
-            interval,
-            quantile: None,
-        });
-        push_latency(
-            &mut out,
-            "load",
-            "load",
-            &format!("{key}/transactions"),
-            &f.transaction_latency,
-        );
-        for t in &f.transactions {
-            push_latency(
-                &mut out,
-                "load",
-                "load",
-                &format!("{key}/transaction/{}", t.name),
-                &t.latency,
-            );
-        }
-        for q in &f.queries {
-            push_latency(
-                &mut out,
-                "load",
-                "load",
-                &format!("{key}/query/{}", q.name),
-                &q.latency,
-            );
-        }
-    }
-    if let Some(c) = &r.capacity {
-        if let Some(rate) = c.sustainable_rate.filter(|r| *r > 0.0) {
-            // The search's own interval when it carries one; else its bracket: the true
-            // capacity lies between the highest passing and the lowest failing rate.
-            let names = [
-                "sustainable_interval",
-                "sustainable_rate_interval",
-                "sustainable_rate_ci",
-                "interval",
-            ];
-            let bracket = interval_field(&json(c), &names).unwrap_or(Interval {
-                estimate: rate,
-                low: rate,
-                high: c.breaking_rate.unwrap_or(f64::INFINITY).max(rate),
-            });
-            let capacity_metric = |key: &str, value: f64, interval: Interval, ungated| Metric {
-                key: format!("capacity/{}/{key}", c.scenario),
-                section: "capacity",
-                // Divided by the machine-speed probe's change when both runs carry one.
-                phase: Some(MACHINE_PHASE.to_string()),
-                unit: "tx/s",
-                value,
-                lower_is_better: false,
-                interval: Some(interval),
-                ungated,
-                quantile: None,
+}
+
+fn partitions(c: &mut Collected, p: &crate::measure::partitions::PartitionsSection) {
+    for q in &p.queries {
+        let v = json(q);
+        for (mode, ratio, names) in [
+            (
+                "custom",
+                q.ratio_p50,
+                ["ratio_p50_interval", "ratio_p50_ci"],
+            ),
+            (
+                "generic",
+                q.generic_ratio_p50,
+                ["generic_ratio_p50_interval", "generic_ratio_p50_ci"],
+            ),
+        ] {
+            let (part, flat) = match mode {
+                "custom" => (&q.partitioned.custom, &q.flat.custom),
+                _ => (&q.partitioned.generic, &q.flat.generic),
             };
-            // The interpolated crossing, off the search's grid, is what is gated when the
-            // search has one (an older results file gates its sustainable rate).
-            let crossing = c.crossing_rate.filter(|x| *x > 0.0);
-            out.push(capacity_metric(
-                "sustainable_rate",
-                rate,
-                bracket,
-                crossing.map(|_| "gated by its interpolated SLO crossing".to_string()),
-            ));
-            if let Some(x) = crossing {
-                let interval = Interval {
-                    estimate: x,
-                    low: bracket.low.min(x),
-                    high: bracket.high.max(x),
-                };
-                out.push(capacity_metric("slo_crossing", x, interval, None));
+            if part.error.is_some() || flat.error.is_some() {
+                continue;
             }
+            let i = interval_field(&v, &names);
+            let given = ratio.map(|r| (i.map_or(r, |i| i.estimate), i));
+            let key = format!("partitions/{}/{mode}/ratio_p50", q.name);
+            push_ratio(
+                &mut c.out,
+                "partitions",
+                key,
+                given,
+                part.latency.as_ref(),
+                flat.latency.as_ref(),
+            );
+            c.plan(
+                "partitions",
+                format!("partitions/{}/partitioned/{mode}", q.name),
+                &part.plan,
+            );
+            c.plan(
+                "partitions",
+                format!("partitions/{}/flat/{mode}", q.name),
+                &flat.plan,
+            );
         }
     }
-    (out, plans)
+}
+
+fn load(c: &mut Collected, load: &crate::measure::load::LoadSection) {
+    let f = &load.figures;
+    let key = format!("load/{}", load.target);
+    let per_second: Vec<f64> = f.timeline.iter().map(|p| p.ok as f64).collect();
+    let interval = mean_interval(&per_second).map(|i| Interval {
+        estimate: f.tps,
+        low: f.tps * i.low / i.estimate,
+        high: f.tps * i.high / i.estimate,
+    });
+    c.out.push(Metric {
+        key: format!("{key}/throughput"),
+        section: "load",
+        phase: Some("load".into()),
+        unit: "tx/s",
+        value: f.tps,
+        lower_is_better: false,
+        ungated: interval
+            .is_none()
+            .then(|| "fewer than 3 seconds measured".to_string()),
+        interval,
+        quantile: None,
+    });
+    push_latency(
+        &mut c.out,
+        "load",
+        "load",
+        &format!("{key}/transactions"),
+        &f.transaction_latency,
+    );
+    for t in &f.transactions {
+        push_latency(
+            &mut c.out,
+            "load",
+            "load",
+            &format!("{key}/transaction/{}", t.name),
+            &t.latency,
+        );
+    }
+    for q in &f.queries {
+        push_latency(
+            &mut c.out,
+            "load",
+            "load",
+            &format!("{key}/query/{}", q.name),
+            &q.latency,
+        );
+    }
+}
+
+fn capacity(c: &mut Collected, cap: &crate::measure::load::capacity::CapacitySection) {
+    if let Some(rate) = cap.sustainable_rate.filter(|r| *r > 0.0) {
+        // The search's own interval when it carries one; else its bracket: the true
+        // capacity lies between the highest passing and the lowest failing rate.
+        let names = [
+            "sustainable_interval",
+            "sustainable_rate_interval",
+            "sustainable_rate_ci",
+            "interval",
+        ];
+        let bracket = interval_field(&json(cap), &names).unwrap_or(Interval {
+            estimate: rate,
+            low: rate,
+            high: cap.breaking_rate.unwrap_or(f64::INFINITY).max(rate),
+        });
+        let capacity_metric = |key: &str, value: f64, interval: Interval, ungated| Metric {
+            key: format!("capacity/{}/{key}", cap.scenario),
+            section: "capacity",
+            // Divided by the machine-speed probe's change when both runs carry one.
+            phase: Some(MACHINE_PHASE.to_string()),
+            unit: "tx/s",
+            value,
+            lower_is_better: false,
+            interval: Some(interval),
+            ungated,
+            quantile: None,
+        };
+        // The interpolated crossing, off the search's grid, is what is gated when the
+        // search has one (an older results file gates its sustainable rate).
+        let crossing = cap.crossing_rate.filter(|x| *x > 0.0);
+        c.out.push(capacity_metric(
+            "sustainable_rate",
+            rate,
+            bracket,
+            crossing.map(|_| "gated by its interpolated SLO crossing".to_string()),
+        ));
+        if let Some(x) = crossing {
+            let interval = Interval {
+                estimate: x,
+                low: bracket.low.min(x),
+                high: bracket.high.max(x),
+            };
+            c.out
+                .push(capacity_metric("slo_crossing", x, interval, None));
+        }
+    }
 }
 
 /// The phase of the capacity metrics: their common shift is the machine-speed probe's.
