@@ -36,6 +36,7 @@ pub struct InternalQueries {
     pub copy_create: String,
     pub checkpoint: String,
     pub autovacuum_workers: String,
+    pub scratch_create: String,
     pub copy_comment: String,
     pub database_exists: String,
     pub sessions_on_database: String,

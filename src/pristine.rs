@@ -47,16 +47,33 @@ impl PristineCopy {
     /// [`create`](Self::create) under a name the caller chose (the one copy the shards of a
     /// sharded load share; it must start with `sbcopy_` to be swept after a crash).
     pub async fn create_named(base: &Target, name: String) -> Result<Self> {
+        Self::create_as(base, name, false).await
+    }
+
+    /// An empty database on `base`'s server (from template0), named, commented, dropped and
+    /// swept like a copy: for restoring a backup into.
+    pub async fn create_empty(base: &Target, label: &str) -> Result<Self> {
+        Self::create_as(base, copy_name(label), true).await
+    }
+
+    async fn create_as(base: &Target, name: String, empty: bool) -> Result<Self> {
         let source = current_database(base).await?;
         let admin = maintenance(base).await?;
         let mut conn = admin.connect().await?;
         let started = Instant::now();
-        let create: String = sqlx::query_scalar(sql(&q().copy_create))
-            .bind(&name)
-            .bind(&source)
-            .bind(FILE_COPY_ABOVE_BYTES)
-            .fetch_one(&mut conn)
-            .await?;
+        let create: String = if empty {
+            sqlx::query_scalar(sql(&q().scratch_create))
+                .bind(&name)
+                .fetch_one(&mut conn)
+                .await?
+        } else {
+            sqlx::query_scalar(sql(&q().copy_create))
+                .bind(&name)
+                .bind(&source)
+                .bind(FILE_COPY_ABOVE_BYTES)
+                .fetch_one(&mut conn)
+                .await?
+        };
         loop {
             match conn.execute(AssertSqlSafe(create.as_str())).await {
                 Ok(_) => break,

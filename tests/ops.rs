@@ -5,8 +5,26 @@
 
 mod common;
 
-use common::{seed_tiny, stderr, temp_root, TestDb};
+use common::{seed_tiny, stderr, storybench_cmd, temp_root, TestDb, Watched};
+use nix::sys::signal::Signal;
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn q(name: &str) -> AssertSqlSafe<String> {
+    #[derive(serde::Deserialize)]
+    struct F {
+        queries: BTreeMap<String, String>,
+    }
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/ops_checks.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let f: F = toml::from_str(&text).unwrap();
+    AssertSqlSafe(f.queries[name].clone())
+}
 
 fn results(dir: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
@@ -18,22 +36,25 @@ async fn ops_on_tiny(
     tag: &str,
     migration: &str,
 ) -> (TestDb, String, std::path::PathBuf, std::process::Output) {
+    let file = format!("tests/fixtures/migrations/{migration}");
+    ops_with(tag, &["--migration", &file]).await
+}
+
+/// The same with other `ops` arguments.
+async fn ops_with(
+    tag: &str,
+    args: &[&str],
+) -> (TestDb, String, std::path::PathBuf, std::process::Output) {
     let db = TestDb::new(tag).await;
     let root = temp_root(tag);
     seed_tiny(&db, &root.join("seed"));
     let before = db.dump();
     let out_dir = root.join("ops");
-    let file = format!("tests/fixtures/migrations/{migration}");
-    let out = db.storybench(&[
-        "ops",
-        "--quick",
-        "--rate",
-        "40",
-        "--migration",
-        &file,
-        "--out",
-        &out_dir.to_string_lossy(),
-    ]);
+    let mut all = vec!["ops", "--quick", "--rate", "40"];
+    all.extend_from_slice(args);
+    let dir = out_dir.to_string_lossy().to_string();
+    all.extend_from_slice(&["--out", &dir]);
+    let out = db.storybench(&all);
     (db, before, out_dir, out)
 }
 
@@ -116,5 +137,127 @@ async fn a_new_column_breaks_prepared_select_star_statements_and_the_report_says
         html.contains("The app's errors while it ran"),
         "no errors table"
     );
+    assert_eq!(db.dump(), before, "the dataset changed");
+}
+
+#[tokio::test]
+async fn the_backup_runs_under_load_and_restores_to_the_same_fingerprint() {
+    let (db, before, out_dir, out) = ops_with("ops_backup", &["--operations", "backup"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = results(&out_dir);
+    let op = &r["ops"]["operations"][0];
+    assert_eq!(op["name"], "backup", "{op}");
+    assert!(op["under_load"]["error"].is_null(), "{op}");
+    // The document's three steps ran beside the load: two dumps and the gzip.
+    let steps = op["under_load"]["statements"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(steps[2]["head"]
+        .as_str()
+        .unwrap()
+        .starts_with("gzip backup_"));
+    let b = &op["backup"];
+    let full = b["full_dump_bytes"].as_u64().unwrap();
+    let gz = b["full_gzip_bytes"].as_u64().unwrap();
+    assert!(full > 10_000 && gz > 0 && gz < full, "{b}");
+    assert!(b["tables_dump_bytes"].as_u64().unwrap() > 0, "{b}");
+    // The directory dump restored with pg_restore -j holds the same data as the copy.
+    let restore = &b["restore"];
+    assert!(
+        restore["restore_seconds"].as_f64().unwrap() > 0.0,
+        "{restore}"
+    );
+    assert_eq!(restore["same_fingerprint"], true, "{restore}");
+    assert_eq!(
+        restore["source_fingerprint"], restore["restored_fingerprint"],
+        "{restore}"
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"ops-backup\""), "no backup section");
+    assert_eq!(db.dump(), before, "the dataset changed");
+}
+
+#[tokio::test]
+async fn the_pg_cron_job_fires_during_the_load_and_its_runs_are_in_the_results() {
+    let (db, before, out_dir, out) = ops_with("ops_cron", &["--operations", "cron"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = results(&out_dir);
+    let op = &r["ops"]["operations"][0];
+    assert_eq!(op["name"], "cron_cleanup", "{op}");
+    let c = &op["cron"];
+    // The test cluster preloads pg_cron: the real scheduler ran it, not storybench.
+    assert_eq!(c["runner"], "pg_cron", "{c}");
+    assert!(
+        c["pg_cron_version"].as_str().unwrap().starts_with("1."),
+        "{c}"
+    );
+    assert_eq!(c["document_schedule"], "0 * * * *");
+    let runs = c["runs"].as_array().unwrap();
+    assert!(!runs.is_empty(), "{c} {}", op["under_load"]);
+    // Within the load's measured seconds, lined up against its per-second p99.
+    let seconds = op["timeline"].as_array().unwrap().len() as f64;
+    for run in runs {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let (s, e) = (
+            run["started_s"].as_f64().unwrap(),
+            run["finished_s"].as_f64().unwrap(),
+        );
+        assert!(
+            s >= 0.0 && s <= e && e <= seconds + 1.0,
+            "{run} in {seconds} s"
+        );
+        assert!(run["foreground_p99_ms"].as_f64().is_some(), "{run}");
+    }
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"ops-cron_cleanup\""), "no cron section");
+    assert_eq!(db.dump(), before, "the dataset changed");
+}
+
+/// Ctrl-C while the job is scheduled, and while a backup is being restored: the job is
+/// unscheduled and the scratch database and copies dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_ops_leaves_no_scratch_database_or_cron_job() {
+    let db = TestDb::new("ops_int").await;
+    let root = temp_root("ops_int");
+    seed_tiny(&db, &root.join("seed"));
+    let before = db.dump();
+    let mut admin = common::connect(&common::url_for("postgres")).await;
+    for (ops, marker) in [
+        ("cron", "scheduled (* * * * *)"),
+        ("backup", "restoring the backup into"),
+    ] {
+        let mut cmd = storybench_cmd();
+        cmd.arg("--database-url")
+            .arg(&db.url)
+            .args([
+                "ops",
+                "--quick",
+                "--rate",
+                "40",
+                "--operations",
+                ops,
+                "--out",
+            ])
+            .arg(root.join(ops));
+        let mut w = Watched::spawn(cmd);
+        let pid = w.child.id().to_string();
+        w.wait_for(marker, Duration::from_secs(120));
+        w.signal(Signal::SIGINT);
+        let (status, _, err) = w.wait_exit(Duration::from_secs(15));
+        assert_eq!(status.code(), Some(130), "{ops}: {err}");
+        if ops == "cron" {
+            let jobs: i64 = sqlx::query_scalar(q("cron_jobs_of"))
+                .bind(&pid)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+            assert_eq!(jobs, 0, "{ops}: a cron job was left behind");
+        }
+        let dbs: i64 = sqlx::query_scalar(q("databases_of"))
+            .bind(&pid)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(dbs, 0, "{ops}: a copy or scratch database was left behind");
+    }
     assert_eq!(db.dump(), before, "the dataset changed");
 }

@@ -3,7 +3,7 @@
 //! `[quick.ops]`); each flag given replaces its value.
 
 use super::measuring_command;
-use crate::measure::ops::{self, OpsOptions};
+use crate::measure::ops::{self, OpKind as OpsOperation, OpsOptions};
 use crate::target::DbArgs;
 use crate::units::{parse_duration, parse_percent};
 use anyhow::{bail, Context, Result};
@@ -16,6 +16,17 @@ pub struct OpsArgs {
     /// and migrations/safe_rating.sql). Files may hold their own BEGIN/COMMIT.
     #[arg(long = "migration")]
     pub migrations: Vec<PathBuf>,
+    /// What to run (comma-separated): migrations, backup (the document's backup script and
+    /// a restore check), cron (its cache cleanup under pg_cron). Default: the preset's, or
+    /// only the migrations when --migration is given.
+    #[arg(long, value_delimiter = ',')]
+    pub operations: Vec<OpsOperation>,
+    /// The cleanup job's schedule while measured: '* * * * *' or 'N seconds' (1-59).
+    #[arg(long)]
+    pub cron_schedule: Option<String>,
+    /// How many runs of the job the load waits for.
+    #[arg(long)]
+    pub cron_runs: Option<u32>,
     /// The foreground load's scenario (default: launch_mix).
     #[arg(long)]
     pub scenario: Option<String>,
@@ -74,6 +85,15 @@ impl OpsArgs {
                 })
                 .collect::<Result<_>>()?;
         }
+        if !self.operations.is_empty() {
+            o.operations = self.operations.clone();
+        } else if !self.migrations.is_empty() {
+            o.operations = vec![OpsOperation::Migrations];
+        }
+        if let Some(s) = &self.cron_schedule {
+            o.cron_schedule = s.clone();
+        }
+        o.cron_runs = self.cron_runs.unwrap_or(o.cron_runs);
         if let Some(s) = &self.scenario {
             o.scenario = s.clone();
         }

@@ -4,6 +4,7 @@
 
 pub mod advice;
 mod ops;
+mod ops_extra;
 pub mod partitions_verdicts;
 pub mod rls_advice;
 mod topics;
@@ -108,6 +109,7 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     }
     if let Some(s) = &r.ops {
         out.extend(s.operations.iter().map(|op| ops::operation(s, op)));
+        out.extend(s.operations.iter().flat_map(|op| ops_extra::extras(s, op)));
     }
     if let Some(s) = &r.advice {
         out.push(advice::advice(s));

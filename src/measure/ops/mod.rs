@@ -5,14 +5,24 @@
 //! of the scenario runs at a fraction of the measured capacity. The foreground's per-query
 //! latency before, during and after it, and every lock wait, are recorded. The dataset
 //! itself is never touched: both copies are dropped.
+//!
+//! Besides migration files, the reference document's other operations run in the same
+//! frame (`--operations`): its backup script with a restore check (`backup`), and its
+//! scheduled cache cleanup under the real pg_cron (`cron`); see `work`.
 
+pub mod backup;
+pub mod cron;
 mod locks;
 pub mod migration;
 pub mod phases;
+mod work;
 
+pub use backup::{BackupFigures, Restore};
+pub use cron::{CronFigures, CronRun, Interference};
 pub use locks::{LockWaitGroup, LockWaits};
 pub use migration::{Migration, Retries, StatementRun};
 pub use phases::{PhaseStats, QueryPhases};
+pub use work::{OpKind, Work};
 
 use crate::measure::load::recorder::{QuerySeconds, TimelinePoint};
 use crate::measure::load::scenario_run::{self, ScenarioOptions};
@@ -32,6 +42,8 @@ use std::time::{Duration, Instant};
 #[serde(deny_unknown_fields)]
 struct File {
     queries: OpsQueries,
+    cron: cron::Job,
+    backup: backup::Script,
 }
 
 #[derive(Deserialize)]
@@ -45,12 +57,31 @@ pub(crate) struct OpsQueries {
     pub database_io: String,
     pub session_statement_timeout: String,
     pub noop: String,
+    pub cron_preloaded: String,
+    pub cron_create: String,
+    pub cron_installed: String,
+    pub cron_version: String,
+    pub cron_schedule: String,
+    pub cron_unschedule: String,
+    pub cron_stale: String,
+    pub cron_runs: String,
+    pub cron_finished_runs: String,
+    pub server_epoch: String,
+    pub cleanup_cache: String,
 }
 
 crate::sql_file!(fn file() -> File = "scenarios/ops.toml");
 
 pub(crate) fn queries() -> &'static OpsQueries {
     &file().queries
+}
+
+pub(crate) fn cron_job() -> &'static cron::Job {
+    &file().cron
+}
+
+pub(crate) fn backup_script() -> &'static backup::Script {
+    &file().backup
 }
 
 #[cfg(test)]
@@ -64,8 +95,17 @@ const LOCK_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsOptions {
+    /// What to run, in this order: the migration files, the backup, the scheduled cleanup.
+    #[serde(default = "work::only_migrations")]
+    pub operations: Vec<OpKind>,
     /// Migration files, run one after the other, each on its own copies.
     pub migrations: Vec<String>,
+    /// The cleanup job's schedule while measured ('N seconds' or '* * * * *'; the
+    /// document's is hourly), and how many of its runs the load waits for.
+    #[serde(default = "work::default_cron_schedule")]
+    pub cron_schedule: String,
+    #[serde(default = "work::default_cron_runs")]
+    pub cron_runs: u32,
     /// The foreground load (open model).
     pub scenario: String,
     /// The load's rate as a share of the measured capacity (0.5 = half; "50%" in files).
@@ -100,8 +140,17 @@ pub struct OpsOptions {
 
 impl OpsOptions {
     pub fn validate(&self) -> Result<()> {
-        if self.migrations.is_empty() {
+        if self.operations.is_empty() {
+            bail!("ops: no operation to run (--operations)");
+        }
+        if self.operations.contains(&OpKind::Migrations) && self.migrations.is_empty() {
             bail!("ops: no migration to run (--migration FILE)");
+        }
+        if self.operations.contains(&OpKind::Cron) {
+            cron::validate_schedule(&self.cron_schedule)?;
+            if self.cron_runs == 0 {
+                bail!("ops: --cron-runs must be at least 1");
+            }
         }
         if !(self.load_fraction > 0.0 && self.load_fraction <= 2.0) {
             bail!(
@@ -160,6 +209,12 @@ pub struct Operation {
     /// The whole load's per-second timeline.
     pub timeline: Vec<TimelinePoint>,
     pub lock_waits: LockWaits,
+    /// The backup's files and its restore check (operation `backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupFigures>,
+    /// The scheduled cleanup's runs against the foreground (operation `cron`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<CronFigures>,
     /// The load's errors while it ran beside the operation (by query and SQLSTATE, with the
     /// window they occurred in): e.g. 0A000 "cached plan must not change result type" when
     /// the operation changes a table the app's prepared statements select `*` from.
@@ -214,6 +269,9 @@ pub struct UnderLoad {
 
 /// Checks every migration file (readable, splittable) before anything runs.
 pub fn load_migrations(opts: &OpsOptions) -> Result<Vec<Migration>> {
+    if !opts.operations.contains(&OpKind::Migrations) {
+        return Ok(Vec::new());
+    }
     opts.migrations
         .iter()
         .map(|m| Migration::load(&crate::paths::project_file(m)))
@@ -228,7 +286,7 @@ pub async fn run(
     capacity: Option<f64>,
 ) -> Result<OpsSection> {
     opts.validate()?;
-    let migrations = load_migrations(opts)?;
+    let works = work::plan(opts)?;
     let (rate, rate_basis) = opts.load_rate(capacity)?;
     let mut section = OpsSection {
         scenario: scenario.name.clone(),
@@ -238,38 +296,38 @@ pub async fn run(
     };
     // Every file is rehearsed before any load runs: a broken one changes nothing.
     let mut alone = Vec::new();
-    for m in &migrations {
-        let a = with_copy(base, &format!("ops_rehearsal_{}", m.name), async |t| {
+    for m in &works {
+        let a = with_copy(base, &format!("ops_rehearsal_{}", m.name()), async |t| {
             rehearse(t, m, opts).await
         })
         .await?;
         crate::say!(
             "  ops: {} alone: {:.2} s, WAL {}",
-            m.name,
-            a.seconds,
-            crate::format::human_bytes(a.wal_bytes as f64)
+            m.name(),
+            a.0.seconds,
+            crate::format::human_bytes(a.0.wal_bytes as f64)
         );
         alone.push(a);
     }
-    for (m, a) in migrations.iter().zip(alone) {
+    for (m, a) in works.iter().zip(alone) {
         if crate::interrupt::interrupted() {
             break; // What was measured is kept; the command marks the run interrupted.
         }
-        let op = match with_copy(base, &format!("ops_{}", m.name), async |t| {
+        let op = match with_copy(base, &format!("ops_{}", m.name()), async |t| {
             under_load(t, scenario, m, a, opts, rate).await
         })
         .await
         {
             Ok(op) => op,
             Err(_) if crate::interrupt::interrupted() => {
-                crate::say!("  ops: interrupted during {} (its copy dropped)", m.name);
+                crate::say!("  ops: interrupted during {} (its copy dropped)", m.name());
                 break;
             }
             Err(e) => return Err(e),
         };
         crate::say!(
             "  ops: {} under load at {rate:.1}/s: {:.2} s, longest wait behind it {:.0} ms (reads), {:.0} ms (writes){}",
-            m.name,
+            m.name(),
             op.under_load.seconds,
             op.longest_read_block_ms,
             op.longest_write_block_ms,
@@ -299,7 +357,7 @@ async fn operation_connection(target: &Target, opts: &OpsOptions) -> Result<PgCo
     Ok(conn)
 }
 
-async fn rehearse(target: &Target, m: &Migration, opts: &OpsOptions) -> Result<Alone> {
+async fn rehearse(target: &Target, m: &Work, opts: &OpsOptions) -> Result<(Alone, work::Extra)> {
     let mut conn = operation_connection(target, opts).await?;
     let mut probe = target.connect().await?;
     let io_before = database_io(&mut probe).await?;
@@ -307,15 +365,10 @@ async fn rehearse(target: &Target, m: &Migration, opts: &OpsOptions) -> Result<A
         .fetch_one(&mut probe)
         .await?;
     let clock = Instant::now();
-    let (statements, outcome) = migration::execute(&mut conn, m, retries(opts), clock).await;
+    let (statements, outcome, extra) = m.alone(target, &mut conn, opts, clock).await;
     let seconds = clock.elapsed().as_secs_f64();
     // The file is refused here, before any load: its copy is dropped, nothing changed.
-    outcome.with_context(|| {
-        format!(
-            "migration {} refused (rehearsed on a copy)",
-            m.path.display()
-        )
-    })?;
+    outcome.with_context(|| format!("{} refused (rehearsed on a copy)", m.describe()))?;
     let wal_bytes: i64 = sqlx::query_scalar(sql(&queries().wal_since))
         .bind(&lsn)
         .fetch_one(&mut probe)
@@ -325,14 +378,15 @@ async fn rehearse(target: &Target, m: &Migration, opts: &OpsOptions) -> Result<A
         .await?;
     sqlx::query(sql(&queries().noop)).execute(&mut conn).await?;
     let io = database_io(&mut probe).await?;
-    Ok(Alone {
+    let alone = Alone {
         seconds,
         wal_bytes,
         blocks_read: io.0 - io_before.0,
         blocks_hit: io.1 - io_before.1,
         temp_bytes: io.2 - io_before.2,
         statements,
-    })
+    };
+    Ok((alone, extra))
 }
 
 async fn database_io(conn: &mut PgConnection) -> Result<(i64, i64, i64)> {
@@ -341,7 +395,7 @@ async fn database_io(conn: &mut PgConnection) -> Result<(i64, i64, i64)> {
         .await?)
 }
 
-fn retries(opts: &OpsOptions) -> Retries {
+pub(crate) fn retries(opts: &OpsOptions) -> Retries {
     Retries {
         max: opts.retries,
         backoff: opts.retry_backoff,
@@ -351,13 +405,12 @@ fn retries(opts: &OpsOptions) -> Retries {
 async fn under_load(
     target: &Target,
     scenario: &Scenario,
-    m: &Migration,
-    alone: Alone,
+    m: &Work,
+    (alone, alone_extra): (Alone, work::Extra),
     opts: &OpsOptions,
     rate: f64,
 ) -> Result<Operation> {
-    // Under load an operation that waits for locks takes longer than alone.
-    let expected = Duration::from_secs_f64(alone.seconds * 4.0 + 2.0).min(opts.max_during);
+    let expected = m.expected_under_load(alone.seconds, opts);
     let start = Arc::new(OnceLock::new());
     let load_opts = ScenarioOptions {
         shape: LoadShape {
@@ -420,25 +473,36 @@ async fn under_load(
         let lsn: String = sqlx::query_scalar(sql(&queries().wal_lsn))
             .fetch_one(&mut probe)
             .await?;
-        let (statements, outcome) =
-            migration::execute(&mut conn, m, retries(opts), measure_from).await;
+        let (statements, outcome, extra) =
+            m.under_load(target, &mut conn, opts, measure_from).await;
         let finished = Instant::now();
         let wal: i64 = sqlx::query_scalar(sql(&queries().wal_since))
             .bind(&lsn)
             .fetch_one(&mut probe)
             .await?;
-        Ok::<_, anyhow::Error>((measure_from, finished, statements, outcome.err(), wal))
+        Ok::<_, anyhow::Error>((
+            measure_from,
+            finished,
+            statements,
+            outcome.err(),
+            wal,
+            extra,
+        ))
     };
     let (load, op) = tokio::join!(load, operation);
     let lock_waits = sampler.finish().await;
     let load = load?;
-    let (measure_from, finished, statements, error, wal_bytes) = op?;
+    let (measure_from, finished, statements, error, wal_bytes, extra) = op?;
     let started_s = statements.first().map_or(0.0, |s| s.started_s);
     let finished_s = finished
         .saturating_duration_since(measure_from)
         .as_secs_f64();
     let figures = load.figures;
     let tables = m.tables();
+    let mut cron = extra.cron;
+    if let Some(c) = &mut cron {
+        cron::line_up(c, &figures.query_seconds);
+    }
     let affected = |query: &str| {
         scenario
             .query(query)
@@ -476,8 +540,10 @@ async fn under_load(
         })
         .collect();
     Ok(Operation {
-        name: m.name.clone(),
-        file: m.path.display().to_string(),
+        name: m.name(),
+        file: m.file(),
+        backup: alone_extra.backup,
+        cron,
         tables: tables.clone(),
         alone,
         under_load: UnderLoad {
