@@ -6,6 +6,7 @@ mod advice;
 mod ops;
 pub mod partitions_verdicts;
 pub mod rls_advice;
+mod settings;
 mod topics;
 
 use crate::compare::Comparison;
@@ -20,6 +21,7 @@ pub enum Topic {
     Rls,
     Partitions,
     Operations,
+    Settings,
     Baseline,
 }
 
@@ -31,6 +33,7 @@ impl Topic {
             Topic::Rls => "Row level security",
             Topic::Partitions => "Partitions",
             Topic::Operations => "Operations under load",
+            Topic::Settings => "Server settings",
             Topic::Baseline => "vs baseline",
         }
     }
@@ -111,6 +114,9 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     }
     if let Some(s) = &r.advice {
         out.push(advice::advice(s));
+    }
+    if let Some(s) = &r.settings {
+        out.extend(settings::profiles(s));
     }
     if let Some(c) = baseline {
         out.push(topics::baseline(c));

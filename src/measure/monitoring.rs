@@ -116,6 +116,8 @@ fn cut(v: serde_json::Value) -> serde_json::Value {
 /// Runs every monitoring query on `target` (a pristine copy of the dataset).
 pub async fn run(target: &Target) -> Result<MonitoringSection> {
     let mut conn = target.connect().await?;
+    // On this copy only: the slow-queries check reads the view (the dataset is untouched).
+    crate::schema::ensure_pg_stat_statements(&mut conn).await?;
     let name = target
         .database_override()
         .map(str::to_string)
