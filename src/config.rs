@@ -33,6 +33,20 @@ pub struct RunConfig {
     pub capacity: CapacityStageConfig,
     pub ops: crate::measure::ops::OpsOptions,
     pub advise: crate::advise::indexes::IndexAdviceOptions,
+    /// Server settings profiles measured at the end of the run (none by default).
+    #[serde(default)]
+    pub settings: SettingsStageConfig,
+}
+
+/// The `settings` stage: profiles to measure (`run --settings`), and on an external server
+/// whether ALTER SYSTEM is allowed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsStageConfig {
+    #[serde(default)]
+    pub profiles: Vec<crate::cluster::settings::Profile>,
+    #[serde(default)]
+    pub alter_system: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

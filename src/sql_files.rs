@@ -120,5 +120,7 @@ mod tests {
         crate::measure::load::capacity::probe::load_all();
         crate::measure::load::capacity::sharded::load_all();
         crate::seed::generate::load_all();
+        crate::measure::settings::load_all();
+        crate::measure::monitoring::load_all();
     }
 }

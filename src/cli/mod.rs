@@ -7,12 +7,14 @@ mod db;
 mod explain;
 mod load;
 mod merge;
+mod monitoring;
 mod ops;
 mod partitions;
 mod rls;
 mod run;
 mod seed;
 mod session;
+mod settings;
 mod shard;
 
 use crate::target::DbArgs;
@@ -62,6 +64,10 @@ pub enum Command {
     Partitions(partitions::PartitionsArgs),
     /// Operations under load: migrations while the app's load runs (latency, lock waits).
     Ops(ops::OpsArgs),
+    /// The document's monitoring queries (health checks, usage analytics), each with its cost.
+    Monitoring(monitoring::MonitoringArgs),
+    /// Server settings profiles (doc, default, tuned): capacity and analytics per profile.
+    Settings(settings::SettingsArgs),
     /// Advice checked against the dataset: `advise citus` (what breaks distributed by user_id).
     #[command(subcommand)]
     Advise(advise::AdviseCommand),
@@ -188,6 +194,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rls(args) => rls::run(&cli.db, args).await,
         Command::Partitions(args) => partitions::run(&cli.db, args).await,
         Command::Ops(args) => ops::run(&cli.db, args).await,
+        Command::Monitoring(args) => monitoring::run(&cli.db, args).await,
+        Command::Settings(args) => settings::run(&cli.db, args).await,
         Command::Merge(args) => Ok(merge::run(args)),
         Command::Advise(cmd) => advise::run(&cli.db, cmd).await,
         Command::Explain(args) => explain::run(&cli.db, args).await,

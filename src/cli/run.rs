@@ -42,6 +42,13 @@ pub struct RunArgs {
     /// With --baseline: the largest tolerated slowdown (it must also exceed the noise; preset 10%).
     #[arg(long, value_parser = crate::units::parse_percent)]
     pub max_regression: Option<f64>,
+    /// Server settings profiles to measure at the end (capacity and analytics per profile;
+    /// see `storybench settings`).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub settings: Option<Vec<crate::cluster::settings::Profile>>,
+    /// With --settings on an external server: allow ALTER SYSTEM (reset afterwards).
+    #[arg(long)]
+    pub alter_system: bool,
     #[command(flatten)]
     pub variant: VariantArgs,
 }
@@ -68,6 +75,12 @@ impl RunArgs {
         }
         if let Some(s) = &self.strategies {
             c.explain.strategies = s.clone();
+        }
+        if let Some(p) = &self.settings {
+            c.settings.profiles = p.clone();
+        }
+        if self.alter_system {
+            c.settings.alter_system = true;
         }
         if let Some(m) = self.max_regression {
             c.max_regression = m;
@@ -100,6 +113,13 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     config.rls.validate()?;
     config.capacity_options()?.validate()?;
     config.ops.validate()?;
+    if !config.settings.profiles.is_empty() {
+        crate::measure::settings::check_request(
+            db.database_url.is_some(),
+            &config.settings.profiles,
+            config.settings.alter_system,
+        )?;
+    }
     crate::measure::ops::load_migrations(&config.ops)?;
     // Read the baseline up front: a bad file is exit 2 before anything is measured.
     let baseline = match &args.baseline {
@@ -267,6 +287,20 @@ async fn pipeline(
     session.results.rls = Some(section);
 
     super::load::stages_for_run(session, target, config).await?;
+
+    if !config.settings.profiles.is_empty() {
+        // Last of the measuring stages: each profile restarts or reloads the server.
+        let opts = super::settings::options(
+            config,
+            config.settings.profiles.clone(),
+            config.settings.alter_system,
+        )?;
+        let scenario = crate::scenario::load(&config.capacity.scenario)?;
+        super::settings::stage(session, target, &opts, &scenario).await?;
+    }
+
+    // The document's monitoring queries close every run, on a fresh copy.
+    super::monitoring::stage(session, target).await?;
 
     // An RLS leak, wrong rows or missing claims fail the run (after every stage ran).
     if let Some(why) = session.results.rls.as_ref().and_then(|s| s.failure()) {

@@ -6,6 +6,7 @@
 
 mod binaries;
 mod owner;
+pub mod settings;
 
 pub use binaries::{parse_major, PgBinaries};
 

@@ -7,6 +7,7 @@ mod ops;
 mod ops_extra;
 pub mod partitions_verdicts;
 pub mod rls_advice;
+mod settings;
 mod topics;
 
 use crate::compare::Comparison;
@@ -21,6 +22,7 @@ pub enum Topic {
     Rls,
     Partitions,
     Operations,
+    Settings,
     Baseline,
 }
 
@@ -32,6 +34,7 @@ impl Topic {
             Topic::Rls => "Row level security",
             Topic::Partitions => "Partitions",
             Topic::Operations => "Operations under load",
+            Topic::Settings => "Server settings",
             Topic::Baseline => "vs baseline",
         }
     }
@@ -113,6 +116,9 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     }
     if let Some(s) = &r.advice {
         out.push(advice::advice(s));
+    }
+    if let Some(s) = &r.settings {
+        out.extend(settings::profiles(s));
     }
     if let Some(c) = baseline {
         out.push(topics::baseline(c));

@@ -4,10 +4,12 @@ pub mod engine;
 pub mod exec;
 pub mod explain;
 pub mod load;
+pub mod monitoring;
 pub mod ops;
 pub mod partitions;
 pub mod rls;
 pub mod server_view;
+pub mod settings;
 
 /// A stage that failed part-way (the server went away) and kept what it measured: the
 /// command records `section` in the partial results, then reports `cause`.

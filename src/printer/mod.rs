@@ -12,6 +12,7 @@ pub mod ops;
 pub mod partitions;
 pub mod rls;
 pub mod seed;
+pub mod settings;
 
 use std::io::{self, Write};
 

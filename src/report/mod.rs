@@ -42,6 +42,14 @@ fn environment() -> Result<Environment<'static>> {
     env.add_template("sections/rls.html", include_str!("sections/rls.html.j2"))?;
     env.add_template("sections/ops.html", include_str!("sections/ops.html.j2"))?;
     env.add_template(
+        "sections/settings.html",
+        include_str!("sections/settings.html.j2"),
+    )?;
+    env.add_template(
+        "sections/monitoring.html",
+        include_str!("sections/monitoring.html.j2"),
+    )?;
+    env.add_template(
         "sections/citus.html",
         include_str!("sections/citus.html.j2"),
     )?;

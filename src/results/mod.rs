@@ -61,6 +61,10 @@ pub struct RunResults {
     pub advice: Option<crate::advise::indexes::AdviceSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lint: Option<crate::advise::indexes::LintSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<crate::measure::settings::SettingsSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<crate::measure::monitoring::MonitoringSection>,
 }
 
 /// How a run, or one of its stages, ended (`running` until it does).
@@ -130,6 +134,8 @@ impl RunResults {
             citus: None,
             advice: None,
             lint: None,
+            settings: None,
+            monitoring: None,
         }
     }
 

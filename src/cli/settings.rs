@@ -1,0 +1,93 @@
+//! `storybench settings`: the server settings profiles (doc, default, tuned) measured on
+//! the same dataset — capacity and the analytics queries per profile — with the server's
+//! own settings restored afterwards (also on error and Ctrl-C) and checked.
+
+use super::measuring_command;
+use crate::cluster::settings::Profile;
+use crate::config::RunConfig;
+use crate::measure::settings::{self, SettingsOptions};
+use crate::target::DbArgs;
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct SettingsArgs {
+    /// Profiles to measure, in order; ratios are against the first.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "default,doc,tuned"
+    )]
+    pub profiles: Vec<Profile>,
+    /// External server only: allow ALTER SYSTEM for the settings that reload (work_mem,
+    /// effective_cache_size), reset afterwards. Without it an external server is refused.
+    #[arg(long)]
+    pub alter_system: bool,
+    /// Short measurements (the `quick` preset of presets/run.toml: p50 only, a short search).
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The stage's options from a run configuration (engine and capacity settings shared
+/// with the partitions and capacity stages).
+pub fn options(
+    config: &RunConfig,
+    profiles: Vec<Profile>,
+    alter_system: bool,
+) -> Result<SettingsOptions> {
+    Ok(SettingsOptions {
+        profiles,
+        alter_system,
+        engine: config.partitions.engine(),
+        statement_timeout: config.partitions.statement_timeout,
+        capacity: config.capacity_options()?,
+        seed: config.dataset.seed,
+    })
+}
+
+pub async fn run(db: &DbArgs, args: SettingsArgs) -> Result<i32> {
+    let config = RunConfig::preset(if args.quick { "quick" } else { "full" })?;
+    let opts = options(&config, args.profiles.clone(), args.alter_system)?;
+    settings::check_request(db.database_url.is_some(), &opts.profiles, opts.alter_system)?;
+    opts.capacity.validate()?;
+    let scenario = crate::scenario::load(&config.capacity.scenario)?;
+    let recorded = serde_json::to_value(&args)?;
+    measuring_command(
+        db,
+        "settings",
+        recorded,
+        args.out.as_deref(),
+        async |session, target| stage(session, target, &opts, &scenario).await,
+    )
+    .await
+}
+
+/// The stage as `run` and `settings` call it: the section kept also when it fails part-way.
+pub async fn stage(
+    session: &mut super::RunSession,
+    target: &crate::target::Target,
+    opts: &SettingsOptions,
+    scenario: &crate::scenario::Scenario,
+) -> Result<()> {
+    settings::check(target, &opts.profiles, opts.alter_system)?;
+    let outcome = session
+        .stage("settings", settings::run(target, opts, scenario))
+        .await;
+    let section = match outcome
+        .map_err(|e| e.downcast::<crate::measure::Partial<settings::SettingsSection>>())
+    {
+        Ok(s) => s,
+        Err(Ok(partial)) => {
+            session.results.settings = Some(partial.section);
+            return Err(partial.cause);
+        }
+        Err(Err(e)) => return Err(e),
+    };
+    crate::printer::show(|p| crate::printer::settings::summary(p, &section));
+    session.results.settings = Some(section);
+    Ok(())
+}
