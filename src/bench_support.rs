@@ -48,6 +48,7 @@ pub async fn tiny_dataset() -> Result<Target> {
             jobs: 2,
             reset: true,
             toast_compression: None,
+            verify: false,
             variant: Default::default(),
         };
         crate::seed::seed(&target, &opts).await?;

@@ -63,6 +63,9 @@ pub struct DatasetConfig {
     pub jobs: Option<usize>,
     #[serde(default)]
     pub toast_compression: Option<String>,
+    /// `seed --verify`: record the database-side fingerprint too (reuse after a crash).
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// The variant measured; a part left out keeps the dataset's current one.
@@ -247,6 +250,7 @@ impl RunConfig {
             jobs: self.dataset.jobs.unwrap_or(2),
             reset: true,
             toast_compression: self.dataset.toast_compression.clone(),
+            verify: self.dataset.verify,
             variant: self.variant_request(),
         }
     }

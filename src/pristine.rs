@@ -285,15 +285,25 @@ pub async fn write_counter(conn: &mut PgConnection) -> Result<String> {
         .await?)
 }
 
-/// Checks that the sealed dataset was not written to since the seed; recomputes the
-/// fingerprint when the counters cannot tell. Errors name what changed.
+/// Checks that the sealed dataset was not written to since the seed; when the counters
+/// cannot tell (a server crash resets them), recomputes the database-side fingerprint and
+/// compares it with the one `seed --verify` recorded. Errors name what changed.
 pub async fn verify(conn: &mut PgConnection, info: &DatasetInfo) -> Result<Verified> {
     let now = write_counter(conn).await?;
     if info.sealed_state.as_deref() == Some(now.as_str()) {
         return Ok(Verified::Counters);
     }
-    let (fingerprint, _) = crate::seed::fingerprint(conn).await?;
-    if info.fingerprint.as_deref() == Some(fingerprint.as_str()) {
+    let Some(sealed) = db_seal(info) else {
+        bail!(
+            "the dataset's write counters changed since its seal (a server crash or a \
+             statistics reset clears them, or something wrote to it), and it was seeded \
+             without `--verify`, so there is no database-side fingerprint to check it \
+             against. Seed it again with `storybench seed --reset` (add `--verify` to be able \
+             to reuse it after a crash)."
+        );
+    };
+    let (fingerprint, _) = crate::seed::db_fingerprint(conn).await?;
+    if sealed == fingerprint {
         // Same data, new counters (statistics were reset): record them for next time.
         let mut resealed = info.clone();
         resealed.sealed_state = Some(now);
@@ -301,11 +311,21 @@ pub async fn verify(conn: &mut PgConnection, info: &DatasetInfo) -> Result<Verif
         return Ok(Verified::Fingerprint);
     }
     bail!(
-        "the dataset was written to since it was seeded (fingerprint {} now, {} when seeded): \
-         its figures would not be comparable. Seed it again with `storybench seed --reset`.",
+        "the dataset was written to since it was seeded (database-side fingerprint {} now, {} \
+         when seeded): its figures would not be comparable. Seed it again with \
+         `storybench seed --reset`.",
         fingerprint,
-        info.fingerprint.as_deref().unwrap_or("none")
+        sealed
     )
+}
+
+/// The database-side fingerprint a dataset was sealed with: `seed --verify`'s, or the
+/// fingerprint of a dataset seeded before the streamed one existed (the same md5).
+fn db_seal(info: &DatasetInfo) -> Option<&str> {
+    info.db_fingerprint.as_deref().or(info
+        .fingerprint
+        .as_deref()
+        .filter(|f| !f.starts_with(crate::seed::fingerprint::PREFIX)))
 }
 
 /// The dataset a measuring command will copy: complete, and verified untouched since its
@@ -326,12 +346,14 @@ pub async fn checked_dataset(target: &Target) -> Result<DatasetInfo> {
     Ok(info)
 }
 
-/// Records the dataset as it is now as its sealed state (fingerprint and write state): for
-/// fixtures that shape a seeded dataset by hand before measuring it.
+/// Records the dataset as it is now as its sealed state (database-side fingerprint and
+/// write state): for fixtures that shape a seeded dataset by hand before measuring it. The
+/// data no longer matches the bytes streamed, so the database-side value is its fingerprint.
 pub async fn reseal(conn: &mut PgConnection) -> Result<DatasetInfo> {
     let mut info = crate::seed::require_complete(conn).await?;
-    let (fingerprint, counts) = crate::seed::fingerprint(conn).await?;
-    info.fingerprint = Some(fingerprint);
+    let (fingerprint, counts) = crate::seed::db_fingerprint(conn).await?;
+    info.fingerprint = Some(fingerprint.clone());
+    info.db_fingerprint = Some(fingerprint);
     info.row_counts = counts;
     info.sealed_state = Some(write_counter(conn).await?);
     crate::schema::set_meta(conn, "dataset", &serde_json::to_value(&info)?).await?;

@@ -188,6 +188,8 @@ fn an_immediate_shutdown_mid_stage_is_one_clear_error_and_the_next_command_works
         "tiny",
         "--anchor",
         ANCHOR,
+        // The database-side fingerprint: what the dataset is checked against after the crash.
+        "--verify",
         "--out",
         &root.join("seed").to_string_lossy(),
     ]);

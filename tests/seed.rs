@@ -37,46 +37,89 @@ fn seed(db: &TestDb, extra: &[&str]) -> std::process::Output {
     db.storybench(&args)
 }
 
-async fn fingerprint(db: &TestDb) -> String {
+async fn db_fingerprint(db: &TestDb) -> String {
     let mut conn = db.conn().await;
-    storybench::seed::fingerprint(&mut conn).await.unwrap().0
+    storybench::seed::db_fingerprint(&mut conn).await.unwrap().0
 }
 
+async fn recorded(db: &TestDb) -> storybench::seed::DatasetInfo {
+    let mut conn = db.conn().await;
+    storybench::seed::dataset(&mut conn).await.unwrap().unwrap()
+}
+
+/// The streamed fingerprint (from the bytes COPYed) is the same for the same profile,
+/// scale, seed and anchor whatever the COPY connections, and differs when any input does;
+/// `--verify` records the database-side one beside it.
 #[tokio::test]
 async fn same_inputs_same_fingerprint_different_seed_different() {
-    let (a, b, c) = (
+    let (a, b, c, d) = (
         TestDb::new("fp_a").await,
         TestDb::new("fp_b").await,
         TestDb::new("fp_c").await,
+        TestDb::new("fp_d").await,
     );
-    for (db, s) in [(&a, "7"), (&b, "7"), (&c, "8")] {
-        let out = seed(
-            db,
-            &[
-                "--seed",
-                s,
-                "--jobs",
-                if s == "7" && db.name == a.name {
-                    "1"
-                } else {
-                    "3"
-                },
-            ],
-        );
+    for (db, extra) in [
+        (&a, vec!["--seed", "7", "--jobs", "1", "--verify"]),
+        (&b, vec!["--seed", "7", "--jobs", "3"]),
+        (&c, vec!["--seed", "8", "--jobs", "3"]),
+    ] {
+        let out = seed(db, &extra);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let (fa, fb, fc) = (
-        fingerprint(&a).await,
-        fingerprint(&b).await,
-        fingerprint(&c).await,
+    let out = common::temp_root("seedout_d");
+    let out = d.storybench(&[
+        "seed",
+        "--profile",
+        "tiny",
+        "--anchor",
+        "2026-11-21",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (ia, ib, ic, id) = (
+        recorded(&a).await,
+        recorded(&b).await,
+        recorded(&c).await,
+        recorded(&d).await,
     );
-    assert_eq!(fa, fb, "same seed, different --jobs: identical data");
-    assert_ne!(fa, fc, "another seed: other data");
-    // The fingerprint is recorded with the dataset.
-    let mut conn = a.conn().await;
-    let info = storybench::seed::dataset(&mut conn).await.unwrap().unwrap();
-    assert_eq!(info.status, "complete");
-    assert_eq!(info.fingerprint.as_deref(), Some(fa.as_str()));
+    assert_eq!(ia.status, "complete");
+    let fa = ia.fingerprint.clone().unwrap();
+    assert!(fa.starts_with("s1-"), "the streamed definition: {fa}");
+    assert_eq!(
+        Some(&fa),
+        ib.fingerprint.as_ref(),
+        "same inputs, --jobs 1 vs 3"
+    );
+    assert_ne!(
+        Some(&fa),
+        ic.fingerprint.as_ref(),
+        "another seed: other data"
+    );
+    assert_ne!(
+        Some(&fa),
+        id.fingerprint.as_ref(),
+        "another anchor: other data"
+    );
+    assert_eq!(ia.row_counts, ib.row_counts);
+    assert!(ia.row_counts["public.stories"].as_u64().unwrap() > 0);
+    // The database agrees: same data for a and b, other data for c.
+    let (da, db_, dc) = (
+        db_fingerprint(&a).await,
+        db_fingerprint(&b).await,
+        db_fingerprint(&c).await,
+    );
+    assert_eq!(da, db_);
+    assert_ne!(da, dc);
+    // --verify recorded the database-side value; without it none is recorded.
+    assert_eq!(ia.db_fingerprint.as_deref(), Some(da.as_str()));
+    assert_eq!(ib.db_fingerprint, None);
+    // A second seed of the same inputs streams the same fingerprint again.
+    let again = seed(&b, &["--seed", "7", "--jobs", "2", "--reset"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(recorded(&b).await.fingerprint.as_ref(), Some(&fa));
 }
 
 #[tokio::test]

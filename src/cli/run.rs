@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// Date the data leads up to (default: today, recorded in results.json).
     #[arg(long)]
     pub anchor: Option<chrono::NaiveDate>,
+    /// Seal the dataset with the database-side fingerprint too (`seed --verify`).
+    #[arg(long)]
+    pub verify: bool,
     /// Index strategies the explain stage compares; the first is the baseline.
     #[arg(long, value_delimiter = ',')]
     pub strategies: Option<Vec<String>>,
@@ -73,6 +76,7 @@ impl RunArgs {
         if let Some(a) = self.anchor {
             d.anchor = Some(a);
         }
+        d.verify |= self.verify;
         if let Some(s) = &self.strategies {
             c.explain.strategies = s.clone();
         }

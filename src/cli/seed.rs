@@ -29,6 +29,10 @@ pub struct SeedArgs {
     /// TOAST compression for storybench's text and jsonb columns: lz4 or pglz (default: the server's).
     #[arg(long)]
     pub toast_compression: Option<String>,
+    /// Also compute the database-side fingerprint (a full pass over every table): checks
+    /// the row counts against the stream and lets the dataset be reused after a server crash.
+    #[arg(long)]
+    pub verify: bool,
     #[command(flatten)]
     pub variant: VariantArgs,
     /// Output directory (default: reports/<run-id>/).
@@ -52,6 +56,7 @@ impl SeedArgs {
             }),
             reset: self.reset,
             toast_compression: self.toast_compression.clone(),
+            verify: self.verify,
             variant: self.variant.request(),
         }
     }

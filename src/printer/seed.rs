@@ -32,8 +32,14 @@ pub fn report(p: &mut Printer, info: &seed::DatasetInfo, r: &seed::SeedReport) -
     )?;
     writeln!(
         p.human,
-        "fingerprint {}",
+        "fingerprint {} (streamed)",
         info.fingerprint.as_deref().unwrap_or("-")
     )?;
+    if let (Some(db), Some(secs)) = (&info.db_fingerprint, r.verify_seconds) {
+        writeln!(
+            p.human,
+            "verified: the database holds the rows streamed; database-side fingerprint {db} ({secs:.1} s)"
+        )?;
+    }
     Ok(())
 }

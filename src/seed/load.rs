@@ -25,6 +25,8 @@ pub(super) struct Tally {
     rows: u64,
     bytes: u64,
     busy: Duration,
+    /// The table's share of the streamed fingerprint: rows the server accepted, hashed.
+    pub(super) sum: super::fingerprint::TableSum,
 }
 
 type Tallies = Arc<Mutex<BTreeMap<String, Tally>>>;
@@ -142,6 +144,7 @@ async fn copy_table(
     e.rows += rows;
     e.bytes += data.copy.len() as u64;
     e.busy += started.elapsed();
+    e.sum.add(data.sum);
     Ok(())
 }
 
@@ -216,8 +219,10 @@ pub(super) async fn after_load(
     Ok(())
 }
 
-/// The database's fingerprint of the whole dataset, and its row counts per table.
-pub async fn fingerprint(conn: &mut PgConnection) -> Result<(String, serde_json::Value)> {
+/// The database-side fingerprint of the whole dataset (`seed/fingerprint.sql`), and its
+/// row counts per table: a full pass over every table, so only `seed --verify` and the
+/// check after a crash pay for it.
+pub async fn db_fingerprint(conn: &mut PgConnection) -> Result<(String, serde_json::Value)> {
     let mut tx = conn.begin().await?;
     tx.execute(q(&queries().set_utc)).await?;
     let row: (String, serde_json::Value) =
@@ -267,6 +272,22 @@ pub(super) async fn table_loads(
             }
         })
         .collect())
+}
+
+/// The streamed fingerprint and row counts from the load's tallies; every table is listed,
+/// also one that received no rows.
+pub(super) fn streamed_fingerprint(
+    tallies: &BTreeMap<String, Tally>,
+) -> (String, serde_json::Value) {
+    let mut sums: BTreeMap<String, super::fingerprint::TableSum> = Table::ALL
+        .iter()
+        .map(|t| (t.name().to_string(), Default::default()))
+        .collect();
+    sums.insert(FLAT_API_USAGE.to_string(), Default::default());
+    for (name, tally) in tallies {
+        sums.insert(name.clone(), tally.sum);
+    }
+    super::fingerprint::fingerprint(&sums)
 }
 
 pub(super) async fn set_compression(conn: &mut PgConnection, method: &str) -> Result<()> {

@@ -2,13 +2,14 @@
 //! several connections, with keys, FKs and indexes built after the load (as pg_restore does).
 
 pub mod copy_binary;
+pub mod fingerprint;
 pub mod generate;
 mod load;
 mod pipeline;
 pub mod profile;
 pub(crate) mod sql;
 
-pub use load::fingerprint;
+pub use load::db_fingerprint;
 pub use pipeline::seed;
 
 use crate::schema::{self, VariantRequest};
@@ -24,7 +25,12 @@ pub struct DatasetInfo {
     pub scale: f64,
     pub seed: u64,
     pub anchor: chrono::NaiveDate,
+    /// The streamed fingerprint (`seed::fingerprint`), from the bytes COPYed.
     pub fingerprint: Option<String>,
+    /// The database-side fingerprint (`seed/fingerprint.sql`), recorded by `seed --verify`:
+    /// what a dataset is checked against when the write counters cannot tell (a crash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_fingerprint: Option<String>,
     #[serde(default)]
     pub row_counts: serde_json::Value,
     pub seeded_at: chrono::DateTime<chrono::Utc>,
@@ -52,6 +58,9 @@ pub struct SeedReport {
     #[serde(alias = "indexes_seconds")]
     pub fks_indexes_seconds: f64,
     pub analyze_seconds: f64,
+    /// The database-side fingerprint of `seed --verify`, after the seal (not in `seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_seconds: Option<f64>,
     pub jobs: usize,
     pub toast_compression: String,
     pub rows_per_second: f64,
@@ -81,6 +90,9 @@ pub struct SeedOptions {
     pub reset: bool,
     /// `lz4` or `pglz` for storybench's text and jsonb columns; `None` keeps the server default.
     pub toast_compression: Option<String>,
+    /// Also compute the database-side fingerprint, check its row counts against the
+    /// streamed ones and record it (lets a dataset be verified after a server crash).
+    pub verify: bool,
     #[serde(skip)]
     pub variant: VariantRequest,
 }

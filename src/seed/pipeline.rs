@@ -48,6 +48,7 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
         seed: opts.seed,
         anchor: opts.anchor,
         fingerprint: None,
+        db_fingerprint: None,
         row_counts: serde_json::Value::Null,
         seeded_at: chrono::Utc::now(),
         sealed_state: None,
@@ -89,14 +90,49 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> Result<(DatasetInfo, S
         .sum();
     report.rows_per_second = report.total_rows as f64 / report.seconds.max(1e-9);
     report.mb_per_second = report.total_bytes as f64 / 1_048_576.0 / report.seconds.max(1e-9);
-    let (fingerprint, counts) = load::fingerprint(&mut conn).await?;
+    // The fingerprint comes from the bytes loaded: no pass over the database.
+    let (fingerprint, counts) = load::streamed_fingerprint(&tallies);
     info.status = "complete".into();
     info.fingerprint = Some(fingerprint);
     info.row_counts = counts;
     // Seal: measuring commands verify nothing wrote to the dataset since this counter.
     info.sealed_state = Some(crate::pristine::write_counter(&mut conn).await?);
+    if opts.verify {
+        let started = Instant::now();
+        info.db_fingerprint = Some(verify_counts(&mut conn, &info.row_counts).await?);
+        report.verify_seconds = Some(started.elapsed().as_secs_f64());
+    }
     load::record_dataset(&mut conn, &info).await?;
     Ok((info, report))
+}
+
+/// `seed --verify`: the database-side fingerprint, after checking the database holds the
+/// rows the stream counted, table by table.
+async fn verify_counts(
+    conn: &mut sqlx::PgConnection,
+    streamed: &serde_json::Value,
+) -> Result<String> {
+    let (fingerprint, counts) = load::db_fingerprint(conn).await?;
+    let counts = counts
+        .as_object()
+        .context("row counts of seed/fingerprint.sql")?;
+    let streamed = streamed.as_object().context("streamed row counts")?;
+    let mut differ = Vec::new();
+    for (table, n) in streamed {
+        // The SQL names public tables without their schema.
+        let short = table.strip_prefix("public.").unwrap_or(table);
+        let found = counts.get(table).or_else(|| counts.get(short));
+        if found.and_then(|v| v.as_u64()) != n.as_u64() {
+            differ.push(format!("{table}: {n} streamed, {found:?} in the database"));
+        }
+    }
+    if !differ.is_empty() {
+        bail!(
+            "seed --verify: the database does not hold the rows loaded: {}",
+            differ.join("; ")
+        );
+    }
+    Ok(fingerprint)
 }
 
 /// Refuses up front when the embedded cluster's disk cannot hold the dataset.

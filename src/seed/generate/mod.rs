@@ -126,6 +126,8 @@ pub struct TableData {
     pub table: Table,
     pub rows: u64,
     pub copy: Vec<u8>,
+    /// The payload's share of the streamed fingerprint, hashed on the generator's thread.
+    pub sum: crate::seed::fingerprint::TableSum,
 }
 
 /// The id of the user with this global index: computable without generating anything
@@ -423,7 +425,16 @@ impl Out {
             .zip(self.w)
             .map(|(&table, w)| {
                 let (rows, copy) = w.finish();
-                TableData { table, rows, copy }
+                let (hashed, sum) = crate::seed::fingerprint::payload_sum(&copy)
+                    .expect("the COPY writer produces complete payloads");
+                debug_assert_eq!(hashed, rows);
+                let sum = crate::seed::fingerprint::TableSum { rows, sum };
+                TableData {
+                    table,
+                    rows,
+                    copy,
+                    sum,
+                }
             })
             .collect();
         ChunkData { tables }
