@@ -278,11 +278,11 @@ async fn restore_check(
         };
         let restore_seconds = run.finished_s - run.started_s;
         steps.push(run);
-        let (source_fingerprint, _) = crate::seed::fingerprint(&mut target.connect().await?)
+        let (source_fingerprint, _) = crate::seed::db_fingerprint(&mut target.connect().await?)
             .await
             .context("the copy's fingerprint")?;
         let (restored_fingerprint, _) =
-            crate::seed::fingerprint(&mut scratch.target().connect().await?)
+            crate::seed::db_fingerprint(&mut scratch.target().connect().await?)
                 .await
                 .context("the restored database's fingerprint")?;
         Ok(Restore {
