@@ -106,9 +106,22 @@ async fn schema_applies_and_variants_switch_exactly() {
             .all(|p| p.contains(":public:")),
         "doc service policies have no TO clause"
     );
+    // The recommended sets keep api_usage's partitions in the unexposed schema `partitions`
+    // (schema/README.md, deviation 25); the document's keeps them in public.
+    let placed = async |conn: &mut sqlx::PgConnection| -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT c.relnamespace::regnamespace::text FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'public.api_usage'::regclass",
+        )
+        .fetch_all(conn)
+        .await
+        .unwrap()
+    };
+    assert_eq!(placed(&mut conn).await, ["partitions"]);
     schema::apply(&mut conn, &request(None, Some("doc")), anchor())
         .await
         .unwrap();
+    assert_eq!(placed(&mut conn).await, ["public"]);
     assert_eq!(
         doc_policies,
         schema::policy_inventory(&mut conn).await.unwrap()

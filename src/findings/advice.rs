@@ -56,7 +56,13 @@ pub fn advisory_cost(c: &crate::advise::costs::AdvisoryCost) -> String {
         .as_deref()
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
-    let mut line = format!("{}{who}: ", c.statement);
+    // A foreign key's statement is its parent's DELETE: name the key too.
+    let what = if c.rule == crate::advise::lint::Rule::UnindexedForeignKeys {
+        format!("{} ({})", c.statement, c.object)
+    } else {
+        c.statement.clone()
+    };
+    let mut line = format!("{what}{who}: ");
     match (c.ratio, c.side) {
         (Some(r), Some(side)) => {
             let verdict = match side {

@@ -346,8 +346,9 @@ pub async fn set_policies(conn: &mut PgConnection, name: &str) -> Result<()> {
         .fetch_one(&mut *tx)
         .await?;
     // The sets place api_usage's partitions (partitions.sql's function): a dataset seeded
-    // before it existed gets it here, on the copy being switched.
+    // before it existed gets it (and its schema) here, recorded as ours as `apply` does.
     run_file(&mut tx, "schema/partitions.sql").await?;
+    safety::record_owned(&mut tx, OWNED_SCHEMAS, &[]).await?;
     run_file(&mut tx, format!("schema/policies/{name}.sql")).await?;
     update_variant(&mut tx, |v| v.policies = name.to_string()).await?;
     tx.commit().await?;
