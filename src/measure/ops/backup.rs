@@ -155,22 +155,27 @@ fn dir_size(dir: &Path) -> u64 {
     })
 }
 
-/// The document's script, step by step, on `target`; with `restore`, then the restore check.
+/// The document's script, step by step, on `target`.
 pub async fn run(
     target: &Target,
     clock: Instant,
-    restore: bool,
 ) -> (Vec<StatementRun>, Result<()>, BackupFigures) {
     let mut steps = Vec::new();
     let mut figures = BackupFigures::default();
-    let outcome = script(target, clock, restore, &mut steps, &mut figures).await;
+    let outcome = script(target, clock, &mut steps, &mut figures).await;
     (steps, outcome, figures)
+}
+
+/// The restore check on `target`, in a directory of its own.
+pub async fn restore(target: &Target) -> Result<Restore> {
+    let dir = Scratch::new()?;
+    let url = child_url(target)?;
+    restore_check(target, &url, &dir.0, Instant::now(), &mut Vec::new()).await
 }
 
 async fn script(
     target: &Target,
     clock: Instant,
-    restore: bool,
     steps: &mut Vec<StatementRun>,
     figures: &mut BackupFigures,
 ) -> Result<()> {
@@ -210,10 +215,6 @@ async fn script(
     cmd.arg(&full);
     push(step(clock, format!("gzip {}", name(&full)), cmd, None).await)?;
     figures.full_gzip_bytes = size(&full.with_extension("sql.gz"));
-
-    if restore {
-        figures.restore = Some(restore_check(target, &url, &dir.0, clock, steps).await?);
-    }
     Ok(())
 }
 

@@ -386,6 +386,8 @@ async fn rehearse(target: &Target, m: &Work, opts: &OpsOptions) -> Result<(Alone
         temp_bytes: io.2 - io_before.2,
         statements,
     };
+    let mut extra = extra;
+    m.after_alone(target, &mut extra).await?;
     Ok((alone, extra))
 }
 

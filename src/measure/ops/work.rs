@@ -143,7 +143,7 @@ impl Work {
                 (s, o, Extra::default())
             }
             Work::Backup => {
-                let (s, o, f) = backup::run(target, clock, true).await;
+                let (s, o, f) = backup::run(target, clock).await;
                 let extra = Extra {
                     backup: Some(f),
                     ..Default::default()
@@ -155,6 +155,15 @@ impl Work {
                 (s, o, Extra::default())
             }
         }
+    }
+
+    /// After the rehearsal's figures are taken: the backup's restore check (its time is
+    /// not the backup's).
+    pub async fn after_alone(&self, target: &Target, extra: &mut Extra) -> Result<()> {
+        if let (Work::Backup, Some(b)) = (self, extra.backup.as_mut()) {
+            b.restore = Some(backup::restore(target).await?);
+        }
+        Ok(())
     }
 
     /// The operation beside the load, on `clock` (the load's measurement start).
@@ -171,7 +180,7 @@ impl Work {
                 (s, o, Extra::default())
             }
             Work::Backup => {
-                let (s, o, _) = backup::run(target, clock, false).await;
+                let (s, o, _) = backup::run(target, clock).await;
                 (s, o, Extra::default())
             }
             Work::Cron => {
