@@ -254,3 +254,53 @@ async fn an_error_mid_profile_on_an_external_server_resets_alter_system() {
     .unwrap();
     assert_eq!(auto, 0, "ALTER SYSTEM values left behind");
 }
+
+#[tokio::test]
+async fn wal_archiving_on_then_off_leaves_the_clusters_config_as_before() {
+    let (root, data) = embedded_tiny("settings_wal");
+    let conf_before = std::fs::read_to_string(data.join("storybench.conf")).unwrap();
+    let auto_before = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+    let out_dir = root.join("wal");
+    let out = storybench_cmd()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["wal-archive", "--quick", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let s = &results(&out_dir)["wal_archive"];
+    assert_eq!(setting(&s["in_force"], "archive_mode")["setting"], "on");
+    assert_eq!(setting(&s["in_force"], "wal_level")["setting"], "replica");
+    assert_eq!(setting(&s["own_after"], "archive_mode")["setting"], "off");
+    assert_eq!(s["own_before"], s["own_after"]);
+    assert_eq!(s["restored"], true);
+    assert!(s["archived_segments"].as_i64().unwrap() >= 1, "{s}");
+    assert!(s["archived_bytes"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["archive_failures"], 0);
+    let off = s["off"].as_array().unwrap();
+    assert!(!off.is_empty());
+    assert!(off
+        .iter()
+        .all(|a| a["work"]["wal_bytes"].as_f64().unwrap() > 0.0));
+    assert!(s["archive_bytes_per_hour"].as_f64().unwrap() > 0.0);
+    assert!(!data.join("storybench_wal_archive").exists());
+    assert!(!data.join("storybench_profile.conf").exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("storybench.conf")).unwrap(),
+        conf_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap(),
+        auto_before
+    );
+    // An external server is refused with a clear message.
+    let db = TestDb::new("settings_wal_ext").await;
+    let refused = db.storybench(&["wal-archive", "--quick"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("embedded cluster only"),
+        "{}",
+        stderr(&refused)
+    );
+}

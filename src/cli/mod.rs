@@ -66,6 +66,8 @@ pub enum Command {
     Ops(ops::OpsArgs),
     /// The document's monitoring queries (health checks, usage analytics), each with its cost.
     Monitoring(monitoring::MonitoringArgs),
+    /// WAL archiving (wal_level replica, archive_mode on) on the embedded cluster: write cost off vs on, archive volume.
+    WalArchive(settings::WalArchiveArgs),
     /// Server settings profiles (doc, default, tuned): capacity and analytics per profile.
     Settings(settings::SettingsArgs),
     /// Advice checked against the dataset: `advise citus` (what breaks distributed by user_id).
@@ -195,6 +197,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Partitions(args) => partitions::run(&cli.db, args).await,
         Command::Ops(args) => ops::run(&cli.db, args).await,
         Command::Monitoring(args) => monitoring::run(&cli.db, args).await,
+        Command::WalArchive(args) => settings::wal_archive(&cli.db, args).await,
         Command::Settings(args) => settings::run(&cli.db, args).await,
         Command::Merge(args) => Ok(merge::run(args)),
         Command::Advise(cmd) => advise::run(&cli.db, cmd).await,

@@ -91,3 +91,50 @@ pub async fn stage(
     session.results.settings = Some(section);
     Ok(())
 }
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct WalArchiveArgs {
+    /// Write statements per second the archive volume per hour is computed at.
+    #[arg(long, default_value_t = 10.0)]
+    pub writes_per_second: f64,
+    /// Short measurements (the `quick` preset's engine settings).
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory (default: reports/<run-id>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn wal_archive(db: &DbArgs, args: WalArchiveArgs) -> Result<i32> {
+    if db.database_url.is_some() {
+        anyhow::bail!(
+            "WAL archiving is measured on the embedded cluster only: wal_level and archive_mode \
+             take a restart, and storybench never restarts a server it does not own (drop --database-url)"
+        );
+    }
+    let config = RunConfig::preset(if args.quick { "quick" } else { "full" })?;
+    let recorded = serde_json::to_value(&args)?;
+    measuring_command(
+        db,
+        "wal-archive",
+        recorded,
+        args.out.as_deref(),
+        async |session, target| {
+            let section = session
+                .stage(
+                    "wal-archive",
+                    settings::archive::run(
+                        target,
+                        &config.partitions.engine(),
+                        config.partitions.statement_timeout,
+                        config.dataset.seed,
+                        args.writes_per_second,
+                    ),
+                )
+                .await?;
+            session.results.wal_archive = Some(section);
+            Ok(())
+        },
+    )
+    .await
+}

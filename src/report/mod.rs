@@ -50,6 +50,10 @@ fn environment() -> Result<Environment<'static>> {
         include_str!("sections/monitoring.html.j2"),
     )?;
     env.add_template(
+        "sections/wal_archive.html",
+        include_str!("sections/wal_archive.html.j2"),
+    )?;
+    env.add_template(
         "sections/citus.html",
         include_str!("sections/citus.html.j2"),
     )?;

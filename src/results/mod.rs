@@ -65,6 +65,8 @@ pub struct RunResults {
     pub settings: Option<crate::measure::settings::SettingsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<crate::measure::monitoring::MonitoringSection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_archive: Option<crate::measure::settings::archive::ArchiveSection>,
 }
 
 /// How a run, or one of its stages, ended (`running` until it does).
@@ -136,6 +138,7 @@ impl RunResults {
             lint: None,
             settings: None,
             monitoring: None,
+            wal_archive: None,
         }
     }
 

@@ -28,8 +28,25 @@ pub async fn measure(
     statement_timeout: Duration,
     seed: u64,
 ) -> Result<Vec<AnalyticsRun>> {
+    measure_some(target, engine_opts, statement_timeout, seed, specs).await
+}
+
+/// The catalog's write statements (WAL archiving's write path).
+pub fn writes(catalog: &crate::catalog::Catalog) -> Vec<&QuerySpec> {
+    catalog.queries.iter().filter(|s| !s.is_read()).collect()
+}
+
+/// Times the queries `pick` chooses (writes run rolled back; their WAL per execution is
+/// in `work.wal_bytes`).
+pub async fn measure_some(
+    target: &Target,
+    engine_opts: &EngineOptions,
+    statement_timeout: Duration,
+    seed: u64,
+    pick: fn(&crate::catalog::Catalog) -> Vec<&QuerySpec>,
+) -> Result<Vec<AnalyticsRun>> {
     let catalog = crate::catalog::load_default()?;
-    let specs = specs(&catalog);
+    let specs = pick(&catalog);
     let mut conn = target.connect().await?;
     let dataset = crate::seed::require_complete(&mut conn).await?;
     let population = Population::load(&mut conn, dataset.anchor).await?;

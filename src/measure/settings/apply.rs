@@ -14,11 +14,13 @@ use std::time::{Duration, Instant};
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Queries {
-    read: String,
     auto_conf_entries: String,
     alter_system: String,
     reset_system: String,
     reload: String,
+    pub(super) read_any: String,
+    pub(super) switch_wal: String,
+    pub(super) archiver: String,
 }
 
 crate::sql_file!(pub(super) fn q() -> Queries = "schema/settings.toml");
@@ -28,9 +30,14 @@ const RELOAD_WAIT: Duration = Duration::from_secs(10);
 
 /// pg_settings rows of the profile settings.
 pub async fn read(conn: &mut PgConnection) -> Result<Vec<Setting>> {
-    let names: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
+    read_names(conn, &NAMES).await
+}
+
+/// pg_settings rows of the named settings.
+pub async fn read_names(conn: &mut PgConnection, names: &[&str]) -> Result<Vec<Setting>> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let rows: Vec<(String, String, String, String, String, String, bool)> =
-        sqlx::query_as(sql(&q().read))
+        sqlx::query_as(sql(&q().read_any))
             .bind(&names)
             .fetch_all(&mut *conn)
             .await

@@ -6,6 +6,7 @@
 
 mod analytics;
 mod apply;
+pub mod archive;
 mod types;
 
 pub use types::*;
