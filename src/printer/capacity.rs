@@ -42,7 +42,9 @@ pub fn summary(p: &mut Printer, c: &CapacitySection) -> io::Result<()> {
             "the {slo} limit is crossed at about {x:.1}/s (interpolated inside the bracket; errs low)"
         )?;
     }
-    if let Some(m) = crate::stats::sample_quantile_ci(&c.speed_probe_ms, 0.5, 0.95) {
+    if let Some(m) =
+        crate::stats::sample_quantile_ci(&c.speed_probe_ms, 0.5, crate::stats::CONFIDENCE)
+    {
         writeln!(
             p.human,
             "machine-speed probe: {:.1} ms median [95 % CI {:.1}–{:.1}] over {} runs before and after (compare divides its change out)",
