@@ -39,7 +39,7 @@ pub fn summary(p: &mut Printer, c: &CapacitySection) -> io::Result<()> {
     if let Some(x) = c.crossing_rate {
         writeln!(
             p.human,
-            "the {slo} limit is crossed at about {x:.1}/s (interpolated inside the bracket; errs low)"
+            "the {slo} limit is crossed at about {x:.1}/s (interpolated on the monotone fit of every rate tried; errs low)"
         )?;
     }
     if let Some(m) =

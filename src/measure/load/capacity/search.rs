@@ -227,7 +227,7 @@ pub fn conclude(section: &mut CapacitySection, opts: &CapacityOptions, exhausted
         }
     }
     section.crossing_rate = match (&good, &bad) {
-        (Some(g), Some(b)) => crossing(g, b, opts.slo.limit_ms),
+        (Some(_), Some(b)) => crossing(&table, b, opts.slo.limit_ms),
         _ => None,
     };
     section.knee_rate = knee(&table);
@@ -294,17 +294,52 @@ fn basis(
     text
 }
 
-/// The rate where the SLO statistic reaches `limit` between the bracket's ends, linear in
-/// log rate against log latency. Latency grows convexly toward saturation, so the chord
-/// reaches the limit no later than the curve: the estimate errs low. None when the break was
-/// not the latency's (errors, a backlog) or the ends' values do not straddle the limit.
-fn crossing(good: &RateVerdict, bad: &RateVerdict, limit: f64) -> Option<f64> {
-    let (yg, yb) = (good.slo_value_ms, bad.slo_value_ms);
-    if !(yg > 0.0 && yg <= limit && yb > limit && bad.rate > good.rate) {
+/// The rate where the SLO statistic reaches `limit`, read off every rate tried. Near
+/// saturation one rate's pooled p95 swings between repeats (41 ms, 43 ms, then 178 ms at
+/// one rate on this 2-core VM), so the bracket's two ends alone move the answer by ±15 %
+/// run to run. The pooled values of all rates, weighted by their transactions, are made
+/// non-decreasing in rate (pool-adjacent-violators on the log latency); the crossing is the
+/// chord, in log rate against log latency, between the last fitted value within the limit
+/// and the first above it. Latency bends upward toward saturation, so the chord errs low.
+/// None when the break was not the latency's (errors, a backlog) or nothing was within it.
+fn crossing(table: &[RateVerdict], bad: &RateVerdict, limit: f64) -> Option<f64> {
+    if bad.slo_value_ms <= limit {
         return None;
     }
-    let t = (limit.ln() - yg.ln()) / (yb.ln() - yg.ln());
-    Some((good.rate.ln() + t * (bad.rate.ln() - good.rate.ln())).exp())
+    let points: Vec<&RateVerdict> = table
+        .iter()
+        .filter(|v| v.slo_value_ms > 0.0 && v.slo_value_ms.is_finite())
+        .collect();
+    let fitted = monotone_fit(
+        &points
+            .iter()
+            .map(|v| (v.slo_value_ms.ln(), v.samples.max(1) as f64))
+            .collect::<Vec<_>>(),
+    );
+    let above = fitted.iter().position(|y| *y > limit.ln())?;
+    let (lo, hi) = (points.get(above.checked_sub(1)?)?, points[above]);
+    let (ylo, yhi) = (fitted[above - 1], fitted[above]);
+    let t = (limit.ln() - ylo) / (yhi - ylo);
+    Some((lo.rate.ln() + t * (hi.rate.ln() - lo.rate.ln())).exp())
+}
+
+/// The weighted least-squares non-decreasing fit of (value, weight) points in order:
+/// adjacent blocks that decrease are merged into their weighted mean until none does.
+fn monotone_fit(points: &[(f64, f64)]) -> Vec<f64> {
+    // Each block: (mean, total weight, points in it).
+    let mut blocks: Vec<(f64, f64, usize)> = Vec::with_capacity(points.len());
+    for &(y, w) in points {
+        blocks.push((y, w, 1));
+        while blocks.len() > 1 && blocks[blocks.len() - 2].0 > blocks[blocks.len() - 1].0 {
+            let (y2, w2, n2) = blocks.pop().expect("two blocks");
+            let (y1, w1, n1) = blocks.pop().expect("two blocks");
+            blocks.push(((y1 * w1 + y2 * w2) / (w1 + w2), w1 + w2, n1 + n2));
+        }
+    }
+    blocks
+        .into_iter()
+        .flat_map(|(y, _, n)| std::iter::repeat_n(y, n))
+        .collect()
 }
 
 /// Highest sustained rate whose pooled SLO statistic stayed within twice the lowest rate's.
