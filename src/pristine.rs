@@ -121,6 +121,12 @@ impl PristineCopy {
         &self.name
     }
 
+    /// Drops the copy whatever `--keep-copies` says: one of many short-lived clones (a
+    /// capacity step's) that only the last of is kept.
+    pub async fn discard(self) -> Result<()> {
+        drop_database(&self.admin, &self.name).await
+    }
+
     /// Drops the copy (terminating any session still connected to it), unless the command
     /// was asked to keep its copies.
     pub async fn drop(self) -> Result<()> {

@@ -98,6 +98,17 @@ async fn search_reports_an_interval_names_saturation_and_lengthens_short_steps()
     );
     assert!(!c["rates"].as_array().unwrap().is_empty());
     assert!(steps.iter().any(|s| s["phase"] == "repeat"), "{c}");
+    // Every step ran on its own clone of the stage's copy (the writes of one step are not
+    // the next one's starting state).
+    assert_eq!(c["step_reset"], "copy", "{c}");
+    let mut conn = db.conn().await;
+    let left: i64 = sqlx::query_scalar(
+        r"SELECT count(*) FROM pg_database WHERE datname LIKE 'sbcopy\_%capacity%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "no step or stage copy left behind");
     // The machine-speed probe ran five times before and five after the search.
     let probe = c["speed_probe_ms"].as_array().expect("speed_probe_ms");
     assert_eq!(probe.len(), 10, "{c}");

@@ -267,7 +267,9 @@ pub struct CapacitySection {
     /// Lengthened steps, budget, non-monotone verdicts: what a reader should know.
     #[serde(default)]
     pub notes: Vec<String>,
-    /// Time spent between steps restoring the steady state (vacuum, checkpoint), in total.
+    /// How each step's starting state was restored, and the time that took in total.
+    #[serde(default)]
+    pub step_reset: StepReset,
     #[serde(default)]
     pub reset_seconds: f64,
     /// This shard of a sharded search (`--shard I/N`); its steps carry every shard's figures.
@@ -287,18 +289,44 @@ pub struct CapacitySection {
     pub speed_probe_ms: Vec<f64>,
 }
 
+/// How a capacity step starts from the same state as every other step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepReset {
+    /// A fresh clone of the stage's copy per step: the same pages for every rate.
+    Copy,
+    /// VACUUM and a quiet server before each step on one shared database (results files
+    /// written before step copies existed read as this).
+    #[default]
+    Vacuum,
+}
+
+impl StepReset {
+    /// Shards share one database across processes, and a pooler is configured for one
+    /// database: both keep the shared database.
+    fn for_options(opts: &CapacityOptions) -> Self {
+        if opts.sharding.is_some() || opts.pooler.is_some() {
+            Self::Vacuum
+        } else {
+            Self::Copy
+        }
+    }
+}
+
 /// Probe runs before and after the search.
 const SPEED_PROBE_RUNS: usize = 5;
 
 /// Runs the search on `target` (the stage's pristine copy of the dataset).
 ///
-/// The bedtime mix writes (play events, rate-limit upserts on a few hot rows, cache
-/// entries): left alone, each step would be measured on the dead tuples and dirty pages the
-/// steps before it left, and the search drifted (seen: 640/s passing at p95 25 ms early in
-/// a search, then 380/s failing at 136 ms after the overloaded steps). So before every step
-/// the tables are vacuumed (statistics untouched, so plans stay) and the server quiesced
-/// (checkpoint, writeback, autovacuum done). A fresh copy per step was tried instead and
-/// measured worse: every step then started on cold caches.
+/// The bedtime mix writes: every play inserts a play event and its trigger rewrites the
+/// story's row, so the 32 users' stories and events spread over new pages as a search runs
+/// (~40,000 transactions). Measured on one copy, the server's CPU per transaction at the
+/// same rate grew 1.6× from the first steps to the last (3.7 → 6.3 ms at 160/s), and two
+/// identical searches ended 14 % apart. Vacuuming between steps removed dead tuples but
+/// not the drift. So every step runs on its own fresh clone of the stage's copy
+/// ([`StepReset::Copy`], ~3 s at scale 1): each rate is measured on the same pages. A
+/// sharded search and one through a pooler share one database across processes or the
+/// pooler's configuration, and keep the older reset: vacuum and quiesce before each step.
 pub async fn search(
     target: &Target,
     scenario: &Scenario,
@@ -310,13 +338,31 @@ pub async fn search(
         let pm = probe::local_postmaster(&mut conn).await;
         (pm, probe::speed_probe(&mut conn, SPEED_PROBE_RUNS).await?)
     };
+    let step_reset = StepReset::for_options(opts);
     let reset_seconds = std::cell::Cell::new(0.0);
+    let step_copy = std::cell::RefCell::new(None::<crate::pristine::PristineCopy>);
+    // Restores the state every step starts from; returns the clone to measure on, if any.
     let reset = async || {
         let started = std::time::Instant::now();
-        crate::pristine::vacuum_tables(target).await?;
-        crate::pristine::quiesce(target).await;
+        let on = match step_reset {
+            StepReset::Copy => {
+                let previous = step_copy.borrow_mut().take();
+                if let Some(previous) = previous {
+                    previous.discard().await?;
+                }
+                let copy = crate::pristine::PristineCopy::create(target, "capacity_step").await?;
+                let on = target.on_database(copy.name());
+                *step_copy.borrow_mut() = Some(copy);
+                Some(on)
+            }
+            StepReset::Vacuum => {
+                crate::pristine::vacuum_tables(target).await?;
+                crate::pristine::quiesce(target).await;
+                None
+            }
+        };
         reset_seconds.set(reset_seconds.get() + started.elapsed().as_secs_f64());
-        Ok::<(), anyhow::Error>(())
+        Ok::<Option<Target>, anyhow::Error>(on)
     };
     let rendezvous = match opts.sharding {
         Some(s) => Some(tokio::sync::Mutex::new(
@@ -325,7 +371,7 @@ pub async fn search(
         None => None,
     };
     let next_step = std::cell::Cell::new(0usize);
-    let (steps, exhausted) = search::drive(opts, |plan| {
+    let searched = search::drive(opts, |plan| {
         let (reset, rendezvous, next_step) = (&reset, &rendezvous, &next_step);
         async move {
             let index = next_step.replace(next_step.get() + 1);
@@ -333,10 +379,13 @@ pub async fn search(
                 Some(r) => Some(r.lock().await),
                 None => None,
             };
-            match meeting.as_mut() {
-                Some(r) => r.start(index, reset()).await?,
+            let on = match meeting.as_mut() {
+                Some(r) => {
+                    r.start(index, async { reset().await.map(|_| ()) }).await?;
+                    None
+                }
                 None => reset().await?,
-            }
+            };
             let live = crate::progress::bar(None, "  {spinner} capacity {wide_msg} {elapsed}");
             live.set_message(format!(
                 "step at {:.1}/s ({}, {:.0} s)",
@@ -345,7 +394,15 @@ pub async fn search(
                 plan.duration.as_secs_f64()
             ));
             let part = opts.sharding.map(|s| s.shard);
-            let measured = step::measure(target, scenario, opts, postmaster, &plan, part).await;
+            let measured = step::measure(
+                on.as_ref().unwrap_or(target),
+                scenario,
+                opts,
+                postmaster,
+                &plan,
+                part,
+            )
+            .await;
             live.finish_and_clear();
             let mut measured = measured?;
             let mut parts = Vec::new();
@@ -360,13 +417,20 @@ pub async fn search(
             Ok(step)
         }
     })
-    .await?;
+    .await;
+    // The last step's clone goes whatever the search returned (kept with --keep-copies).
+    let last = step_copy.borrow_mut().take();
+    if let Some(copy) = last {
+        copy.drop().await?;
+    }
+    let (steps, exhausted) = searched?;
     if !crate::interrupt::interrupted() {
         let mut conn = target.connect().await?;
         speed_probe_ms.extend(probe::speed_probe(&mut conn, SPEED_PROBE_RUNS).await?);
     }
     let mut section = CapacitySection {
         speed_probe_ms,
+        step_reset,
         reset_seconds: reset_seconds.get(),
         scenario: scenario.name.clone(),
         slo: Some(opts.slo.clone()),
