@@ -147,6 +147,31 @@ fn dist_column(table: &str) -> &'static str {
 
 /// The schema's placement and constraint problems (independent of the policy set).
 pub async fn check_schema(conn: &mut PgConnection) -> Result<CitusSection> {
+    let (tables, keys, fks) = read_schema(conn).await?;
+    let placement = place(&tables, &fks);
+    let mut section = CitusSection {
+        distribution_column: DISTRIBUTION_COLUMN.into(),
+        ..Default::default()
+    };
+    for t in &tables {
+        let p = placement[&t.name];
+        section.tables.push(table_plan(t, p, &fks, &placement));
+        section.problems.extend(nullable_column(t, p));
+    }
+    for k in &keys {
+        section.problems.extend(key_problem(k, &placement));
+    }
+    for fk in &fks {
+        section.problems.extend(foreign_key_problem(fk, &placement));
+    }
+    claims_problems(conn, &mut section).await?;
+    Ok(section)
+}
+
+/// The tables, their unique keys and their foreign keys, from the catalog.
+async fn read_schema(
+    conn: &mut PgConnection,
+) -> Result<(Vec<TableRow>, Vec<KeyRow>, Vec<ForeignKeyRow>)> {
     let q = &file().queries;
     let tables: Vec<TableRow> = sqlx::query_as(sql(q.tables.as_str()))
         .fetch_all(&mut *conn)
@@ -185,149 +210,164 @@ pub async fn check_schema(conn: &mut PgConnection) -> Result<CitusSection> {
             },
         )
         .collect();
-    let placement = place(&tables, &fks);
-    let mut section = CitusSection {
-        distribution_column: DISTRIBUTION_COLUMN.into(),
-        ..Default::default()
+    Ok((tables, keys, fks))
+}
+
+/// Where a table goes on Citus, and why.
+fn table_plan(
+    t: &TableRow,
+    p: Placement,
+    fks: &[ForeignKeyRow],
+    placement: &BTreeMap<String, Placement>,
+) -> TablePlan {
+    let (column, note) = match p {
+        Placement::Distributed if t.name == USERS_TABLE => (
+            Some("id".into()),
+            "distributed by id (the user id), the co-location group's anchor".into(),
+        ),
+        Placement::Distributed => (
+            Some(DISTRIBUTION_COLUMN.into()),
+            format!(
+                "distributed by user_id, co-located with auth.users{}",
+                if t.partitioned {
+                    "; its date partitions are distributed with it"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Placement::NeedsColumn => (
+            Some(DISTRIBUTION_COLUMN.into()),
+            format!(
+                "needs a user_id column (filled from {}) to be distributed and co-located",
+                parent_of(&t.name, fks, placement).unwrap_or("its parent")
+            ),
+        ),
+        Placement::Reference => (
+            None,
+            "no user in its rows: a reference table, copied to every node".into(),
+        ),
     };
-    for t in &tables {
-        let p = placement[&t.name];
-        let (column, note) = match p {
-            Placement::Distributed if t.name == USERS_TABLE => (
-                Some("id".into()),
-                "distributed by id (the user id), the co-location group's anchor".into(),
-            ),
-            Placement::Distributed => (
-                Some(DISTRIBUTION_COLUMN.into()),
-                format!(
-                    "distributed by user_id, co-located with auth.users{}",
-                    if t.partitioned {
-                        "; its date partitions are distributed with it"
-                    } else {
-                        ""
-                    }
-                ),
-            ),
-            Placement::NeedsColumn => (
-                Some(DISTRIBUTION_COLUMN.into()),
-                format!(
-                    "needs a user_id column (filled from {}) to be distributed and co-located",
-                    parent_of(&t.name, &fks, &placement).unwrap_or("its parent")
-                ),
-            ),
-            Placement::Reference => (
-                None,
-                "no user in its rows: a reference table, copied to every node".into(),
-            ),
-        };
-        section.tables.push(TablePlan {
-            table: t.name.clone(),
-            placement: p,
-            column,
-            note,
-        });
-        if p == Placement::Distributed && t.has_user_id && !t.user_id_not_null {
-            section.problems.push(Problem {
-                kind: ProblemKind::NullableDistributionColumn,
-                table: t.name.clone(),
-                object: "user_id".into(),
-                policies: None,
-                detail: "user_id may be NULL; Citus refuses a row without a distribution value".into(),
-                fix: format!("ALTER TABLE {} ALTER COLUMN user_id SET NOT NULL (after giving system rows an owner)", t.name),
-                source: source::NULL_DISTRIBUTION.into(),
-            });
-        }
+    TablePlan {
+        table: t.name.clone(),
+        placement: p,
+        column,
+        note,
     }
-    for k in &keys {
-        let p = placement
-            .get(&k.table_name)
-            .copied()
-            .unwrap_or(Placement::Reference);
-        let col = dist_column(&k.table_name);
-        if p == Placement::Reference || k.columns.iter().any(|c| c == col) {
-            continue;
-        }
-        section.problems.push(Problem {
-            kind: ProblemKind::UniqueWithoutDistributionColumn,
-            table: k.table_name.clone(),
-            object: k.key_name.clone(),
-            policies: None,
-            detail: format!(
-                "unique on ({}) without {col}: Citus cannot enforce it across shards",
-                k.columns.join(", ")
-            ),
-            fix: format!("make it unique on ({col}, {})", k.columns.join(", ")),
-            source: source::CONSTRAINTS.into(),
-        });
+}
+
+/// A distributed table whose user_id may be NULL.
+fn nullable_column(t: &TableRow, p: Placement) -> Option<Problem> {
+    if p != Placement::Distributed || !t.has_user_id || t.user_id_not_null {
+        return None;
     }
-    for fk in &fks {
-        let from = placement
-            .get(&fk.from_table)
-            .copied()
-            .unwrap_or(Placement::Reference);
-        let to = placement
-            .get(&fk.to_table)
-            .copied()
-            .unwrap_or(Placement::Reference);
-        if to == Placement::Reference {
-            continue; // distributed → reference and reference → reference are supported
-        }
-        if from == Placement::Reference {
-            section.problems.push(Problem {
-                kind: ProblemKind::ForeignKeyFromReferenceTable,
-                table: fk.from_table.clone(),
-                object: fk.name.clone(),
-                policies: None,
-                detail: format!("a reference table referencing distributed {}", fk.to_table),
-                fix: format!(
-                    "distribute {} by user_id too, or drop the constraint",
-                    fk.from_table
-                ),
-                source: source::CONSTRAINTS.into(),
-            });
-            continue;
-        }
-        let (fc, tc) = (dist_column(&fk.from_table), dist_column(&fk.to_table));
-        let paired = fk
-            .from_columns
-            .iter()
-            .zip(&fk.to_columns)
-            .any(|(f, t)| f == fc && t == tc);
-        if paired && from == Placement::Distributed {
-            continue;
-        }
-        section.problems.push(Problem {
-            kind: ProblemKind::ForeignKeyWithoutDistributionColumn,
+    Some(Problem {
+        kind: ProblemKind::NullableDistributionColumn,
+        table: t.name.clone(),
+        object: "user_id".into(),
+        policies: None,
+        detail: "user_id may be NULL; Citus refuses a row without a distribution value".into(),
+        fix: format!(
+            "ALTER TABLE {} ALTER COLUMN user_id SET NOT NULL (after giving system rows an owner)",
+            t.name
+        ),
+        source: source::NULL_DISTRIBUTION.into(),
+    })
+}
+
+/// A unique key of a distributed table that leaves out the distribution column.
+fn key_problem(k: &KeyRow, placement: &BTreeMap<String, Placement>) -> Option<Problem> {
+    let p = placement
+        .get(&k.table_name)
+        .copied()
+        .unwrap_or(Placement::Reference);
+    let col = dist_column(&k.table_name);
+    if p == Placement::Reference || k.columns.iter().any(|c| c == col) {
+        return None;
+    }
+    Some(Problem {
+        kind: ProblemKind::UniqueWithoutDistributionColumn,
+        table: k.table_name.clone(),
+        object: k.key_name.clone(),
+        policies: None,
+        detail: format!(
+            "unique on ({}) without {col}: Citus cannot enforce it across shards",
+            k.columns.join(", ")
+        ),
+        fix: format!("make it unique on ({col}, {})", k.columns.join(", ")),
+        source: source::CONSTRAINTS.into(),
+    })
+}
+
+/// A foreign key Citus cannot keep: from a reference table to a distributed one, or
+/// between distributed tables without pairing their distribution columns.
+fn foreign_key_problem(
+    fk: &ForeignKeyRow,
+    placement: &BTreeMap<String, Placement>,
+) -> Option<Problem> {
+    let from = placement
+        .get(&fk.from_table)
+        .copied()
+        .unwrap_or(Placement::Reference);
+    let to = placement
+        .get(&fk.to_table)
+        .copied()
+        .unwrap_or(Placement::Reference);
+    if to == Placement::Reference {
+        return None; // distributed → reference and reference → reference are supported
+    }
+    if from == Placement::Reference {
+        return Some(Problem {
+            kind: ProblemKind::ForeignKeyFromReferenceTable,
             table: fk.from_table.clone(),
             object: fk.name.clone(),
             policies: None,
-            detail: format!(
-                "({}) → {}({}) does not pair {fc} with {tc}: the rows it joins may live on different nodes",
-                fk.from_columns.join(", "),
-                fk.to_table,
-                fk.to_columns.join(", ")
+            detail: format!("a reference table referencing distributed {}", fk.to_table),
+            fix: format!(
+                "distribute {} by user_id too, or drop the constraint",
+                fk.from_table
             ),
-            fix: if fk.to_table == USERS_TABLE {
-                format!(
-                    "({}) names another user, who lives on another shard: drop the constraint and check it in the app, \
-                     or keep the column without a foreign key",
-                    fk.from_columns.join(", ")
-                )
-            } else {
-                format!(
-                "FOREIGN KEY ({fc}, {}) REFERENCES {} ({tc}, {}), with a UNIQUE ({tc}, {}) on {}",
-                fk.from_columns.join(", "),
-                fk.to_table,
-                fk.to_columns.join(", "),
-                fk.to_columns.join(", "),
-                fk.to_table
-                )
-            },
             source: source::CONSTRAINTS.into(),
         });
     }
-    claims_problems(conn, &mut section).await?;
-    Ok(section)
+    let (fc, tc) = (dist_column(&fk.from_table), dist_column(&fk.to_table));
+    let paired = fk
+        .from_columns
+        .iter()
+        .zip(&fk.to_columns)
+        .any(|(f, t)| f == fc && t == tc);
+    if paired && from == Placement::Distributed {
+        return None;
+    }
+    Some(Problem {
+        kind: ProblemKind::ForeignKeyWithoutDistributionColumn,
+        table: fk.from_table.clone(),
+        object: fk.name.clone(),
+        policies: None,
+        detail: format!(
+            "({}) → {}({}) does not pair {fc} with {tc}: the rows it joins may live on different nodes",
+            fk.from_columns.join(", "),
+            fk.to_table,
+            fk.to_columns.join(", ")
+        ),
+        fix: if fk.to_table == USERS_TABLE {
+            format!(
+                "({}) names another user, who lives on another shard: drop the constraint and check it in the app, \
+                 or keep the column without a foreign key",
+                fk.from_columns.join(", ")
+            )
+        } else {
+            format!(
+            "FOREIGN KEY ({fc}, {}) REFERENCES {} ({tc}, {}), with a UNIQUE ({tc}, {}) on {}",
+            fk.from_columns.join(", "),
+            fk.to_table,
+            fk.to_columns.join(", "),
+            fk.to_columns.join(", "),
+            fk.to_table
+            )
+        },
+        source: source::CONSTRAINTS.into(),
+    })
 }
 
 /// The request's claims: set with `set_config()`, they never reach the workers.

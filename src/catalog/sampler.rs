@@ -107,33 +107,6 @@ impl Sampler {
         }
     }
 
-    /// The PostgreSQL type of the values it yields (what to bind them as).
-    pub fn pg_type(self) -> &'static str {
-        match self {
-            Sampler::User
-            | Sampler::StoryOfUser
-            | Sampler::HeroOfUser
-            | Sampler::SceneOfUser
-            | Sampler::EventOfUser
-            | Sampler::NewUuid => "uuid",
-            Sampler::Since24h
-            | Sampler::Since7d
-            | Sampler::Since14d
-            | Sampler::Since30d
-            | Sampler::Since12m
-            | Sampler::HourStart
-            | Sampler::Now => "timestamptz",
-            Sampler::SceneCount => "int4",
-            Sampler::FunctionName
-            | Sampler::Category
-            | Sampler::TitlePrefix
-            | Sampler::RequestId
-            | Sampler::CacheKey
-            | Sampler::StoryTitle
-            | Sampler::StoryContent => "text",
-        }
-    }
-
     /// Every valid name, comma-separated (for error messages).
     pub fn valid_names() -> String {
         Sampler::ALL

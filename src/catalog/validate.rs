@@ -66,23 +66,12 @@ fn enclosing_header_line(text: &str, headers: &[usize], offset: usize) -> Option
 pub(super) fn parse(text: &str, file: &Path) -> Result<Catalog> {
     let fname = file.display().to_string();
     let headers = header_offsets(text);
-    let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let msg = e.message().trim().to_string();
-        match e.span() {
-            Some(span) => {
-                let line = line_of_offset(text, span.start);
-                let mut m = format!("{fname}:{line}: {msg}");
-                if let Some(h) = enclosing_header_line(text, &headers, span.start) {
-                    if h != line {
-                        m.push_str(&format!(" (in the [[query]] at {fname}:{h})"));
-                    }
-                }
-                anyhow!(m)
-            }
-            None => anyhow!("{fname}: {msg}"),
-        }
-    })?;
-
+    let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(&e, text, &fname, &headers))?;
+    let f = FileCtx {
+        text,
+        file,
+        fname: &fname,
+    };
     let mut errors: Vec<String> = Vec::new();
     let mut queries = Vec::with_capacity(raw.query.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -90,85 +79,123 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Catalog> {
 
     for (i, entry) in raw.query.into_iter().enumerate() {
         let span = entry.span();
-        let q = entry.into_inner();
         let header_line = if use_headers {
             line_of_offset(text, headers[i])
         } else {
             enclosing_header_line(text, &headers, span.start)
                 .unwrap_or_else(|| line_of_offset(text, span.start))
         };
-        let at = |offset: usize| format!("{fname}:{}", line_of_offset(text, offset));
-        let name = q.name.get_ref().trim().to_string();
-        let name_at = at(q.name.span().start);
-
-        if name.is_empty() || !is_snake_case(&name) {
-            errors.push(format!(
-                "{name_at}: query name `{name}` must be snake_case ([a-z][a-z0-9_]*)"
-            ));
-        }
-        if let Some(&first) = seen.get(&name) {
-            errors.push(format!(
-                "{name_at}: duplicated query name `{name}` (first at {fname}:{first}, again at line {})",
-                line_of_offset(text, q.name.span().start)
-            ));
-        } else {
-            seen.insert(name.clone(), line_of_offset(text, q.name.span().start));
-        }
-        if q.description.trim().is_empty() {
-            errors.push(format!(
-                "{fname}:{header_line}: query `{name}`: description is empty"
-            ));
-        }
-
-        let mut params = Vec::with_capacity(q.params.len());
-        for p in &q.params {
-            match p.get_ref().trim().parse::<Sampler>() {
-                Ok(s) => params.push(s),
-                Err(_) => errors.push(format!(
-                    "{}: query `{name}`: unknown sampler `{}` (valid: {})",
-                    at(p.span().start),
-                    p.get_ref(),
-                    Sampler::valid_names()
-                )),
-            }
-        }
-
-        let ctx = SqlCtx {
-            text,
-            fname: &fname,
-            name: &name,
-            params: &q.params,
-        };
-        ctx.check("sql", &q.sql, &mut errors);
-        if let Some(po) = &q.sql_policy_only {
-            if q.role != Role::App {
-                errors.push(format!(
-                    "{}: query `{name}`: sql_policy_only is for app queries only (role is {})",
-                    at(po.span().start),
-                    q.role
-                ));
-            }
-            ctx.check("sql_policy_only", po, &mut errors);
-        }
-
-        queries.push(QuerySpec {
-            name,
-            description: q.description.trim().to_string(),
-            role: q.role,
-            kind: q.kind,
-            tags: q.tags,
-            params,
-            sql: q.sql.into_inner().trim().to_string(),
-            sql_policy_only: q.sql_policy_only.map(|s| s.into_inner().trim().to_string()),
-            line: header_line,
-            file: file.to_path_buf(),
-        });
+        let q = entry.into_inner();
+        queries.push(query(&f, q, header_line, &mut seen, &mut errors));
     }
 
     if !errors.is_empty() {
         return Err(anyhow!(errors.join("\n")));
     }
     Ok(Catalog { queries })
+}
+
+/// A TOML syntax or type error at its line, naming the `[[query]]` it is in.
+fn toml_error(e: &toml::de::Error, text: &str, fname: &str, headers: &[usize]) -> anyhow::Error {
+    let msg = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = line_of_offset(text, span.start);
+            let mut m = format!("{fname}:{line}: {msg}");
+            if let Some(h) = enclosing_header_line(text, headers, span.start) {
+                if h != line {
+                    m.push_str(&format!(" (in the [[query]] at {fname}:{h})"));
+                }
+            }
+            anyhow!(m)
+        }
+        None => anyhow!("{fname}: {msg}"),
+    }
+}
+
+/// The catalog file being parsed.
+struct FileCtx<'a> {
+    text: &'a str,
+    file: &'a Path,
+    fname: &'a str,
+}
+
+/// One `[[query]]` (its header at `header_line`); `seen` holds the names so far and the
+/// line of each.
+fn query(
+    f: &FileCtx,
+    q: RawQuery,
+    header_line: usize,
+    seen: &mut HashMap<String, usize>,
+    errors: &mut Vec<String>,
+) -> QuerySpec {
+    let (text, fname) = (f.text, f.fname);
+    let at = |offset: usize| format!("{fname}:{}", line_of_offset(text, offset));
+    let name = q.name.get_ref().trim().to_string();
+    let name_at = at(q.name.span().start);
+
+    if name.is_empty() || !is_snake_case(&name) {
+        errors.push(format!(
+            "{name_at}: query name `{name}` must be snake_case ([a-z][a-z0-9_]*)"
+        ));
+    }
+    if let Some(&first) = seen.get(&name) {
+        errors.push(format!(
+            "{name_at}: duplicated query name `{name}` (first at {fname}:{first}, again at line {})",
+            line_of_offset(text, q.name.span().start)
+        ));
+    } else {
+        seen.insert(name.clone(), line_of_offset(text, q.name.span().start));
+    }
+    if q.description.trim().is_empty() {
+        errors.push(format!(
+            "{fname}:{header_line}: query `{name}`: description is empty"
+        ));
+    }
+
+    let mut params = Vec::with_capacity(q.params.len());
+    for p in &q.params {
+        match p.get_ref().trim().parse::<Sampler>() {
+            Ok(s) => params.push(s),
+            Err(_) => errors.push(format!(
+                "{}: query `{name}`: unknown sampler `{}` (valid: {})",
+                at(p.span().start),
+                p.get_ref(),
+                Sampler::valid_names()
+            )),
+        }
+    }
+
+    let ctx = SqlCtx {
+        text,
+        fname,
+        name: &name,
+        params: &q.params,
+    };
+    ctx.check("sql", &q.sql, errors);
+    if let Some(po) = &q.sql_policy_only {
+        if q.role != Role::App {
+            errors.push(format!(
+                "{}: query `{name}`: sql_policy_only is for app queries only (role is {})",
+                at(po.span().start),
+                q.role
+            ));
+        }
+        ctx.check("sql_policy_only", po, errors);
+    }
+
+    QuerySpec {
+        name,
+        description: q.description.trim().to_string(),
+        role: q.role,
+        kind: q.kind,
+        tags: q.tags,
+        params,
+        sql: q.sql.into_inner().trim().to_string(),
+        sql_policy_only: q.sql_policy_only.map(|s| s.into_inner().trim().to_string()),
+        line: header_line,
+        file: f.file.to_path_buf(),
+    }
 }
 
 struct SqlCtx<'a> {

@@ -171,6 +171,23 @@ async fn pipeline(
     config: &RunConfig,
     seed_opts: &SeedOptions,
 ) -> Result<()> {
+    dataset(session, target, config, seed_opts).await?;
+    session.collect_environment(target).await?;
+    measuring_stages(session, target, config).await?;
+    // An RLS leak, wrong rows or missing claims fail the run (after every stage ran).
+    if let Some(why) = session.results.rls.as_ref().and_then(|s| s.failure()) {
+        anyhow::bail!(why);
+    }
+    Ok(())
+}
+
+/// Reuses the dataset or seeds it, and applies the variant.
+async fn dataset(
+    session: &mut RunSession,
+    target: &Target,
+    config: &RunConfig,
+    seed_opts: &SeedOptions,
+) -> Result<()> {
     let mut conn = target.connect().await?;
     crate::schema::check_ownership(&mut conn).await?;
     let swept = crate::pristine::sweep_stale(target).await?;
@@ -184,41 +201,7 @@ async fn pipeline(
     }
     // Reuse a complete dataset made from the same inputs (nightly reruns) once it is verified
     // untouched since its seed; seed otherwise.
-    let existing = seed::dataset(&mut conn).await?;
-    match &existing {
-        Some(d) if d.status != "complete" => crate::say!(
-            "  the dataset's last seed did not finish (status {}: a storybench was killed or lost the server mid-seed): seeding it again",
-            d.status
-        ),
-        Some(d)
-            if d.profile != seed_opts.profile
-                || d.scale != seed_opts.scale
-                || d.seed != seed_opts.seed
-                || d.anchor != seed_opts.anchor =>
-        {
-            crate::say!(
-                "  the dataset is profile {} × {} (seed {}, anchor {}): seeding the one asked for",
-                d.profile, d.scale, d.seed, d.anchor
-            )
-        }
-        _ => {}
-    }
-    let mut reused = existing.filter(|d| {
-        d.status == "complete"
-            && d.profile == seed_opts.profile
-            && d.scale == seed_opts.scale
-            && d.seed == seed_opts.seed
-            && d.anchor == seed_opts.anchor
-    });
-    if let Some(d) = reused.as_mut() {
-        match crate::pristine::verify(&mut conn, d).await {
-            Ok(v) => d.verified = Some(v),
-            Err(e) => {
-                crate::say!("  {e:#}\n  seeding it again");
-                reused = None;
-            }
-        }
-    }
+    let reused = reusable(&mut conn, seed_opts).await?;
     if let Some(d) = reused {
         let request = config.variant_request();
         session
@@ -252,8 +235,59 @@ async fn pipeline(
     crate::schema::ensure_pg_stat_statements(&mut conn).await?;
     // The dataset is the template of every stage's copy: no session may stay on it.
     drop(conn);
-    session.collect_environment(target).await?;
+    Ok(())
+}
 
+/// The existing dataset if it is complete, made from the same inputs and verified untouched
+/// since its seed; None (saying why) when it must be seeded.
+async fn reusable(
+    conn: &mut sqlx::PgConnection,
+    seed_opts: &SeedOptions,
+) -> Result<Option<seed::DatasetInfo>> {
+    let existing = seed::dataset(conn).await?;
+    match &existing {
+        Some(d) if d.status != "complete" => crate::say!(
+            "  the dataset's last seed did not finish (status {}: a storybench was killed or lost the server mid-seed): seeding it again",
+            d.status
+        ),
+        Some(d)
+            if d.profile != seed_opts.profile
+                || d.scale != seed_opts.scale
+                || d.seed != seed_opts.seed
+                || d.anchor != seed_opts.anchor =>
+        {
+            crate::say!(
+                "  the dataset is profile {} × {} (seed {}, anchor {}): seeding the one asked for",
+                d.profile, d.scale, d.seed, d.anchor
+            )
+        }
+        _ => {}
+    }
+    let mut reused = existing.filter(|d| {
+        d.status == "complete"
+            && d.profile == seed_opts.profile
+            && d.scale == seed_opts.scale
+            && d.seed == seed_opts.seed
+            && d.anchor == seed_opts.anchor
+    });
+    if let Some(d) = reused.as_mut() {
+        match crate::pristine::verify(conn, d).await {
+            Ok(v) => d.verified = Some(v),
+            Err(e) => {
+                crate::say!("  {e:#}\n  seeding it again");
+                reused = None;
+            }
+        }
+    }
+    Ok(reused)
+}
+
+/// Every measuring stage, each on its own pristine copy(ies).
+async fn measuring_stages(
+    session: &mut RunSession,
+    target: &Target,
+    config: &RunConfig,
+) -> Result<()> {
     let dir = session.out_dir.clone();
     let outcome = session
         // Explain makes its own pristine copies, one per index strategy.
@@ -306,9 +340,5 @@ async fn pipeline(
     // The document's monitoring queries close every run, on a fresh copy.
     super::monitoring::stage(session, target).await?;
 
-    // An RLS leak, wrong rows or missing claims fail the run (after every stage ran).
-    if let Some(why) = session.results.rls.as_ref().and_then(|s| s.failure()) {
-        anyhow::bail!(why);
-    }
     Ok(())
 }

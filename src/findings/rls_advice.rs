@@ -44,9 +44,24 @@ fn pct(r: f64) -> String {
 }
 
 pub fn derive(s: &RlsSection) -> Vec<String> {
+    let subject = main_subject(s);
     let mut out = Vec::new();
-    let subject = if s
-        .queries
+    out.extend(doc_vs_initplan(s, subject));
+    out.extend(absolute_initplan(s, subject));
+    for set in ["doc", "initplan"] {
+        out.extend(explicit_filter(s, subject, set));
+    }
+    out.extend(rls_seq_scans(s, subject));
+    out.extend(child_tables(s));
+    out.extend(leakproof_traps(s, subject));
+    out.extend(setup_cost(s));
+    out.extend(audit(s));
+    out
+}
+
+/// The subject the advice speaks of: the heavy user if measured, else the first one.
+fn main_subject(s: &RlsSection) -> Subject {
+    if s.queries
         .iter()
         .any(|q| q.subjects.iter().any(|x| x.subject == Subject::Heavy))
     {
@@ -56,67 +71,71 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
             .first()
             .and_then(|q| q.subjects.first())
             .map_or(Subject::Heavy, |x| x.subject)
-    };
+    }
+}
+
+/// The doc policies against the initplan ones, geometric mean of the reads.
+fn doc_vs_initplan(s: &RlsSection, subject: Subject) -> Option<String> {
     let doc = geomean(&overheads(&s.queries, subject, "doc"));
     let init = geomean(&overheads(&s.queries, subject, "initplan"));
-    if let (Some((d, dq, dw)), Some((i, iq, iw))) = (&doc, &init) {
-        let n = overheads(&s.queries, subject, "initplan").len();
-        if *d > i * 1.10 {
-            out.push(format!(
-                "Wrap auth.uid() in (select auth.uid()) and scope policies TO authenticated: on the {subject} user, app reads \
-                 with the initplan policies cost {} over bypass (geometric mean of {n} queries; worst {iq} {iw:.2}×) while the \
-                 doc policies cost {d:.2}× bypass (worst {dq} {dw:.2}×).",
-                pct(*i)
-            ));
-        } else if *i > d * 1.10 {
-            out.push(format!(
-                "Unexpected: on the {subject} user the initplan policies ({i:.2}× bypass, geometric mean of {n} reads) are slower \
-                 than the doc policies ({d:.2}×); see the plans below."
-            ));
-        } else {
-            out.push(format!(
-                "On the {subject} user, doc ({d:.2}× bypass) and initplan ({i:.2}×) policies cost the same within 10 % \
-                 (geometric mean of {n} reads with the explicit user filter): on this data the per-row auth.uid() is not \
-                 where the time goes."
-            ));
-        }
+    let ((d, dq, dw), (i, iq, iw)) = (doc?, init?);
+    let n = overheads(&s.queries, subject, "initplan").len();
+    if d > i * 1.10 {
+        Some(format!(
+            "Wrap auth.uid() in (select auth.uid()) and scope policies TO authenticated: on the {subject} user, app reads \
+             with the initplan policies cost {} over bypass (geometric mean of {n} queries; worst {iq} {iw:.2}×) while the \
+             doc policies cost {d:.2}× bypass (worst {dq} {dw:.2}×).",
+            pct(i)
+        ))
+    } else if i > d * 1.10 {
+        Some(format!(
+            "Unexpected: on the {subject} user the initplan policies ({i:.2}× bypass, geometric mean of {n} reads) are slower \
+             than the doc policies ({d:.2}×); see the plans below."
+        ))
+    } else {
+        Some(format!(
+            "On the {subject} user, doc ({d:.2}× bypass) and initplan ({i:.2}×) policies cost the same within 10 % \
+             (geometric mean of {n} reads with the explicit user filter): on this data the per-row auth.uid() is not \
+             where the time goes."
+        ))
     }
-    if let Some(line) = absolute_initplan(s, subject) {
-        out.push(line);
+}
+
+/// With a policy set, the explicit user_id filter against the policy alone.
+fn explicit_filter(s: &RlsSection, subject: Subject, set: &str) -> Option<String> {
+    let with = overheads(&s.queries, subject, set);
+    let without = overheads(&s.queries, subject, &format!("{set}_policy_only"));
+    let pairs: Vec<(String, f64)> = without
+        .iter()
+        .filter_map(|(q, po)| {
+            with.iter()
+                .find(|(w, _)| w == q)
+                .map(|(_, f)| (q.clone(), po / f))
+        })
+        .collect();
+    let (g, wq, w) = geomean(&pairs)?;
+    if g > 1.10 {
+        Some(format!(
+            "Keep the explicit user_id filter in app queries: with the {set} policies, relying on the policy alone is \
+             {g:.2}× slower than with the filter (geometric mean, {subject} user; worst {wq} {w:.2}×)."
+        ))
+    } else if g < 0.90 {
+        Some(format!(
+            "With the {set} policies, the policy-only form is {:.2}× faster than the form with the explicit user_id \
+             filter (geometric mean, {subject} user; compare their plans below).",
+            1.0 / g
+        ))
+    } else {
+        Some(format!(
+            "With the {set} policies, dropping the explicit user_id filter changes little ({}, geometric mean, \
+             {subject} user): the policy alone is as selective as the filter.",
+            pct(g)
+        ))
     }
-    for set in ["doc", "initplan"] {
-        let with = overheads(&s.queries, subject, set);
-        let without = overheads(&s.queries, subject, &format!("{set}_policy_only"));
-        let pairs: Vec<(String, f64)> = without
-            .iter()
-            .filter_map(|(q, po)| {
-                with.iter()
-                    .find(|(w, _)| w == q)
-                    .map(|(_, f)| (q.clone(), po / f))
-            })
-            .collect();
-        if let Some((g, wq, w)) = geomean(&pairs) {
-            if g > 1.10 {
-                out.push(format!(
-                    "Keep the explicit user_id filter in app queries: with the {set} policies, relying on the policy alone is \
-                     {g:.2}× slower than with the filter (geometric mean, {subject} user; worst {wq} {w:.2}×)."
-                ));
-            } else if g < 0.90 {
-                out.push(format!(
-                    "With the {set} policies, the policy-only form is {:.2}× faster than the form with the explicit user_id \
-                     filter (geometric mean, {subject} user; compare their plans below).",
-                    1.0 / g
-                ));
-            } else {
-                out.push(format!(
-                    "With the {set} policies, dropping the explicit user_id filter changes little ({}, geometric mean, \
-                     {subject} user): the policy alone is as selective as the filter.",
-                    pct(g)
-                ));
-            }
-        }
-    }
-    // Sequential scans that only RLS introduces.
+}
+
+/// Sequential scans that only RLS introduces.
+fn rls_seq_scans(s: &RlsSection, subject: Subject) -> Option<String> {
     let mut seq: Vec<String> = Vec::new();
     let mut ored = false;
     for q in &s.queries {
@@ -134,36 +153,51 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
             }
         }
     }
-    if !seq.is_empty() {
-        out.push(format!(
-            "RLS turns index scans into sequential scans on the {subject} user in {} case(s): {}.{}",
-            seq.len(),
-            seq.join(", "),
-            if ored {
-                " Their filters OR the service-role check into the user's predicate (a policy without TO applies to every \
-                 role): scope service policies TO service_role."
-            } else {
-                ""
-            }
-        ));
+    if seq.is_empty() {
+        return None;
     }
-    for c in s.child_tables.iter().filter(|c| c.form == Form::Sql) {
-        let r = c.definer_vs_exists;
-        let verdict = if r > 1.05 {
-            format!("the SECURITY DEFINER helper is {r:.2}× slower than the EXISTS policy")
-        } else if r < 0.95 {
-            format!(
-                "the SECURITY DEFINER helper is {:.2}× faster than the EXISTS policy",
-                1.0 / r
-            )
+    Some(format!(
+        "RLS turns index scans into sequential scans on the {subject} user in {} case(s): {}.{}",
+        seq.len(),
+        seq.join(", "),
+        if ored {
+            " Their filters OR the service-role check into the user's predicate (a policy without TO applies to every \
+             role): scope service policies TO service_role."
         } else {
-            "the SECURITY DEFINER helper and the EXISTS policy cost the same within 5 %".to_string()
-        };
-        out.push(format!(
-            "Child tables, {} ({} user): {verdict} (p50 {:.3} ms vs {:.3} ms).",
-            c.query, c.subject, c.definer_p50_ms, c.exists_p50_ms
-        ));
-    }
+            ""
+        }
+    ))
+}
+
+/// The SECURITY DEFINER helper against the EXISTS policy on the child tables.
+fn child_tables(s: &RlsSection) -> Vec<String> {
+    s.child_tables
+        .iter()
+        .filter(|c| c.form == Form::Sql)
+        .map(|c| {
+            let r = c.definer_vs_exists;
+            let verdict = if r > 1.05 {
+                format!("the SECURITY DEFINER helper is {r:.2}× slower than the EXISTS policy")
+            } else if r < 0.95 {
+                format!(
+                    "the SECURITY DEFINER helper is {:.2}× faster than the EXISTS policy",
+                    1.0 / r
+                )
+            } else {
+                "the SECURITY DEFINER helper and the EXISTS policy cost the same within 5 %"
+                    .to_string()
+            };
+            format!(
+                "Child tables, {} ({} user): {verdict} (p50 {:.3} ms vs {:.3} ms).",
+                c.query, c.subject, c.definer_p50_ms, c.exists_p50_ms
+            )
+        })
+        .collect()
+}
+
+/// Filters whose index serves only without RLS (not leakproof).
+fn leakproof_traps(s: &RlsSection, subject: Subject) -> Vec<String> {
+    let mut out = Vec::new();
     for t in s.trap.iter().filter(|t| t.subject == subject) {
         if t.bypass_uses_index && t.under_rls.iter().all(|m| !m.uses_index) {
             let costs: Vec<String> = t
@@ -180,43 +214,49 @@ pub fn derive(s: &RlsSection) -> Vec<String> {
             ));
         }
     }
-    if let Some(c) = &s.setup_cost {
-        let fastest = s
-            .queries
-            .iter()
-            .flat_map(|q| q.subjects.iter().map(move |x| (q, x)))
-            .filter_map(|(q, x)| {
-                mode(&x.modes, BYPASS)
-                    .and_then(|m| m.latency.as_ref())
-                    .map(|l| (q.name.clone(), l.p50_ms))
-            })
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        out.push(format!(
-            "PostgREST's per-request set-up (set_config of role and claims, one more round trip) adds {:.3} ms per \
-             transaction at p50 ({} over a bare BEGIN/{}/COMMIT){}.",
-            c.overhead_p50_ms,
-            pct(c.ratio_p50),
-            c.statement,
-            fastest
-                .filter(|f| f.1 > 0.0)
-                .map(|(q, p)| format!(
-                    "; that is {:.0} % of the fastest app query's own time ({q}, {p:.3} ms bypass p50)",
-                    100.0 * c.overhead_p50_ms / p
-                ))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(a) = &s.audit {
-        if a.leaks == 0 {
-            out.push(format!(
-                "Isolation audit: no leak in {} attempts ({} users and anon, {} policy set(s)).",
-                a.attempts,
-                a.users.len(),
-                a.sets.len()
-            ));
-        }
-    }
     out
+}
+
+/// PostgREST's per-request set-up against the fastest app query.
+fn setup_cost(s: &RlsSection) -> Option<String> {
+    let c = s.setup_cost.as_ref()?;
+    let fastest = s
+        .queries
+        .iter()
+        .flat_map(|q| q.subjects.iter().map(move |x| (q, x)))
+        .filter_map(|(q, x)| {
+            mode(&x.modes, BYPASS)
+                .and_then(|m| m.latency.as_ref())
+                .map(|l| (q.name.clone(), l.p50_ms))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    Some(format!(
+        "PostgREST's per-request set-up (set_config of role and claims, one more round trip) adds {:.3} ms per \
+         transaction at p50 ({} over a bare BEGIN/{}/COMMIT){}.",
+        c.overhead_p50_ms,
+        pct(c.ratio_p50),
+        c.statement,
+        fastest
+            .filter(|f| f.1 > 0.0)
+            .map(|(q, p)| format!(
+                "; that is {:.0} % of the fastest app query's own time ({q}, {p:.3} ms bypass p50)",
+                100.0 * c.overhead_p50_ms / p
+            ))
+            .unwrap_or_default()
+    ))
+}
+
+/// The isolation audit, when it found no leak.
+fn audit(s: &RlsSection) -> Option<String> {
+    let a = s.audit.as_ref()?;
+    (a.leaks == 0).then(|| {
+        format!(
+            "Isolation audit: no leak in {} attempts ({} users and anon, {} policy set(s)).",
+            a.attempts,
+            a.users.len(),
+            a.sets.len()
+        )
+    })
 }
 
 /// The initplan overhead in milliseconds: a fixed per-statement cost shows as a large ratio

@@ -189,10 +189,6 @@ impl Population {
         self.users[active / 2].0
     }
 
-    pub fn stories_of(&self, user: Uuid) -> i64 {
-        self.users.iter().find(|u| u.0 == user).map_or(0, |u| u.1)
-    }
-
     /// A user drawn with probability proportional to their activity (heavy-tailed).
     pub fn by_activity(&self, rng: &mut ChaCha8Rng) -> Uuid {
         let total = *self.cumulative.last().unwrap_or(&1);

@@ -159,241 +159,359 @@ pub fn summarize(explain: &Value) -> Result<PlanSummary> {
         let v: Value = serde_json::from_str(s)?;
         return summarize(&v);
     }
-    let root = top
+    let raw_root = top
         .get("Plan")
         .ok_or_else(|| anyhow!("EXPLAIN JSON has no \"Plan\""))?;
-    if !root.is_object() {
+    if !raw_root.is_object() {
         bail!("EXPLAIN \"Plan\" is not an object");
     }
-    let execution_ms = num(top, "Execution Time");
-    let mut s = PlanSummary {
-        planning_ms: num(top, "Planning Time"),
-        execution_ms,
-        relations: Vec::new(),
-        joins: Vec::new(),
-        sorts: Vec::new(),
-        worst_misestimate: None,
-        shared_hit: uint(root, "Shared Hit Blocks"),
-        shared_read: uint(root, "Shared Read Blocks"),
-        temp_read: uint(root, "Temp Read Blocks"),
-        temp_written: uint(root, "Temp Written Blocks"),
-        initplans: 0,
-        subplans: 0,
-        partitions: None,
-        nodes: Vec::new(),
+    let root = Node::parse(raw_root);
+    let times = Top::deserialize(top).unwrap_or_default();
+    let execution_ms = times.execution_ms;
+    let mut w = Walk {
+        s: PlanSummary {
+            planning_ms: times.planning_ms,
+            execution_ms,
+            relations: Vec::new(),
+            joins: Vec::new(),
+            sorts: Vec::new(),
+            worst_misestimate: None,
+            shared_hit: root.f.shared_hit,
+            shared_read: root.f.shared_read,
+            temp_read: root.f.temp_read,
+            temp_written: root.f.temp_written,
+            initplans: 0,
+            subplans: 0,
+            partitions: None,
+            nodes: Vec::new(),
+        },
+        parts: PartitionInfo {
+            in_plan: 0,
+            scanned: 0,
+            subplans_removed: 0,
+            never_executed: 0,
+            total: None,
+        },
+        saw_partitions: false,
     };
-    let mut parts = PartitionInfo {
-        in_plan: 0,
-        scanned: 0,
-        subplans_removed: 0,
-        never_executed: 0,
-        total: None,
-    };
-    let mut saw_partitions = false;
-    walk(
-        root,
-        0,
-        false,
-        false,
-        &mut s,
-        &mut parts,
-        &mut saw_partitions,
-    );
+    w.walk(&root, 0, false, false);
+    let mut s = w.s;
     if execution_ms > 0.0 {
         for n in &mut s.nodes {
             n.share_of_total = n.self_ms / execution_ms;
         }
     }
-    if saw_partitions {
-        s.partitions = Some(parts);
+    if w.saw_partitions {
+        s.partitions = Some(w.parts);
     }
     Ok(s)
 }
 
-fn num(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+/// The top level of EXPLAIN's JSON, beside "Plan".
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Top {
+    #[serde(rename = "Planning Time", deserialize_with = "de::num")]
+    planning_ms: f64,
+    #[serde(rename = "Execution Time", deserialize_with = "de::num")]
+    execution_ms: f64,
 }
 
+/// The EXPLAIN JSON fields of one plan node that the summary reads. Lenient, as the
+/// summary always was: a missing or mistyped field reads as absent or 0 (EXPLAIN without
+/// ANALYZE leaves the actual figures out).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Fields {
+    #[serde(rename = "Node Type", deserialize_with = "de::text")]
+    node_type: Option<String>,
+    #[serde(rename = "Parent Relationship", deserialize_with = "de::text")]
+    parent_relationship: Option<String>,
+    #[serde(rename = "Subplan Name", deserialize_with = "de::text")]
+    subplan_name: Option<String>,
+    /// Present (whatever its value) only when the plan was run: EXPLAIN ANALYZE.
+    #[serde(rename = "Actual Loops", deserialize_with = "de::present")]
+    actual_loops: Option<Value>,
+    #[serde(rename = "Plan Rows", deserialize_with = "de::num")]
+    plan_rows: f64,
+    #[serde(rename = "Actual Rows", deserialize_with = "de::num")]
+    actual_rows: f64,
+    #[serde(rename = "Actual Total Time", deserialize_with = "de::num")]
+    actual_total_time: f64,
+    #[serde(rename = "Subplans Removed", deserialize_with = "de::exact_uint")]
+    subplans_removed: Option<u64>,
+    #[serde(rename = "Relation Name", deserialize_with = "de::text")]
+    relation_name: Option<String>,
+    #[serde(rename = "Alias", deserialize_with = "de::text")]
+    alias: Option<String>,
+    #[serde(rename = "Index Name", deserialize_with = "de::text")]
+    index_name: Option<String>,
+    #[serde(rename = "Index Cond", deserialize_with = "de::text")]
+    index_cond: Option<String>,
+    #[serde(rename = "Recheck Cond", deserialize_with = "de::text")]
+    recheck_cond: Option<String>,
+    #[serde(rename = "Scan Direction", deserialize_with = "de::text")]
+    scan_direction: Option<String>,
+    #[serde(rename = "Filter", deserialize_with = "de::text")]
+    filter: Option<String>,
+    #[serde(rename = "Rows Removed by Filter", deserialize_with = "de::uint")]
+    rows_removed_by_filter: u64,
+    #[serde(rename = "Shared Hit Blocks", deserialize_with = "de::uint")]
+    shared_hit: u64,
+    #[serde(rename = "Shared Read Blocks", deserialize_with = "de::uint")]
+    shared_read: u64,
+    #[serde(rename = "Temp Read Blocks", deserialize_with = "de::uint")]
+    temp_read: u64,
+    #[serde(rename = "Temp Written Blocks", deserialize_with = "de::uint")]
+    temp_written: u64,
+}
+
+/// One plan node: its typed fields, its children ("Plans"), and its JSON, from which the
+/// labels and detail lines are rendered (`render`).
+struct Node<'a> {
+    f: Fields,
+    raw: &'a Value,
+    plans: Vec<Node<'a>>,
+}
+
+impl<'a> Node<'a> {
+    fn parse(raw: &'a Value) -> Self {
+        let plans = raw
+            .get("Plans")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        Node {
+            // A node that is not an object has no fields, as `Value::get` saw it.
+            f: Fields::deserialize(raw).unwrap_or_default(),
+            raw,
+            plans: plans.iter().map(Node::parse).collect(),
+        }
+    }
+
+    fn node_type(&self) -> &str {
+        self.f.node_type.as_deref().unwrap_or("?")
+    }
+
+    fn loops(&self) -> u64 {
+        self.f.actual_loops.as_ref().map_or(0, de::uint_of)
+    }
+
+    /// Inclusive time, all loops.
+    fn inclusive_ms(&self) -> f64 {
+        self.f.actual_total_time * self.loops() as f64
+    }
+}
+
+/// Lenient readers of EXPLAIN JSON values: any JSON is accepted, a mistyped one reads as
+/// absent or 0.
+mod de {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    pub(super) fn num<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Value::deserialize(d)?.as_f64().unwrap_or(0.0))
+    }
+
+    pub(super) fn uint_of(v: &Value) -> u64 {
+        v.as_u64()
+            .or_else(|| v.as_f64().map(|f| f.max(0.0) as u64))
+            .unwrap_or(0)
+    }
+
+    pub(super) fn uint<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Ok(uint_of(&Value::deserialize(d)?))
+    }
+
+    pub(super) fn exact_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Ok(Value::deserialize(d)?.as_u64())
+    }
+
+    pub(super) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Value::deserialize(d)?.as_str().map(str::to_string))
+    }
+
+    pub(super) fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        Ok(Some(Value::deserialize(d)?))
+    }
+}
+
+/// A node's integer field, as the labels read it (`render`).
 fn uint(v: &Value, key: &str) -> u64 {
-    v.get(key)
-        .and_then(|x| x.as_u64().or_else(|| x.as_f64().map(|f| f.max(0.0) as u64)))
-        .unwrap_or(0)
+    v.get(key).map_or(0, de::uint_of)
 }
 
+/// A node's text field, as the labels read it (`render`).
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-fn children(v: &Value) -> &[Value] {
-    v.get("Plans")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-}
-
 const JOIN_TYPES: [&str; 3] = ["Nested Loop", "Hash Join", "Merge Join"];
 
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    node: &Value,
-    depth: usize,
-    under_append: bool,
-    under_limit: bool,
-    s: &mut PlanSummary,
-    parts: &mut PartitionInfo,
-    saw_partitions: &mut bool,
-) {
-    let node_type = text(node, "Node Type").unwrap_or_else(|| "?".into());
-    let loops = uint(node, "Actual Loops");
-    let analyzed = node.get("Actual Loops").is_some();
-    let never_executed = analyzed && loops == 0;
-    let est_rows = num(node, "Plan Rows");
-    let actual_rows = num(node, "Actual Rows");
-    let subplan = text(node, "Subplan Name");
-    match subplan.as_deref() {
-        Some(n) if n.starts_with("InitPlan") => s.initplans += 1,
-        Some(n) if n.starts_with("SubPlan") => s.subplans += 1,
-        _ => {}
-    }
+/// What the walk gathers: the summary, and the partitions it saw.
+struct Walk {
+    s: PlanSummary,
+    parts: PartitionInfo,
+    saw_partitions: bool,
+}
 
-    let label = render::label(node);
-    let kids = children(node);
-    let inclusive = num(node, "Actual Total Time") * loops as f64;
-    // An InitPlan (or CTE) runs inside whichever node first needs its value, so its time is
-    // already in that descendant's; subtracting it from the parent would count it twice.
-    let kids_inclusive: f64 = kids
-        .iter()
-        .filter(|k| k.get("Parent Relationship").and_then(Value::as_str) != Some("InitPlan"))
-        .map(|k| num(k, "Actual Total Time") * uint(k, "Actual Loops") as f64)
-        .sum();
-
-    if JOIN_TYPES.contains(&node_type.as_str()) {
-        s.joins.push(label.clone());
-    }
-    if node_type == "Sort" || node_type == "Incremental Sort" {
-        s.sorts.push(render::sort_label(node));
-    }
-
-    let is_append = node_type == "Append" || node_type == "Merge Append";
-    if is_append {
-        if let Some(r) = node.get("Subplans Removed").and_then(Value::as_u64) {
-            parts.subplans_removed += r as usize;
-            if r > 0 {
-                *saw_partitions = true;
+impl Walk {
+    /// One node, then its children in order (pre-order).
+    fn walk(&mut self, node: &Node, depth: usize, under_append: bool, under_limit: bool) {
+        let node_type = node.node_type();
+        match node.f.subplan_name.as_deref() {
+            Some(n) if n.starts_with("InitPlan") => self.s.initplans += 1,
+            Some(n) if n.starts_with("SubPlan") => self.s.subplans += 1,
+            _ => {}
+        }
+        let label = render::label(node.raw);
+        if JOIN_TYPES.contains(&node_type) {
+            self.s.joins.push(label.clone());
+        }
+        if node_type == "Sort" || node_type == "Incremental Sort" {
+            self.s.sorts.push(render::sort_label(node.raw));
+        }
+        let is_append = node_type == "Append" || node_type == "Merge Append";
+        if is_append {
+            if let Some(r) = node.f.subplans_removed {
+                self.parts.subplans_removed += r as usize;
+                if r > 0 {
+                    self.saw_partitions = true;
+                }
             }
+        }
+        if node_type != "ModifyTable" {
+            if let Some(relation) = &node.f.relation_name {
+                self.relation(node, relation, under_append);
+            }
+        }
+        self.misestimate(node, &label, under_limit);
+        self.s.nodes.push(plan_node(node, depth, label));
+
+        let child_under_limit = under_limit || node_type == "Limit";
+        for k in &node.plans {
+            let member = k.f.parent_relationship.as_deref() == Some("Member");
+            self.walk(k, depth + 1, is_append && member, child_under_limit);
         }
     }
 
-    if let (Some(relation), true) = (text(node, "Relation Name"), node_type != "ModifyTable") {
-        let alias = text(node, "Alias").unwrap_or_else(|| relation.clone());
+    /// A scan of `relation`: its access path, and whether it is a partition.
+    fn relation(&mut self, node: &Node, relation: &str, under_append: bool) {
+        let f = &node.f;
+        let node_type = node.node_type();
+        let never_executed = f.actual_loops.is_some() && node.loops() == 0;
+        let alias = f.alias.clone().unwrap_or_else(|| relation.to_string());
         let (index, index_cond) = if node_type == "Bitmap Heap Scan" {
             bitmap_indexes(node)
         } else {
-            (text(node, "Index Name"), text(node, "Index Cond"))
+            (f.index_name.clone(), f.index_cond.clone())
         };
-        let access = match (node_type.as_str(), text(node, "Scan Direction").as_deref()) {
+        let access = match (node_type, f.scan_direction.as_deref()) {
             ("Index Scan" | "Index Only Scan", Some("Backward")) => format!("{node_type} Backward"),
-            _ => node_type.clone(),
+            _ => node_type.to_string(),
         };
-        let partition_parent = partition_parent(&relation, &alias, under_append);
+        let partition_parent = partition_parent(relation, &alias, under_append);
         if partition_parent.is_some() {
-            *saw_partitions = true;
-            parts.in_plan += 1;
+            self.saw_partitions = true;
+            self.parts.in_plan += 1;
             if never_executed {
-                parts.never_executed += 1;
+                self.parts.never_executed += 1;
             } else {
-                parts.scanned += 1;
+                self.parts.scanned += 1;
             }
         }
-        s.relations.push(RelationAccess {
-            relation,
+        self.s.relations.push(RelationAccess {
+            relation: relation.to_string(),
             alias,
             access,
             index,
             index_cond,
-            filter: text(node, "Filter"),
-            rows_removed_by_filter: uint(node, "Rows Removed by Filter"),
-            est_rows,
-            actual_rows,
-            loops,
+            filter: f.filter.clone(),
+            rows_removed_by_filter: f.rows_removed_by_filter,
+            est_rows: f.plan_rows,
+            actual_rows: f.actual_rows,
+            loops: node.loops(),
             never_executed,
             partition_parent,
         });
     }
 
-    // Misestimate: per-loop rows. Below a Limit a node may stop early, so there only
-    // underestimates count.
-    if analyzed && !never_executed && (!under_limit || actual_rows > est_rows) {
+    /// Misestimate: per-loop rows. Below a Limit a node may stop early, so there only
+    /// underestimates count.
+    fn misestimate(&mut self, node: &Node, label: &str, under_limit: bool) {
+        let (est_rows, actual_rows) = (node.f.plan_rows, node.f.actual_rows);
+        let analyzed = node.f.actual_loops.is_some();
+        let never_executed = analyzed && node.loops() == 0;
+        if !analyzed || never_executed || (under_limit && actual_rows <= est_rows) {
+            return;
+        }
         let (lo, hi) = if est_rows < actual_rows {
             (est_rows, actual_rows)
         } else {
             (actual_rows, est_rows)
         };
         let factor = hi / lo.max(1.0);
-        if factor > s.worst_misestimate.as_ref().map_or(1.0, |m| m.factor) {
-            s.worst_misestimate = Some(Misestimate {
-                node: label.clone(),
+        if factor > self.s.worst_misestimate.as_ref().map_or(1.0, |m| m.factor) {
+            self.s.worst_misestimate = Some(Misestimate {
+                node: label.to_string(),
                 est_rows,
                 actual_rows,
-                loops,
+                loops: node.loops(),
                 factor,
                 underestimate: actual_rows > est_rows,
             });
         }
     }
+}
 
-    s.nodes.push(PlanNode {
+/// The flattened tree's entry for `node` (share_of_total is filled in at the end).
+fn plan_node(node: &Node, depth: usize, label: String) -> PlanNode {
+    let f = &node.f;
+    let inclusive = node.inclusive_ms();
+    // An InitPlan (or CTE) runs inside whichever node first needs its value, so its time is
+    // already in that descendant's; subtracting it from the parent would count it twice.
+    let kids_inclusive: f64 = node
+        .plans
+        .iter()
+        .filter(|k| k.f.parent_relationship.as_deref() != Some("InitPlan"))
+        .map(Node::inclusive_ms)
+        .sum();
+    PlanNode {
         depth,
         label,
-        node_type: node_type.clone(),
-        subplan,
+        node_type: node.node_type().to_string(),
+        subplan: f.subplan_name.clone(),
         actual_total_ms: inclusive,
         self_ms: (inclusive - kids_inclusive).max(0.0),
-        est_rows,
-        actual_rows,
-        loops,
+        est_rows: f.plan_rows,
+        actual_rows: f.actual_rows,
+        loops: node.loops(),
         share_of_total: 0.0,
-        never_executed,
-        details: render::details(node),
-        shared_hit: uint(node, "Shared Hit Blocks"),
-        shared_read: uint(node, "Shared Read Blocks"),
-    });
-
-    let child_under_limit = under_limit || node_type == "Limit";
-    for k in kids {
-        let member = k.get("Parent Relationship").and_then(Value::as_str) == Some("Member");
-        walk(
-            k,
-            depth + 1,
-            is_append && member,
-            child_under_limit,
-            s,
-            parts,
-            saw_partitions,
-        );
+        never_executed: f.actual_loops.is_some() && node.loops() == 0,
+        details: render::details(node.raw),
+        shared_hit: f.shared_hit,
+        shared_read: f.shared_read,
     }
 }
 
 /// Index names and conditions of a Bitmap Heap Scan's Bitmap Index Scan descendants
 /// (through BitmapAnd / BitmapOr).
-fn bitmap_indexes(node: &Value) -> (Option<String>, Option<String>) {
-    fn collect(v: &Value, names: &mut Vec<String>, conds: &mut Vec<String>) {
-        for k in children(v) {
-            if k.get("Node Type").and_then(Value::as_str) == Some("Bitmap Index Scan") {
-                names.extend(text(k, "Index Name"));
-                conds.extend(text(k, "Index Cond"));
-            } else if matches!(
-                k.get("Node Type").and_then(Value::as_str),
-                Some("BitmapAnd" | "BitmapOr")
-            ) {
-                collect(k, names, conds);
+fn bitmap_indexes(node: &Node) -> (Option<String>, Option<String>) {
+    fn collect(v: &Node, names: &mut Vec<String>, conds: &mut Vec<String>) {
+        for k in &v.plans {
+            match k.f.node_type.as_deref() {
+                Some("Bitmap Index Scan") => {
+                    names.extend(k.f.index_name.clone());
+                    conds.extend(k.f.index_cond.clone());
+                }
+                Some("BitmapAnd" | "BitmapOr") => collect(k, names, conds),
+                _ => {}
             }
         }
     }
     let (mut names, mut conds) = (Vec::new(), Vec::new());
     collect(node, &mut names, &mut conds);
     let cond = if conds.is_empty() {
-        text(node, "Recheck Cond")
+        node.f.recheck_cond.clone()
     } else {
         Some(conds.join(" ; "))
     };

@@ -100,10 +100,6 @@ impl Environment {
             git_revision: git_revision(),
         })
     }
-
-    pub fn major_version(&self) -> i32 {
-        self.postgres_version_num / 10000
-    }
 }
 
 fn total_memory() -> u64 {

@@ -5,6 +5,7 @@ use crate::catalog::{Catalog, Role};
 use crate::paths::line_of_offset;
 use anyhow::{anyhow, Result};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,10 +65,11 @@ pub(super) fn load_file(path: &Path, catalog: &Catalog, allow_mix: bool) -> Resu
     parse(&text, path, catalog, allow_mix)
 }
 
-/// Error positions in one file.
+/// Error positions in one file, and the errors found so far (all are reported at once).
 struct Ctx<'a> {
     text: &'a str,
     fname: String,
+    errors: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -78,6 +80,19 @@ impl Ctx<'_> {
             line_of_offset(self.text, s.span().start)
         )
     }
+
+    fn push(&mut self, e: String) {
+        self.errors.push(e);
+    }
+
+    /// `value` if nothing was wrong, else every error found, one a line.
+    fn finish<T>(self, value: T) -> Result<T> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(anyhow!(self.errors.join("\n")))
+        }
+    }
 }
 
 pub(super) fn parse(
@@ -86,9 +101,10 @@ pub(super) fn parse(
     catalog: &Catalog,
     allow_mix: bool,
 ) -> Result<Scenario> {
-    let c = Ctx {
+    let mut c = Ctx {
         text,
         fname: file.display().to_string(),
+        errors: Vec::new(),
     };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let msg = e.message().trim().to_string();
@@ -108,63 +124,10 @@ pub(super) fn parse(
         .unwrap_or_default()
         .trim()
         .to_string();
-    let mut errors = Vec::new();
 
     if !raw.mix.is_empty() {
-        if !raw.transaction.is_empty() {
-            errors.push(format!(
-                "{}: a scenario has either [[transaction]] tables or [[mix]] tables, not both",
-                c.at(&raw.mix[0])
-            ));
-        }
-        if !allow_mix {
-            errors.push(format!(
-                "{}: this file is a mix; a mix cannot include another mix",
-                c.at(&raw.mix[0])
-            ));
-        }
-        for key in [&raw.principal, &raw.think, &raw.queries]
-            .into_iter()
-            .flatten()
-        {
-            errors.push(format!(
-                "{}: principal, think and queries belong in the mixed scenario files, not in a mix",
-                c.at(key)
-            ));
-        }
-        let mut parts = Vec::new();
-        let mut seen = HashMap::new();
-        for m in &raw.mix {
-            let m = m.get_ref();
-            let w = weight(&c, &m.weight, &mut errors);
-            let child = m.scenario.get_ref().trim();
-            if let Some(first) = seen.insert(child.to_string(), c.at(&m.scenario)) {
-                errors.push(format!(
-                    "{}: scenario `{child}` is mixed twice (first at {first})",
-                    c.at(&m.scenario)
-                ));
-            }
-            let path = child_path(&dir, child);
-            if !path.exists() {
-                errors.push(format!(
-                    "{}: no scenario `{child}` ({} does not exist)",
-                    c.at(&m.scenario),
-                    path.display()
-                ));
-                continue;
-            }
-            match load_file(&path, catalog, false) {
-                Ok(s) => parts.extend(s.parts.into_iter().map(|mut p| {
-                    p.weight = w;
-                    p
-                })),
-                Err(e) => errors.push(format!("{} (mixed at {})", e, c.at(&m.scenario))),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(anyhow!(errors.join("\n")));
-        }
-        return Ok(Scenario {
+        let parts = mix_parts(&mut c, &raw, &dir, catalog, allow_mix);
+        return c.finish(Scenario {
             name,
             file: file.to_path_buf(),
             description,
@@ -173,159 +136,30 @@ pub(super) fn parse(
     }
 
     if raw.transaction.is_empty() {
-        errors.push(format!(
+        let e = format!(
             "{}: no [[transaction]] (and no [[mix]]): nothing to run",
             c.fname
-        ));
+        );
+        c.push(e);
     }
-    // An extra catalog beside the scenario, merged with the default one.
-    let merged;
-    let catalog = match &raw.queries {
-        Some(q) => {
-            let path = dir.join(q.get_ref());
-            match crate::catalog::load(&path) {
-                Ok(extra) => {
-                    let mut all = catalog.clone();
-                    for e in extra.queries {
-                        if let Some(old) = catalog.get(&e.name) {
-                            errors.push(format!(
-                                "{}: query `{}` is already in the catalog at {}",
-                                e.location(),
-                                e.name,
-                                old.location()
-                            ));
-                        } else {
-                            all.queries.push(e);
-                        }
-                    }
-                    merged = all;
-                    &merged
-                }
-                Err(e) => return Err(anyhow!("{e:#}\n(queries = … at {})", c.at(q))),
-            }
-        }
-        None => catalog,
-    };
+    let catalog = with_extra_queries(&mut c, &raw, &dir, catalog)?;
     let default_principal = match &raw.principal {
-        Some(p) => principal(&c, p, &mut errors).unwrap_or(PrincipalKind::App),
+        Some(p) => principal(&mut c, p).unwrap_or(PrincipalKind::App),
         None => PrincipalKind::App,
     };
     let default_think = raw
         .think
         .as_ref()
-        .and_then(|t| think(&c, t, &mut errors))
+        .and_then(|t| think(&mut c, t))
         .unwrap_or_default();
+    let defaults = (default_principal, default_think);
 
     let mut transactions = Vec::new();
     let mut names: HashMap<String, String> = HashMap::new();
     for t in &raw.transaction {
-        let at_tx = c.at(t);
-        let t = t.get_ref();
-        let tname = t.name.get_ref().trim().to_string();
-        if tname.is_empty() || tname.contains(char::is_whitespace) {
-            errors.push(format!(
-                "{}: transaction name {tname:?} must be a non-empty word",
-                c.at(&t.name)
-            ));
-        }
-        if let Some(first) = names.insert(tname.clone(), c.at(&t.name)) {
-            errors.push(format!(
-                "{}: duplicated transaction name `{tname}` (first at {first})",
-                c.at(&t.name)
-            ));
-        }
-        let w = weight(&c, &t.weight, &mut errors);
-        let who = match &t.principal {
-            Some(p) => principal(&c, p, &mut errors).unwrap_or(default_principal),
-            None => default_principal,
-        };
-        let tx_think = match &t.think {
-            Some(x) => think(&c, x, &mut errors).unwrap_or_default(),
-            None => default_think,
-        };
-        if t.step.is_empty() {
-            errors.push(format!(
-                "{at_tx}: transaction `{tname}` has no [[transaction.step]]"
-            ));
-        }
-        let mut steps = Vec::new();
-        for s in &t.step {
-            let s = s.get_ref();
-            let qname = s.query.get_ref().trim();
-            let Some(spec) = catalog.get(qname) else {
-                errors.push(format!(
-                    "{}: unknown catalog query `{qname}` (valid: {})",
-                    c.at(&s.query),
-                    catalog.names().join(", ")
-                ));
-                continue;
-            };
-            match who {
-                PrincipalKind::App if spec.role != Role::App => errors.push(format!(
-                    "{}: query `{qname}` is a {} query; an app user (under RLS) cannot run it: \
-                     give the transaction principal = \"service\"",
-                    c.at(&s.query),
-                    spec.role
-                )),
-                PrincipalKind::Direct if !spec.has_tag("calibration") => errors.push(format!(
-                    "{}: principal \"direct\" (no request set-up) is for calibration queries only; \
-                     `{qname}` is not tagged calibration",
-                    c.at(&s.query)
-                )),
-                _ => {}
-            }
-            let probability = match &s.probability {
-                None => 1.0,
-                Some(p) => {
-                    let v = match p.get_ref() {
-                        toml::Value::Float(f) => Some(*f),
-                        toml::Value::Integer(i) => Some(*i as f64),
-                        _ => None,
-                    };
-                    match v {
-                        Some(v) if v > 0.0 && v <= 1.0 => v,
-                        _ => {
-                            errors.push(format!(
-                                "{}: probability must be a number with 0 < p ≤ 1; got {}",
-                                c.at(p),
-                                p.get_ref()
-                            ));
-                            1.0
-                        }
-                    }
-                }
-            };
-            if let (true, Some(x)) = (t.atomic, &s.think) {
-                errors.push(format!(
-                    "{}: no think time inside an atomic transaction (it would hold the database \
-                     transaction open); put it on the transaction",
-                    c.at(x)
-                ));
-            }
-            let step_think = s
-                .think
-                .as_ref()
-                .and_then(|x| think(&c, x, &mut errors))
-                .unwrap_or_default();
-            steps.push(Step {
-                query: Arc::new(spec.clone()),
-                probability,
-                think: step_think,
-            });
-        }
-        transactions.push(Transaction {
-            name: tname,
-            weight: w,
-            principal: who,
-            atomic: t.atomic,
-            think: tx_think,
-            steps,
-        });
+        transactions.push(transaction(&mut c, t, &catalog, defaults, &mut names));
     }
-    if !errors.is_empty() {
-        return Err(anyhow!(errors.join("\n")));
-    }
-    Ok(Scenario {
+    c.finish(Scenario {
         name: name.clone(),
         file: file.to_path_buf(),
         description: description.clone(),
@@ -338,6 +172,222 @@ pub(super) fn parse(
     })
 }
 
+/// A mix file: the parts of every mixed scenario, each with the mix's weight.
+fn mix_parts(
+    c: &mut Ctx,
+    raw: &RawFile,
+    dir: &Path,
+    catalog: &Catalog,
+    allow_mix: bool,
+) -> Vec<Part> {
+    if !raw.transaction.is_empty() {
+        let e = format!(
+            "{}: a scenario has either [[transaction]] tables or [[mix]] tables, not both",
+            c.at(&raw.mix[0])
+        );
+        c.push(e);
+    }
+    if !allow_mix {
+        let e = format!(
+            "{}: this file is a mix; a mix cannot include another mix",
+            c.at(&raw.mix[0])
+        );
+        c.push(e);
+    }
+    for key in [&raw.principal, &raw.think, &raw.queries]
+        .into_iter()
+        .flatten()
+    {
+        let e = format!(
+            "{}: principal, think and queries belong in the mixed scenario files, not in a mix",
+            c.at(key)
+        );
+        c.push(e);
+    }
+    let mut parts = Vec::new();
+    let mut seen = HashMap::new();
+    for m in &raw.mix {
+        let m = m.get_ref();
+        let w = weight(c, &m.weight);
+        let child = m.scenario.get_ref().trim();
+        let at = c.at(&m.scenario);
+        if let Some(first) = seen.insert(child.to_string(), at.clone()) {
+            c.push(format!(
+                "{at}: scenario `{child}` is mixed twice (first at {first})"
+            ));
+        }
+        let path = child_path(dir, child);
+        if !path.exists() {
+            c.push(format!(
+                "{at}: no scenario `{child}` ({} does not exist)",
+                path.display()
+            ));
+            continue;
+        }
+        match load_file(&path, catalog, false) {
+            Ok(s) => parts.extend(s.parts.into_iter().map(|mut p| {
+                p.weight = w;
+                p
+            })),
+            Err(e) => c.push(format!("{} (mixed at {})", e, at)),
+        }
+    }
+    parts
+}
+
+/// The catalog, merged with the file's `queries = …` catalog beside the scenario if it has one.
+fn with_extra_queries<'c>(
+    c: &mut Ctx,
+    raw: &RawFile,
+    dir: &Path,
+    catalog: &'c Catalog,
+) -> Result<Cow<'c, Catalog>> {
+    let Some(q) = &raw.queries else {
+        return Ok(Cow::Borrowed(catalog));
+    };
+    let path = dir.join(q.get_ref());
+    let extra = match crate::catalog::load(&path) {
+        Ok(extra) => extra,
+        Err(e) => return Err(anyhow!("{e:#}\n(queries = … at {})", c.at(q))),
+    };
+    let mut all = catalog.clone();
+    for e in extra.queries {
+        if let Some(old) = catalog.get(&e.name) {
+            c.push(format!(
+                "{}: query `{}` is already in the catalog at {}",
+                e.location(),
+                e.name,
+                old.location()
+            ));
+        } else {
+            all.queries.push(e);
+        }
+    }
+    Ok(Cow::Owned(all))
+}
+
+/// One `[[transaction]]`; `names` holds the names seen so far (for duplicates).
+fn transaction(
+    c: &mut Ctx,
+    t: &Spanned<RawTx>,
+    catalog: &Catalog,
+    (default_principal, default_think): (PrincipalKind, Think),
+    names: &mut HashMap<String, String>,
+) -> Transaction {
+    let at_tx = c.at(t);
+    let t = t.get_ref();
+    let tname = t.name.get_ref().trim().to_string();
+    let at_name = c.at(&t.name);
+    if tname.is_empty() || tname.contains(char::is_whitespace) {
+        c.push(format!(
+            "{at_name}: transaction name {tname:?} must be a non-empty word"
+        ));
+    }
+    if let Some(first) = names.insert(tname.clone(), at_name.clone()) {
+        c.push(format!(
+            "{at_name}: duplicated transaction name `{tname}` (first at {first})"
+        ));
+    }
+    let w = weight(c, &t.weight);
+    let who = match &t.principal {
+        Some(p) => principal(c, p).unwrap_or(default_principal),
+        None => default_principal,
+    };
+    let tx_think = match &t.think {
+        Some(x) => think(c, x).unwrap_or_default(),
+        None => default_think,
+    };
+    if t.step.is_empty() {
+        c.push(format!(
+            "{at_tx}: transaction `{tname}` has no [[transaction.step]]"
+        ));
+    }
+    let steps = t
+        .step
+        .iter()
+        .filter_map(|s| step(c, s.get_ref(), catalog, who, t.atomic))
+        .collect();
+    Transaction {
+        name: tname,
+        weight: w,
+        principal: who,
+        atomic: t.atomic,
+        think: tx_think,
+        steps,
+    }
+}
+
+/// One `[[transaction.step]]` of a transaction run by `who`; None if its query is unknown.
+fn step(
+    c: &mut Ctx,
+    s: &RawStep,
+    catalog: &Catalog,
+    who: PrincipalKind,
+    atomic: bool,
+) -> Option<Step> {
+    let qname = s.query.get_ref().trim();
+    let at_query = c.at(&s.query);
+    let Some(spec) = catalog.get(qname) else {
+        c.push(format!(
+            "{at_query}: unknown catalog query `{qname}` (valid: {})",
+            catalog.names().join(", ")
+        ));
+        return None;
+    };
+    match who {
+        PrincipalKind::App if spec.role != Role::App => c.push(format!(
+            "{at_query}: query `{qname}` is a {} query; an app user (under RLS) cannot run it: \
+             give the transaction principal = \"service\"",
+            spec.role
+        )),
+        PrincipalKind::Direct if !spec.has_tag("calibration") => c.push(format!(
+            "{at_query}: principal \"direct\" (no request set-up) is for calibration queries only; \
+             `{qname}` is not tagged calibration"
+        )),
+        _ => {}
+    }
+    let probability = s.probability.as_ref().map_or(1.0, |p| probability(c, p));
+    if let (true, Some(x)) = (atomic, &s.think) {
+        let e = format!(
+            "{}: no think time inside an atomic transaction (it would hold the database \
+             transaction open); put it on the transaction",
+            c.at(x)
+        );
+        c.push(e);
+    }
+    let step_think = s
+        .think
+        .as_ref()
+        .and_then(|x| think(c, x))
+        .unwrap_or_default();
+    Some(Step {
+        query: Arc::new(spec.clone()),
+        probability,
+        think: step_think,
+    })
+}
+
+/// A step's probability: a number with 0 < p ≤ 1 (1 after an error).
+fn probability(c: &mut Ctx, p: &Spanned<toml::Value>) -> f64 {
+    let v = match p.get_ref() {
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    };
+    match v {
+        Some(v) if v > 0.0 && v <= 1.0 => v,
+        _ => {
+            let e = format!(
+                "{}: probability must be a number with 0 < p ≤ 1; got {}",
+                c.at(p),
+                p.get_ref()
+            );
+            c.push(e);
+            1.0
+        }
+    }
+}
+
 fn child_path(dir: &Path, child: &str) -> PathBuf {
     if child.contains('/') || child.ends_with(".toml") {
         dir.join(child)
@@ -346,38 +396,41 @@ fn child_path(dir: &Path, child: &str) -> PathBuf {
     }
 }
 
-fn weight(c: &Ctx, w: &Spanned<i64>, errors: &mut Vec<String>) -> usize {
+fn weight(c: &mut Ctx, w: &Spanned<i64>) -> usize {
     let v = *w.get_ref();
     if v <= 0 || v > 1_000_000 {
-        errors.push(format!(
+        let e = format!(
             "{}: weight must be an integer from 1 to 1000000; got {v}",
             c.at(w)
-        ));
+        );
+        c.push(e);
         return 1;
     }
     v as usize
 }
 
-fn principal(c: &Ctx, p: &Spanned<String>, errors: &mut Vec<String>) -> Option<PrincipalKind> {
+fn principal(c: &mut Ctx, p: &Spanned<String>) -> Option<PrincipalKind> {
     let k = PrincipalKind::parse(p.get_ref().trim());
     if k.is_none() {
-        errors.push(format!(
+        let e = format!(
             "{}: unknown principal {:?} (valid: app, service, direct)",
             c.at(p),
             p.get_ref()
-        ));
+        );
+        c.push(e);
     }
     k
 }
 
-fn think(c: &Ctx, t: &Spanned<String>, errors: &mut Vec<String>) -> Option<Think> {
+fn think(c: &mut Ctx, t: &Spanned<String>) -> Option<Think> {
     match Think::parse(t.get_ref()) {
         Ok(x) => Some(x),
         Err(e) => {
-            errors.push(format!(
+            let e = format!(
                 "{}: bad think time: {e} (write \"2s..6s\" or \"500ms\")",
                 c.at(t)
-            ));
+            );
+            c.push(e);
             None
         }
     }

@@ -12,7 +12,7 @@ use crate::latency::{decode_histogram, Latency, LatencySummary};
 use crate::results::RunResults;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Config keys that differ between the shards of one load by design.
@@ -122,34 +122,66 @@ fn check(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Vec<(us
     }
     let mut shards = Vec::new();
     for (i, (path, r)) in inputs.iter().enumerate() {
-        let shard = r
-            .load
-            .as_ref()
-            .and_then(|l| l.shard.clone())
-            .or_else(|| r.capacity.as_ref().and_then(|c| c.shard.clone()))
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: not the results of a load or capacity shard (--shard I/N)",
-                    path.display()
-                )
-            })?;
-        if r.command != inputs[0].1.command {
-            bail!(
-                "{}: a shard of `{}`, the others of `{}`",
-                path.display(),
-                r.command,
-                inputs[0].1.command
-            );
-        }
-        if r.status != crate::results::RunStatus::Ok {
-            bail!(
-                "{}: the shard's run is {} (only complete shards merge)",
-                path.display(),
-                r.status
-            );
-        }
-        shards.push((i, shard));
+        shards.push((i, shard_of(path, r, &inputs[0].1)?));
     }
+    same_options(inputs)?;
+    complete_numbering(inputs, &mut shards)?;
+    let (lo, hi) = (
+        shards
+            .iter()
+            .map(|(_, s)| s.measure_started_at)
+            .min()
+            .expect("shards"),
+        shards
+            .iter()
+            .map(|(_, s)| s.measure_started_at)
+            .max()
+            .expect("shards"),
+    );
+    let skew = (hi - lo).to_std().unwrap_or_default();
+    if skew > max_skew {
+        bail!(
+            "the shards started measuring {:.3} s apart (more than --max-skew {:.3} s): their clocks or their starts disagree",
+            skew.as_secs_f64(),
+            max_skew.as_secs_f64()
+        );
+    }
+    Ok(shards)
+}
+
+/// A complete shard of the same command as `first`.
+fn shard_of(path: &Path, r: &RunResults, first: &RunResults) -> Result<ShardInfo> {
+    let shard = r
+        .load
+        .as_ref()
+        .and_then(|l| l.shard.clone())
+        .or_else(|| r.capacity.as_ref().and_then(|c| c.shard.clone()))
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: not the results of a load or capacity shard (--shard I/N)",
+                path.display()
+            )
+        })?;
+    if r.command != first.command {
+        bail!(
+            "{}: a shard of `{}`, the others of `{}`",
+            path.display(),
+            r.command,
+            first.command
+        );
+    }
+    if r.status != crate::results::RunStatus::Ok {
+        bail!(
+            "{}: the shard's run is {} (only complete shards merge)",
+            path.display(),
+            r.status
+        );
+    }
+    Ok(shard)
+}
+
+/// Every shard ran with the same options (apart from the per-shard keys).
+fn same_options(inputs: &[(PathBuf, RunResults)]) -> Result<()> {
     let config_of = |r: &RunResults| {
         let mut c = r.config.clone();
         if let Some(map) = c.as_object_mut() {
@@ -172,6 +204,14 @@ fn check(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Vec<(us
             );
         }
     }
+    Ok(())
+}
+
+/// Shards 0..N of one N, each once; sorts them by number.
+fn complete_numbering(
+    inputs: &[(PathBuf, RunResults)],
+    shards: &mut [(usize, ShardInfo)],
+) -> Result<()> {
     let count = shards[0].1.count;
     if let Some((i, s)) = shards.iter().find(|(_, s)| s.count != count) {
         bail!(
@@ -198,27 +238,7 @@ fn check(inputs: &[(PathBuf, RunResults)], max_skew: Duration) -> Result<Vec<(us
     if !missing.is_empty() {
         bail!("missing shard(s) {} of {count}", missing.join(", "));
     }
-    let (lo, hi) = (
-        shards
-            .iter()
-            .map(|(_, s)| s.measure_started_at)
-            .min()
-            .expect("shards"),
-        shards
-            .iter()
-            .map(|(_, s)| s.measure_started_at)
-            .max()
-            .expect("shards"),
-    );
-    let skew = (hi - lo).to_std().unwrap_or_default();
-    if skew > max_skew {
-        bail!(
-            "the shards started measuring {:.3} s apart (more than --max-skew {:.3} s): their clocks or their starts disagree",
-            skew.as_secs_f64(),
-            max_skew.as_secs_f64()
-        );
-    }
-    Ok(shards)
+    Ok(())
 }
 
 fn differing_keys(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
@@ -256,11 +276,7 @@ pub(crate) fn merge_figures(sections: &[(f64, &LoadFigures)]) -> Result<LoadFigu
         .map(|(o, g)| o + g.measured_seconds)
         .fold(0.0, f64::max)
         .max(1e-9);
-    let mut all = None;
-    let (mut lag, mut wake, mut pool) = (None, None, None);
-    let mut ops: [BTreeMap<String, (OpStats, Option<Latency>)>; 2] = Default::default();
-    let mut seconds: BTreeMap<u32, (u64, u64, hdrhistogram::Histogram<u64>)> = BTreeMap::new();
-    let mut errors: BTreeMap<(String, String), super::recorder::ErrorCount> = BTreeMap::new();
+    let mut sums = Sums::default();
     let mut f = LoadFigures {
         measured_seconds: window,
         ..Default::default()
@@ -270,63 +286,29 @@ pub(crate) fn merge_figures(sections: &[(f64, &LoadFigures)]) -> Result<LoadFigu
         f.ok += g.ok;
         f.failed += g.failed;
         f.dropped += g.dropped;
-        add(&mut all, &g.transaction_latency)?;
+        add(&mut sums.all, &g.transaction_latency)?;
         for (into, from) in [
-            (&mut lag, &g.schedule_lag),
-            (&mut wake, &g.wake_lag),
-            (&mut pool, &g.pool_wait),
+            (&mut sums.lag, &g.schedule_lag),
+            (&mut sums.wake, &g.wake_lag),
+            (&mut sums.pool, &g.pool_wait),
         ] {
             if let Some(l) = from {
                 add(into, l)?;
             }
         }
-        for (kind, list) in [&g.transactions, &g.queries].into_iter().enumerate() {
-            for op in list {
-                let e = ops[kind].entry(op.name.clone()).or_insert_with(|| {
-                    (
-                        OpStats {
-                            name: op.name.clone(),
-                            ..Default::default()
-                        },
-                        None,
-                    )
-                });
-                e.0.ok += op.ok;
-                e.0.errors += op.errors;
-                e.0.rows += op.rows;
-                add(&mut e.1, &op.latency)?;
-            }
-        }
-        let shift = offset.round() as u32;
-        for p in &g.timeline {
-            let e = seconds
-                .entry(p.second + shift)
-                .or_insert_with(|| (0, 0, second_histogram()));
-            e.0 += p.ok;
-            e.1 += p.errors;
-            if p.histogram.is_empty() {
-                if p.ok > 0 {
-                    bail!("a shard's timeline carries no per-second histograms (not written with --shard)");
-                }
-            } else {
-                e.2.add(decode_histogram(&p.histogram)?)
-                    .map_err(|e| anyhow!("adding a second's histogram: {e}"))?;
-            }
-        }
-        for er in &g.errors {
-            let e = errors
-                .entry((er.query.clone(), er.sqlstate.clone()))
-                .or_insert_with(|| super::recorder::ErrorCount {
-                    count: 0,
-                    first_at_s: f64::MAX,
-                    last_at_s: f64::MIN,
-                    ..er.clone()
-                });
-            e.count += er.count;
-            e.first_at_s = e.first_at_s.min(er.first_at_s + offset);
-            e.last_at_s = e.last_at_s.max(er.last_at_s + offset);
-        }
+        sums.add_ops(g)?;
+        sums.add_seconds(g, *offset)?;
+        sums.add_errors(g, *offset);
     }
+    let Sums {
+        all,
+        lag,
+        wake,
+        pool,
+        ops: [tx, q],
+        seconds,
+        errors,
+    } = sums;
     let all = all.unwrap_or_default();
     f.tps = f.ok as f64 / window;
     f.transaction_latency = all.summary();
@@ -334,7 +316,6 @@ pub(crate) fn merge_figures(sections: &[(f64, &LoadFigures)]) -> Result<LoadFigu
     f.schedule_lag = lag.map(|l| l.summary());
     f.wake_lag = wake.map(|l| l.summary());
     f.pool_wait = pool.map(|l| l.summary());
-    let [tx, q] = ops;
     let finish = |m: BTreeMap<String, (OpStats, Option<Latency>)>| -> Vec<OpStats> {
         m.into_values()
             .map(|(mut op, l)| {
@@ -356,6 +337,83 @@ pub(crate) fn merge_figures(sections: &[(f64, &LoadFigures)]) -> Result<LoadFigu
         .collect();
     f.errors = errors.into_values().collect();
     Ok(f)
+}
+
+/// The shards' figures added up so far.
+#[derive(Default)]
+struct Sums {
+    all: Option<Latency>,
+    lag: Option<Latency>,
+    wake: Option<Latency>,
+    pool: Option<Latency>,
+    /// Transactions, then queries, by name.
+    ops: [BTreeMap<String, (OpStats, Option<Latency>)>; 2],
+    /// Per second of the common timeline: ok, errors, latency.
+    seconds: BTreeMap<u32, (u64, u64, hdrhistogram::Histogram<u64>)>,
+    errors: BTreeMap<(String, String), super::recorder::ErrorCount>,
+}
+
+impl Sums {
+    fn add_ops(&mut self, g: &LoadFigures) -> Result<()> {
+        for (kind, list) in [&g.transactions, &g.queries].into_iter().enumerate() {
+            for op in list {
+                let e = self.ops[kind].entry(op.name.clone()).or_insert_with(|| {
+                    (
+                        OpStats {
+                            name: op.name.clone(),
+                            ..Default::default()
+                        },
+                        None,
+                    )
+                });
+                e.0.ok += op.ok;
+                e.0.errors += op.errors;
+                e.0.rows += op.rows;
+                add(&mut e.1, &op.latency)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A shard's timeline, shifted by its offset onto the common one.
+    fn add_seconds(&mut self, g: &LoadFigures, offset: f64) -> Result<()> {
+        let shift = offset.round() as u32;
+        for p in &g.timeline {
+            let e = self
+                .seconds
+                .entry(p.second + shift)
+                .or_insert_with(|| (0, 0, second_histogram()));
+            e.0 += p.ok;
+            e.1 += p.errors;
+            if p.histogram.is_empty() {
+                if p.ok > 0 {
+                    bail!("a shard's timeline carries no per-second histograms (not written with --shard)");
+                }
+            } else {
+                e.2.add(decode_histogram(&p.histogram)?)
+                    .map_err(|e| anyhow!("adding a second's histogram: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A shard's errors, their first and last times shifted by its offset.
+    fn add_errors(&mut self, g: &LoadFigures, offset: f64) {
+        for er in &g.errors {
+            let e = self
+                .errors
+                .entry((er.query.clone(), er.sqlstate.clone()))
+                .or_insert_with(|| super::recorder::ErrorCount {
+                    count: 0,
+                    first_at_s: f64::MAX,
+                    last_at_s: f64::MIN,
+                    ..er.clone()
+                });
+            e.count += er.count;
+            e.first_at_s = e.first_at_s.min(er.first_at_s + offset);
+            e.last_at_s = e.last_at_s.max(er.last_at_s + offset);
+        }
+    }
 }
 
 fn merge_goose(sections: &[(f64, &LoadSection)]) -> Option<super::scenario_run::GooseSummary> {

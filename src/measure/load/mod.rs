@@ -3,6 +3,7 @@
 
 pub mod adhoc;
 pub mod capacity;
+pub mod figures;
 mod live;
 pub mod merge;
 pub mod recorder;

@@ -73,6 +73,16 @@ async fn rows_by_month(conn: &mut PgConnection, table: &str) -> Result<Vec<(Stri
     .await?)
 }
 
+/// One insert histogram per phase and layout (partitioned, flat).
+type PhaseHists = Vec<[Latency; 2]>;
+
+fn phase_hists() -> PhaseHists {
+    PHASES
+        .iter()
+        .map(|_| [Latency::new(), Latency::new()])
+        .collect()
+}
+
 async fn measure(
     target: &Target,
     conn: &mut PgConnection,
@@ -81,34 +91,18 @@ async fn measure(
     months: &[scratch::Bound],
 ) -> Result<Maintenance> {
     let before = rows_by_month(conn, PARTITIONED).await?;
-    let (first_row, _, _): (Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64) =
-        sqlx::query_as(sql(&queries().usage_span))
-            .fetch_one(&mut *conn)
-            .await?;
-    let Some(first_row) = first_row else {
-        bail!("api_usage is empty: nothing to maintain");
-    };
-    let rows_in = |b: &scratch::Bound| {
-        let key = b.from.format("%Y-%m").to_string();
-        before.iter().find(|m| m.0 == key).map_or(0, |m| m.1)
-    };
-    // The oldest complete month (retention drops whole months; the first month of the
-    // seeded history is usually partial), else the oldest month holding rows.
-    let oldest = months
-        .iter()
-        .find(|b| b.from >= first_row && rows_in(b) > 0)
-        .or_else(|| months.iter().find(|b| rows_in(b) > 0))
-        .context("no month holds rows")?
-        .clone();
+    let oldest = oldest_month(conn, months, &before).await?;
     let month = oldest.from.format("%Y-%m").to_string();
-    let month_rows = rows_in(&oldest);
     let last = months.last().context("no partitions")?;
     let next_from = last.to;
-    let next_to = utc(next_from.date_naive() + Months::new(1));
-    let next_suffix = format!("p{}", next_from.format("%Y%m"));
+    let next = scratch::Bound {
+        suffix: format!("p{}", next_from.format("%Y%m")),
+        from: next_from,
+        to: utc(next_from.date_naive() + Months::new(1)),
+    };
     let mut m = Maintenance {
         month: month.clone(),
-        month_rows,
+        month_rows: rows_in(&before, &oldest),
         next_month: next_from.format("%Y-%m").to_string(),
         writers: opts.writers.max(1),
         insert_interval_ms: opts.insert_interval.as_secs_f64() * 1000.0,
@@ -124,60 +118,99 @@ async fn measure(
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for w in 0..m.writers {
-        let mut wconn = target.connect().await?;
+        let wconn = target.connect().await?;
         let (phase, stop) = (phase.clone(), stop.clone());
-        let interval = opts.insert_interval;
-        let anchor_ts = utc(anchor);
-        handles.push(tokio::spawn(async move {
-            let mut hist: Vec<[Latency; 2]> = PHASES
-                .iter()
-                .map(|_| [Latency::new(), Latency::new()])
-                .collect();
-            let mut seq: u64 = 0;
-            while !stop.load(Ordering::SeqCst) {
-                let p = phase.load(Ordering::SeqCst);
-                let id = Uuid::new_v4();
-                let request = format!("req_sbmaint_{w}_{seq}");
-                let created = anchor_ts - ChronoDuration::seconds((seq % 43_200) as i64 + 1);
-                for (i, t) in [PARTITIONED, FLAT].iter().enumerate() {
-                    let started = Instant::now();
-                    sqlx::query(AssertSqlSafe(fill(
-                        &queries().maint_insert,
-                        &[("table", t)],
-                    )))
-                    .bind(id)
-                    .bind(user)
-                    .bind(&request)
-                    .bind(100 + (seq % 900) as i32)
-                    .bind(created)
-                    .execute(&mut wconn)
-                    .await
-                    .with_context(|| format!("concurrent insert into {t}"))?;
-                    hist[p][i].record(started.elapsed());
-                }
-                seq += 1;
-                tokio::time::sleep(interval).await;
-            }
-            Ok::<_, anyhow::Error>((hist, seq))
-        }));
+        let (interval, anchor_ts) = (opts.insert_interval, utc(anchor));
+        handles.push(tokio::spawn(writer(
+            wconn, w, user, anchor_ts, interval, phase, stop,
+        )));
     }
-
-    let ops = operations(
-        conn,
-        &mut m,
-        &phase,
-        opts,
-        &oldest,
-        next_from,
-        next_to,
-        &next_suffix,
-    )
-    .await;
+    let ops = operations(conn, &mut m, &phase, opts, &oldest, &next).await;
     stop.store(true, Ordering::SeqCst);
-    let mut hist: Vec<[Latency; 2]> = PHASES
+    let (hist, inserted, writer_error) = join_writers(handles).await;
+    ops?;
+    if let Some(e) = writer_error {
+        return Err(e);
+    }
+    m.inserts = insert_phases(&hist);
+    m.consistency = consistency(conn, &oldest, inserted, &month).await?;
+    Ok(m)
+}
+
+/// Seeded rows of `b`'s month in a `rows_by_month` list.
+fn rows_in(before: &[(String, i64)], b: &scratch::Bound) -> i64 {
+    let key = b.from.format("%Y-%m").to_string();
+    before.iter().find(|m| m.0 == key).map_or(0, |m| m.1)
+}
+
+/// The oldest complete month (retention drops whole months; the first month of the
+/// seeded history is usually partial), else the oldest month holding rows.
+async fn oldest_month(
+    conn: &mut PgConnection,
+    months: &[scratch::Bound],
+    before: &[(String, i64)],
+) -> Result<scratch::Bound> {
+    let (first_row, _, _): (Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64) =
+        sqlx::query_as(sql(&queries().usage_span))
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(first_row) = first_row else {
+        bail!("api_usage is empty: nothing to maintain");
+    };
+    Ok(months
         .iter()
-        .map(|_| [Latency::new(), Latency::new()])
-        .collect();
+        .find(|b| b.from >= first_row && rows_in(before, b) > 0)
+        .or_else(|| months.iter().find(|b| rows_in(before, b) > 0))
+        .context("no month holds rows")?
+        .clone())
+}
+
+/// One writer task: inserts a row into both copies every `interval` until `stop`, timing
+/// each insert into the histogram of the phase it began in. Returns them and its row count.
+async fn writer(
+    mut conn: PgConnection,
+    w: usize,
+    user: Uuid,
+    anchor_ts: DateTime<Utc>,
+    interval: Duration,
+    phase: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+) -> Result<(PhaseHists, u64)> {
+    let mut hist = phase_hists();
+    let mut seq: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let p = phase.load(Ordering::SeqCst);
+        let id = Uuid::new_v4();
+        let request = format!("req_sbmaint_{w}_{seq}");
+        let created = anchor_ts - ChronoDuration::seconds((seq % 43_200) as i64 + 1);
+        for (i, t) in [PARTITIONED, FLAT].iter().enumerate() {
+            let started = Instant::now();
+            sqlx::query(AssertSqlSafe(fill(
+                &queries().maint_insert,
+                &[("table", t)],
+            )))
+            .bind(id)
+            .bind(user)
+            .bind(&request)
+            .bind(100 + (seq % 900) as i32)
+            .bind(created)
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("concurrent insert into {t}"))?;
+            hist[p][i].record(started.elapsed());
+        }
+        seq += 1;
+        tokio::time::sleep(interval).await;
+    }
+    Ok((hist, seq))
+}
+
+/// Waits for every writer: their merged histograms, the rows they inserted, and the last
+/// error if one failed (reported after the operations' own error).
+async fn join_writers(
+    handles: Vec<tokio::task::JoinHandle<Result<(PhaseHists, u64)>>>,
+) -> (PhaseHists, i64, Option<anyhow::Error>) {
+    let mut hist = phase_hists();
     let mut inserted = 0i64;
     let mut writer_error = None;
     for h in handles {
@@ -193,14 +226,16 @@ async fn measure(
             Err(e) => writer_error = Some(anyhow::anyhow!("insert task failed: {e}")),
         }
     }
-    ops?;
-    if let Some(e) = writer_error {
-        return Err(e);
-    }
+    (hist, inserted, writer_error)
+}
+
+/// The insert latency of each phase and layout that saw inserts (idle not reported).
+fn insert_phases(hist: &PhaseHists) -> Vec<InsertPhase> {
+    let mut out = Vec::new();
     for (i, name) in PHASES.iter().enumerate().take(IDLE) {
         for (j, layout) in Layout::ALL.into_iter().enumerate() {
             if !hist[i][j].is_empty() {
-                m.inserts.push(InsertPhase {
+                out.push(InsertPhase {
                     phase: name.to_string(),
                     layout,
                     latency: hist[i][j].summary(),
@@ -208,8 +243,16 @@ async fn measure(
             }
         }
     }
+    out
+}
 
-    // Both copies must now hold the same rows: the seeded ones outside the month, plus the inserts.
+/// Both copies must now hold the same rows: the seeded ones outside the month, plus the inserts.
+async fn consistency(
+    conn: &mut PgConnection,
+    oldest: &scratch::Bound,
+    inserted: i64,
+    month: &str,
+) -> Result<Consistency> {
     let expected_seeded: i64 = sqlx::query_scalar(sql(&queries().maint_expected_rows))
         .bind(oldest.from)
         .bind(oldest.to)
@@ -244,25 +287,13 @@ async fn measure(
         && c.partitioned_rows == c.expected_rows
         && c.partitioned_months == c.flat_months
         && !c.partitioned_months.iter().any(|r| r.0 == month);
-    m.consistency = c;
-    Ok(m)
+    Ok(c)
 }
 
-/// Runs the operations one after the other, each in its own insert phase.
-#[allow(clippy::too_many_arguments)]
-async fn operations(
-    conn: &mut PgConnection,
-    m: &mut Maintenance,
-    phase: &AtomicUsize,
-    opts: &PartitionsOptions,
-    oldest: &scratch::Bound,
-    next_from: DateTime<Utc>,
-    next_to: DateTime<Utc>,
-    next_suffix: &str,
-) -> Result<()> {
-    tokio::time::sleep(opts.baseline).await;
+/// The operations in order: (phase name, layout, SQL).
+fn steps(oldest: &scratch::Bound, next: &scratch::Bound) -> Vec<(&'static str, Layout, String)> {
     let oldest_part = format!("{PARTITIONED}_{}", oldest.suffix);
-    let steps: Vec<(&str, Layout, String)> = vec![
+    vec![
         (
             "create_partition",
             Layout::Partitioned,
@@ -270,9 +301,9 @@ async fn operations(
                 &queries().scratch_partition,
                 &[
                     ("table", PARTITIONED),
-                    ("part", &format!("{PARTITIONED}_{next_suffix}")),
-                    ("from", &next_from.to_rfc3339()),
-                    ("to", &next_to.to_rfc3339()),
+                    ("part", &format!("{PARTITIONED}_{}", next.suffix)),
+                    ("from", &next.from.to_rfc3339()),
+                    ("to", &next.to.to_rfc3339()),
                 ],
             ),
         ),
@@ -299,10 +330,22 @@ async fn operations(
             Layout::Flat,
             fill(&queries().maint_vacuum, &[("table", FLAT)]),
         ),
-    ];
+    ]
+}
+
+/// Runs the operations one after the other, each in its own insert phase.
+async fn operations(
+    conn: &mut PgConnection,
+    m: &mut Maintenance,
+    phase: &AtomicUsize,
+    opts: &PartitionsOptions,
+    oldest: &scratch::Bound,
+    next: &scratch::Bound,
+) -> Result<()> {
+    tokio::time::sleep(opts.baseline).await;
     // Settle time around each operation, so inserts that queue behind it are attributed to it.
     let settle = Duration::from_millis(50);
-    for (name, layout, text) in steps {
+    for (name, layout, text) in steps(oldest, next) {
         crate::interrupt::check()?;
         // Sizes just before removing the month, so the inserts meanwhile do not blur them.
         let before = match name {
@@ -310,30 +353,12 @@ async fn operations(
             "delete_month" => Some(("flat before", FLAT)),
             _ => None,
         };
-        if let Some((what, t)) = before {
-            m.sizes.push(SizeFigure {
-                what: what.into(),
-                bytes: scratch::bytes(conn, t).await?,
-            });
-        }
+        push_size(conn, m, before).await?;
         let index = PHASES.iter().position(|p| *p == name).expect("known phase");
         phase.store(index, Ordering::SeqCst);
         tokio::time::sleep(settle).await;
         let started = Instant::now();
-        let rows = if name == "delete_month" {
-            sqlx::query(AssertSqlSafe(text))
-                .bind(oldest.from)
-                .bind(oldest.to)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected() as i64
-        } else {
-            sqlx::raw_sql(AssertSqlSafe(text))
-                .execute(&mut *conn)
-                .await
-                .with_context(|| format!("maintenance step {name}"))?
-                .rows_affected() as i64
-        };
+        let rows = run_step(conn, name, text, oldest).await?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         tokio::time::sleep(settle * 2).await;
         phase.store(IDLE, Ordering::SeqCst);
@@ -347,20 +372,53 @@ async fn operations(
                 rows
             },
         });
-        let size = match name {
+        let after = match name {
             "drop_partition" => Some(("partitioned after drop", PARTITIONED)),
             "delete_month" => Some(("flat after delete", FLAT)),
             "vacuum" => Some(("flat after vacuum", FLAT)),
             _ => None,
         };
-        if let Some((what, t)) = size {
-            m.sizes.push(SizeFigure {
-                what: what.into(),
-                bytes: scratch::bytes(conn, t).await?,
-            });
-        }
+        push_size(conn, m, after).await?;
         crate::say!("  maintenance: {name} on {layout} in {ms:.1} ms");
         tokio::time::sleep(settle).await;
+    }
+    Ok(())
+}
+
+/// One operation's statement; returns the rows it affected.
+async fn run_step(
+    conn: &mut PgConnection,
+    name: &str,
+    text: String,
+    oldest: &scratch::Bound,
+) -> Result<i64> {
+    Ok(if name == "delete_month" {
+        sqlx::query(AssertSqlSafe(text))
+            .bind(oldest.from)
+            .bind(oldest.to)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected() as i64
+    } else {
+        sqlx::raw_sql(AssertSqlSafe(text))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("maintenance step {name}"))?
+            .rows_affected() as i64
+    })
+}
+
+/// Records a copy's size under `what`, when a step asks for one.
+async fn push_size(
+    conn: &mut PgConnection,
+    m: &mut Maintenance,
+    size: Option<(&str, &str)>,
+) -> Result<()> {
+    if let Some((what, t)) = size {
+        m.sizes.push(SizeFigure {
+            what: what.into(),
+            bytes: scratch::bytes(conn, t).await?,
+        });
     }
     Ok(())
 }

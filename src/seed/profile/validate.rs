@@ -1,6 +1,9 @@
 //! Profile validation: impossible parameters are rejected with the file and the key.
 
-use super::{Profile, FUNCTIONS, LANGUAGES};
+use super::{
+    ApiUsage, Cache, ContentFlags, CustomEvents, Heroes, Illustrations, Plays, Profile, RateLimits,
+    Stories, Time, Users, FUNCTIONS, LANGUAGES,
+};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 
@@ -10,180 +13,227 @@ impl Profile {
         let mut v = Checker {
             source: &self.source,
         };
-        v.check(
-            self.users_per_unit.is_finite() && self.users_per_unit >= 1.0,
+        v.scale(self)?;
+        v.users(&self.users)?;
+        v.time(&self.time)?;
+        v.heroes(&self.heroes)?;
+        v.custom_events(&self.custom_events)?;
+        v.stories(&self.stories)?;
+        v.illustrations(&self.illustrations)?;
+        v.plays(&self.plays)?;
+        v.api_usage(&self.api_usage)?;
+        v.rate_limits(&self.rate_limits)?;
+        v.cache(&self.cache)?;
+        v.content_flags(&self.content_flags)
+    }
+}
+
+struct Checker<'a> {
+    source: &'a str,
+}
+
+impl Checker<'_> {
+    /// Scale: users per unit and chunk, months of history.
+    fn scale(&mut self, p: &Profile) -> Result<()> {
+        self.check(
+            p.users_per_unit.is_finite() && p.users_per_unit >= 1.0,
             "users_per_unit",
             "must be ≥ 1",
         )?;
-        v.check(
-            (1..=100_000).contains(&self.users_per_chunk),
+        self.check(
+            (1..=100_000).contains(&p.users_per_chunk),
             "users_per_chunk",
             "must be between 1 and 100000",
         )?;
         // api_usage partitions cover 13 months before the anchor month (schema::HISTORY_MONTHS).
-        v.check(
-            (1..=crate::schema::HISTORY_MONTHS).contains(&self.history_months),
+        self.check(
+            (1..=crate::schema::HISTORY_MONTHS).contains(&p.history_months),
             "history_months",
             "must be between 1 and 13",
         )?;
+        Ok(())
+    }
 
-        let u = &self.users;
-        v.check(
+    /// `[users]`.
+    fn users(&mut self, u: &Users) -> Result<()> {
+        self.check(
             u.growth.is_finite() && u.growth >= 0.0 && u.growth <= 20.0,
             "users.growth",
             "must be between 0 and 20",
         )?;
-        v.check(
+        self.check(
             u.staff >= 1 && u.staff <= 10,
             "users.staff",
             "must be between 1 and 10 (at least 10 users always exist)",
         )?;
-        v.share(u.active_share, "users.active_share")?;
-        v.share(u.email_confirmed_share, "users.email_confirmed_share")?;
-        v.weights_keyed(
+        self.share(u.active_share, "users.active_share")?;
+        self.share(u.email_confirmed_share, "users.email_confirmed_share")?;
+        self.weights_keyed(
             &u.language_weights,
             "users.language_weights",
             &LANGUAGES,
             false,
         )?;
+        Ok(())
+    }
 
-        v.check(
-            self.time.hour_weights.len() == 24,
+    /// `[time]`.
+    fn time(&mut self, t: &Time) -> Result<()> {
+        self.check(
+            t.hour_weights.len() == 24,
             "time.hour_weights",
             "must have 24 entries (UTC hours 0–23)",
         )?;
-        v.weights(&self.time.hour_weights, "time.hour_weights")?;
-        v.share(self.time.recent_share, "time.recent_share")?;
+        self.weights(&t.hour_weights, "time.hour_weights")?;
+        self.share(t.recent_share, "time.recent_share")?;
+        Ok(())
+    }
 
-        let h = &self.heroes;
-        v.check(
+    /// `[heroes]`.
+    fn heroes(&mut self, h: &Heroes) -> Result<()> {
+        self.check(
             (1..=5).contains(&h.count_weights.len()),
             "heroes.count_weights",
             "must have 1 to 5 entries (weights of 1, 2, … heroes)",
         )?;
-        v.weights(&h.count_weights, "heroes.count_weights")?;
-        v.share(h.active_share, "heroes.active_share")?;
-        v.check(
+        self.weights(&h.count_weights, "heroes.count_weights")?;
+        self.share(h.active_share, "heroes.active_share")?;
+        self.check(
             (1..=4).contains(&h.gallery_weights.len()),
             "heroes.gallery_weights",
             "must have 1 to 4 entries (weights of 1, 2, … images)",
         )?;
-        v.weights(&h.gallery_weights, "heroes.gallery_weights")?;
+        self.weights(&h.gallery_weights, "heroes.gallery_weights")?;
+        Ok(())
+    }
 
-        let e = &self.custom_events;
-        v.check(
+    /// `[custom_events]`.
+    fn custom_events(&mut self, e: &CustomEvents) -> Result<()> {
+        self.check(
             e.mean_per_user.is_finite() && e.mean_per_user >= 0.0,
             "custom_events.mean_per_user",
             "must be ≥ 0",
         )?;
-        v.check(
+        self.check(
             e.max_per_user <= 1000,
             "custom_events.max_per_user",
             "must be ≤ 1000",
         )?;
-        v.share(e.public_share, "custom_events.public_share")?;
-        v.share(e.favorite_share, "custom_events.favorite_share")?;
+        self.share(e.public_share, "custom_events.public_share")?;
+        self.share(e.favorite_share, "custom_events.favorite_share")?;
+        Ok(())
+    }
 
-        let s = &self.stories;
-        v.check(
+    /// `[stories]`.
+    fn stories(&mut self, s: &Stories) -> Result<()> {
+        self.check(
             s.mean_per_user.is_finite() && s.mean_per_user > 0.0,
             "stories.mean_per_user",
             "must be > 0",
         )?;
-        v.check(
+        self.check(
             s.sigma.is_finite() && s.sigma > 0.0,
             "stories.sigma",
             "must be > 0",
         )?;
-        v.check(
+        self.check(
             s.sigma <= 4.0,
             "stories.sigma",
             "must be ≤ 4 (beyond that one user owns everything)",
         )?;
-        v.check(
+        self.check(
             (1..=100_000).contains(&s.max_per_user),
             "stories.max_per_user",
             "must be between 1 and 100000",
         )?;
-        v.check(
+        self.check(
             s.max_per_day.is_finite() && s.max_per_day > 0.0,
             "stories.max_per_day",
             "must be > 0",
         )?;
-        v.share(s.custom_event_share, "stories.custom_event_share")?;
-        v.share(s.no_hero_share, "stories.no_hero_share")?;
-        v.check(s.words_min >= 50, "stories.words_min", "must be ≥ 50")?;
-        v.check(
+        self.share(s.custom_event_share, "stories.custom_event_share")?;
+        self.share(s.no_hero_share, "stories.no_hero_share")?;
+        self.check(s.words_min >= 50, "stories.words_min", "must be ≥ 50")?;
+        self.check(
             s.words_max >= s.words_min && s.words_max <= 20_000,
             "stories.words_max",
             "must be ≥ stories.words_min and ≤ 20000",
         )?;
-        v.check(
+        self.check(
             s.words_per_minute.is_finite() && s.words_per_minute > 0.0,
             "stories.words_per_minute",
             "must be > 0",
         )?;
-        v.share(s.audio_share, "stories.audio_share")?;
-        v.share(s.favorite_share, "stories.favorite_share")?;
-        v.check(s.scenes_min >= 1, "stories.scenes_min", "must be ≥ 1")?;
-        v.check(
+        self.share(s.audio_share, "stories.audio_share")?;
+        self.share(s.favorite_share, "stories.favorite_share")?;
+        self.check(s.scenes_min >= 1, "stories.scenes_min", "must be ≥ 1")?;
+        self.check(
             s.scenes_max >= s.scenes_min && s.scenes_max <= 20,
             "stories.scenes_max",
             "must be ≥ stories.scenes_min and ≤ 20",
         )?;
+        Ok(())
+    }
 
-        let i = &self.illustrations;
-        v.check(
+    /// `[illustrations]`.
+    fn illustrations(&mut self, i: &Illustrations) -> Result<()> {
+        self.check(
             i.recent_hours.is_finite() && i.recent_hours >= 0.0,
             "illustrations.recent_hours",
             "must be ≥ 0",
         )?;
         const STATUSES: [&str; 5] = ["pending", "processing", "completed", "failed", "retrying"];
-        v.weights_keyed(
+        self.weights_keyed(
             &i.status_weights,
             "illustrations.status_weights",
             &STATUSES,
             true,
         )?;
-        v.weights_keyed(
+        self.weights_keyed(
             &i.recent_status_weights,
             "illustrations.recent_status_weights",
             &STATUSES,
             true,
         )?;
-        v.share(
+        self.share(
             i.completed_after_retry_share,
             "illustrations.completed_after_retry_share",
         )?;
+        Ok(())
+    }
 
-        let p = &self.plays;
-        v.check(
+    /// `[plays]`.
+    fn plays(&mut self, p: &Plays) -> Result<()> {
+        self.check(
             p.mean_per_story.is_finite() && p.mean_per_story >= 0.0,
             "plays.mean_per_story",
             "must be ≥ 0",
         )?;
-        v.check(
+        self.check(
             p.favorite_mean_per_story.is_finite() && p.favorite_mean_per_story >= 0.0,
             "plays.favorite_mean_per_story",
             "must be ≥ 0",
         )?;
-        v.check(
+        self.check(
             p.max_per_day.is_finite() && p.max_per_day > 0.0,
             "plays.max_per_day",
             "must be > 0",
         )?;
-        v.share(p.completed_share, "plays.completed_share")?;
+        self.share(p.completed_share, "plays.completed_share")?;
+        Ok(())
+    }
 
-        let a = &self.api_usage;
-        v.share(a.error_share, "api_usage.error_share")?;
-        v.share(a.rate_limited_share, "api_usage.rate_limited_share")?;
-        v.check(
+    /// `[api_usage]`: shares, the monitoring interval and one entry per backend function.
+    fn api_usage(&mut self, a: &ApiUsage) -> Result<()> {
+        self.share(a.error_share, "api_usage.error_share")?;
+        self.share(a.rate_limited_share, "api_usage.rate_limited_share")?;
+        self.check(
             a.error_share + a.rate_limited_share <= 1.0,
             "api_usage.rate_limited_share",
             "plus api_usage.error_share must be ≤ 1",
         )?;
         // A monitoring call at least once a day keeps every month and the last 24 hours covered.
-        v.check(
+        self.check(
             a.monitor_interval_hours > 0.0 && a.monitor_interval_hours <= 23.0,
             "api_usage.monitor_interval_hours",
             "must be > 0 and ≤ 23",
@@ -191,19 +241,19 @@ impl Profile {
         for f in FUNCTIONS {
             let key = format!("api_usage.functions.\"{f}\"");
             let Some(func) = a.functions.get(f) else {
-                return v.fail(&key, "is missing (every backend function needs an entry)");
+                return self.fail(&key, "is missing (every backend function needs an entry)");
             };
-            v.check(
+            self.check(
                 func.median_ms.is_finite() && func.median_ms > 0.0,
                 &format!("{key}.median_ms"),
                 "must be > 0",
             )?;
-            v.check(
+            self.check(
                 func.sigma.is_finite() && func.sigma >= 0.0 && func.sigma <= 3.0,
                 &format!("{key}.sigma"),
                 "must be between 0 and 3",
             )?;
-            v.check(
+            self.check(
                 func.nano_usd_per_token <= 1_000_000,
                 &format!("{key}.nano_usd_per_token"),
                 "must be ≤ 1000000",
@@ -214,7 +264,7 @@ impl Profile {
             .keys()
             .find(|k| !FUNCTIONS.contains(&k.as_str()))
         {
-            return v.fail(
+            return self.fail(
                 &format!("api_usage.functions.\"{extra}\""),
                 &format!(
                     "is not a backend function (expected one of {})",
@@ -222,33 +272,42 @@ impl Profile {
                 ),
             );
         }
+        Ok(())
+    }
 
-        v.check(
-            (1..=1440).contains(&self.rate_limits.window_minutes)
-                && 1440u32.is_multiple_of(self.rate_limits.window_minutes),
+    /// `[rate_limits]`.
+    fn rate_limits(&mut self, r: &RateLimits) -> Result<()> {
+        self.check(
+            (1..=1440).contains(&r.window_minutes) && 1440u32.is_multiple_of(r.window_minutes),
             "rate_limits.window_minutes",
             "must divide 1440 (a day)",
         )?;
+        Ok(())
+    }
 
-        let c = &self.cache;
-        v.check(
+    /// `[cache]`.
+    fn cache(&mut self, c: &Cache) -> Result<()> {
+        self.check(
             c.mean_per_user.is_finite() && (0.0..=50.0).contains(&c.mean_per_user),
             "cache.mean_per_user",
             "must be between 0 and 50",
         )?;
-        v.share(c.expired_share, "cache.expired_share")?;
-        v.check(
+        self.share(c.expired_share, "cache.expired_share")?;
+        self.check(
             c.ttl_hours_max.is_finite() && c.ttl_hours_max >= 1.0,
             "cache.ttl_hours_max",
             "must be ≥ 1",
         )?;
+        Ok(())
+    }
 
-        let f = &self.content_flags;
-        v.share(f.story_share, "content_flags.story_share")?;
-        v.share(f.image_share, "content_flags.image_share")?;
-        v.share(f.prompt_share, "content_flags.prompt_share")?;
-        v.share(f.reviewed_share, "content_flags.reviewed_share")?;
-        v.weights_keyed(
+    /// `[content_flags]`.
+    fn content_flags(&mut self, f: &ContentFlags) -> Result<()> {
+        self.share(f.story_share, "content_flags.story_share")?;
+        self.share(f.image_share, "content_flags.image_share")?;
+        self.share(f.prompt_share, "content_flags.prompt_share")?;
+        self.share(f.reviewed_share, "content_flags.reviewed_share")?;
+        self.weights_keyed(
             &f.severity_weights,
             "content_flags.severity_weights",
             &["low", "medium", "high", "critical"],
@@ -256,13 +315,7 @@ impl Profile {
         )?;
         Ok(())
     }
-}
 
-struct Checker<'a> {
-    source: &'a str,
-}
-
-impl Checker<'_> {
     fn fail<T>(&mut self, key: &str, what: &str) -> Result<T> {
         bail!("{}: key {key} {what}", self.source)
     }
