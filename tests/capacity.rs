@@ -101,6 +101,13 @@ async fn search_reports_an_interval_names_saturation_and_lengthens_short_steps()
     // Every step ran on its own clone of the stage's copy (the writes of one step are not
     // the next one's starting state).
     assert_eq!(c["step_reset"], "copy", "{c}");
+    // The machine's speed was probed before every step.
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["speed_probe_ms"].as_f64().unwrap() > 0.0),
+        "{c}"
+    );
     let mut conn = db.conn().await;
     let left: i64 = sqlx::query_scalar(
         r"SELECT count(*) FROM pg_database WHERE datname LIKE 'sbcopy\_%capacity%'",

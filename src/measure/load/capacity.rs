@@ -179,6 +179,10 @@ pub struct CapacityStep {
     /// above are all shards' added up.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shard_parts: Vec<u64>,
+    /// The machine-speed probe just before this step (median of three, ms): how fast the
+    /// server's CPU was when the step ran (the VM's speed moves within minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_probe_ms: Option<f64>,
 }
 
 /// The repeats of one rate, pooled.
@@ -313,6 +317,9 @@ impl StepReset {
     }
 }
 
+/// Probe runs before each step (their median is the step's).
+const STEP_PROBE_RUNS: usize = 3;
+
 /// Probe runs before and after the search.
 const SPEED_PROBE_RUNS: usize = 5;
 
@@ -386,6 +393,13 @@ pub async fn search(
                 }
                 None => reset().await?,
             };
+            let on = on.as_ref().unwrap_or(target);
+            let speed = {
+                let mut conn = on.connect().await?;
+                let mut runs = probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?;
+                runs.sort_by(f64::total_cmp);
+                runs[runs.len() / 2]
+            };
             let live = crate::progress::bar(None, "  {spinner} capacity {wide_msg} {elapsed}");
             live.set_message(format!(
                 "step at {:.1}/s ({}, {:.0} s)",
@@ -394,15 +408,7 @@ pub async fn search(
                 plan.duration.as_secs_f64()
             ));
             let part = opts.sharding.map(|s| s.shard);
-            let measured = step::measure(
-                on.as_ref().unwrap_or(target),
-                scenario,
-                opts,
-                postmaster,
-                &plan,
-                part,
-            )
-            .await;
+            let measured = step::measure(on, scenario, opts, postmaster, &plan, part).await;
             live.finish_and_clear();
             let mut measured = measured?;
             let mut parts = Vec::new();
@@ -413,6 +419,7 @@ pub async fn search(
             }
             let mut step = step::judged(&plan, &measured, opts);
             step.shard_parts = parts;
+            step.speed_probe_ms = Some(speed);
             crate::say!("{}", step::line(&step, opts));
             Ok(step)
         }

@@ -419,6 +419,20 @@ fn notes(
             noise.join(", ")
         ));
     }
+    let probes: Vec<f64> = section
+        .steps
+        .iter()
+        .filter_map(|s| s.speed_probe_ms)
+        .collect();
+    let (fastest, slowest) = probes
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), p| (l.min(*p), h.max(*p)));
+    if probes.len() > 1 && slowest / fastest > 1.0 + MACHINE_DRIFT {
+        section.notes.push(format!(
+            "the machine's speed moved during the search: the probe before each step took {fastest:.1}–{slowest:.1} ms ({:+.0} %); a CPU-bound answer moves with it",
+            (slowest / fastest - 1.0) * 100.0
+        ));
+    }
     if exhausted {
         section.notes.push(format!(
             "the step budget (--max-steps {}) ran out before both ends had {} repeats: the interval is not confirmed",
@@ -426,6 +440,10 @@ fn notes(
         ));
     }
 }
+
+/// Step probes further apart than this (max/min − 1) are reported: the probe's own spread
+/// within one moment is ~1 % on this VM.
+const MACHINE_DRIFT: f64 = 0.10;
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();

@@ -202,8 +202,12 @@ pub fn line(s: &CapacityStep, opts: &CapacityOptions) -> String {
         .cpu_server
         .map(|v| format!(", server {:.0} %", v * 100.0))
         .unwrap_or_default();
+    let probe = s
+        .speed_probe_ms
+        .map(|p| format!(", probe {p:.0} ms"))
+        .unwrap_or_default();
     format!(
-        "  {:<6} {:>8.1}/s {:>5.1} s{longer} → {:>8.1} tx/s, {} {:.2} ms, errors {:.2} %, CPU {:.0} %{server}, storybench {:.0} %{}",
+        "  {:<6} {:>8.1}/s {:>5.1} s{longer} → {:>8.1} tx/s, {} {:.2} ms, errors {:.2} %, CPU {:.0} %{server}, storybench {:.0} %{probe}{}",
         s.phase,
         s.target_rate,
         s.step_seconds,
