@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the benches keep their cluster (reachable by the `postgres` user when run as root).
-pub fn bench_data_dir() -> PathBuf {
+fn bench_data_dir() -> PathBuf {
     std::env::var_os("STORYBENCH_BENCH_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("storybench-bench/pgdata"))

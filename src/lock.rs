@@ -23,7 +23,7 @@ pub struct DirLock {
 }
 
 /// The command line words that name what a process is doing (never a URL or password).
-pub fn describe_self() -> String {
+fn describe_self() -> String {
     const COMMANDS: [&str; 13] = [
         "run",
         "ops",

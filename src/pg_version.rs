@@ -9,7 +9,7 @@ pub const TESTED_MAJORS: &[u32] = &[15];
 
 /// The oldest major storybench works with: `pg_stat_wal`, `pg_stat_statements.toplevel`,
 /// `default_toast_compression` and `ALTER TABLE … SET COMPRESSION` all arrived in 14.
-pub const MINIMUM_MAJOR: u32 = 14;
+const MINIMUM_MAJOR: u32 = 14;
 
 /// How storybench stands with one server major.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ pub async fn run_file(conn: &mut PgConnection, rel: impl AsRef<Path>) -> Result<
 }
 
 /// Executes a script, mapping a server error position back to `path:line`.
-pub async fn run_script(conn: &mut PgConnection, path: &Path, text: &str) -> Result<()> {
+async fn run_script(conn: &mut PgConnection, path: &Path, text: &str) -> Result<()> {
     conn.execute(sqlx::raw_sql(AssertSqlSafe(text.to_string())))
         .await
         .map(|_| ())

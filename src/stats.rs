@@ -59,7 +59,7 @@ impl Interval {
 /// 1-based ranks (lo, hi) of the order statistics that bound the `q` quantile of `n` samples
 /// with at least `confidence` coverage (equal tails), or None when `n` is too small for a
 /// finite interval. Coverage of [X(lo), X(hi)] is F(hi-1) - F(lo-1), F the Binomial(n, q) CDF.
-pub fn quantile_ranks(n: u64, q: f64, confidence: f64) -> Option<(u64, u64)> {
+fn quantile_ranks(n: u64, q: f64, confidence: f64) -> Option<(u64, u64)> {
     if n == 0 || q <= 0.0 || q >= 1.0 {
         return None;
     }
@@ -298,7 +298,7 @@ pub fn benjamini_hochberg(pvalues: &[f64], q: f64) -> Vec<bool> {
 }
 
 /// Standard normal CDF (Abramowitz–Stegun 7.1.26 erfc, |error| < 1.5e-7).
-pub fn normal_cdf(x: f64) -> f64 {
+fn normal_cdf(x: f64) -> f64 {
     let z = x.abs() / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.3275911 * z);
     let poly = t

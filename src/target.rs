@@ -79,7 +79,7 @@ impl fmt::Debug for SecretUrl {
 }
 
 /// Replaces the password of a URL (and a `password=` parameter) with `***`.
-pub fn redact_url(url: &str) -> String {
+fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() {
@@ -144,7 +144,7 @@ fn matches_pattern(name: &str, pattern: &str) -> bool {
 }
 
 /// Refuses URLs naming a protected database before any connection is made.
-pub fn check_protected(url: &SecretUrl, patterns: &[String]) -> Result<()> {
+fn check_protected(url: &SecretUrl, patterns: &[String]) -> Result<()> {
     let name = url
         .database_name()
         .with_context(|| format!("the database URL {url} is malformed or names no database"))?;

@@ -33,7 +33,7 @@ pub(crate) fn load_all() {
 }
 
 /// The column the app's tables are distributed on, and the users table's own key.
-pub const DISTRIBUTION_COLUMN: &str = "user_id";
+const DISTRIBUTION_COLUMN: &str = "user_id";
 const USERS_TABLE: &str = "auth.users";
 
 /// Where Citus's rules come from (docs/scale-out.md cites each).

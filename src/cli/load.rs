@@ -197,7 +197,7 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
 }
 
 /// goose's own HTML report, written beside report.html.
-pub const GOOSE_REPORT: &str = "goose-report.html";
+const GOOSE_REPORT: &str = "goose-report.html";
 
 /// Runs a scenario through goose with the server-side view around it.
 pub async fn measure_scenario(
@@ -239,7 +239,7 @@ pub async fn measure_scenario(
 }
 
 /// Runs the ad hoc statement with the server-side view around it.
-pub async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadSection> {
+async fn measure_adhoc(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadSection> {
     let mut conn = target.connect().await?;
     let before = server_view::snapshot(&mut conn).await?;
     let sampler = WaitSampler::start(target.connect().await?, Duration::from_millis(250));

@@ -30,7 +30,7 @@ pub use session::{command_frame, command_frame_with, measuring_command, RunSessi
     version,
     about = "Load-test and benchmark harness for the InfiniteStories PostgreSQL database"
 )]
-pub struct Cli {
+struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
     /// Logging: warnings only by default; -v info and debug, -vv trace; RUST_LOG overrides.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The database storybench creates and works in inside its embedded cluster.
-pub const EMBEDDED_DATABASE: &str = "storybench";
+const EMBEDDED_DATABASE: &str = "storybench";
 const SUPERUSER: &str = "postgres";
 const CONF_FILE: &str = "storybench.conf";
 const LOG_FILE: &str = "server.log";

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 /// The profile file, removed again when the profile's measurement ends.
-pub const PROFILE_FILE: &str = "storybench_profile.conf";
+const PROFILE_FILE: &str = "storybench_profile.conf";
 const INCLUDE_LINE: &str = "include_if_exists = 'storybench_profile.conf'";
 
 /// The settings every profile sets (the document's four).

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Fewer history runs than this: the section's default floor applies.
-pub const MIN_HISTORY_RUNS: usize = 5;
+const MIN_HISTORY_RUNS: usize = 5;
 /// Floor = Q3 + K·IQR of |log ratio| between consecutive runs (rustc-perf's outlier fence).
 pub const IQR_K: f64 = 3.0;
 
@@ -68,7 +68,7 @@ pub fn default_dir(base: &Path) -> Option<PathBuf> {
 }
 
 /// Same command, dataset (profile, scale, seed), variant and options.
-pub fn same_configuration(a: &RunResults, b: &RunResults) -> bool {
+fn same_configuration(a: &RunResults, b: &RunResults) -> bool {
     let dataset = |r: &RunResults| {
         r.dataset
             .as_ref()

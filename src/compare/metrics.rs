@@ -133,7 +133,7 @@ fn push_ratio(
 
 /// An interval field of a section object, read defensively: the measurement engineers add
 /// them as optional fields, so any of the usual names and shapes is accepted.
-pub fn interval_field(v: &Value, names: &[&str]) -> Option<Interval> {
+fn interval_field(v: &Value, names: &[&str]) -> Option<Interval> {
     let obj = v.as_object()?;
     let f = |x: &Value| x.as_f64();
     names.iter().find_map(|n| {

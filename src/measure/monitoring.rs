@@ -45,8 +45,8 @@ pub enum Group {
 }
 
 /// Rows kept per query, and characters per value (a slow query's text can be long).
-pub const MAX_ROWS: usize = 20;
-pub const MAX_VALUE_CHARS: usize = 160;
+const MAX_ROWS: usize = 20;
+const MAX_VALUE_CHARS: usize = 160;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MonitoringSection {
@@ -70,7 +70,7 @@ pub struct MonitoringQuery {
 }
 
 /// The engine's settings for these queries: p50 only (they are a report, not a gate).
-pub fn engine_options() -> EngineOptions {
+fn engine_options() -> EngineOptions {
     EngineOptions::new(1, 30, Duration::from_millis(300), &[50.0])
 }
 

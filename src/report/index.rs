@@ -38,7 +38,7 @@ pub struct RunSummary {
 
 /// A figure's trend across runs and the runs where its level changed.
 #[derive(Debug, Clone, Serialize)]
-pub struct Trend {
+struct Trend {
     pub command: String,
     pub figure: String,
     pub svg: String,

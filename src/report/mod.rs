@@ -93,7 +93,7 @@ pub fn render(results: &RunResults) -> Result<String> {
 }
 
 /// Renders the report HTML of a run, with its comparison to a baseline when there is one.
-pub fn render_with(results: &RunResults, baseline: Option<&Comparison>) -> Result<String> {
+fn render_with(results: &RunResults, baseline: Option<&Comparison>) -> Result<String> {
     let env = environment()?;
     let tmpl = env.get_template("report.html")?;
     let charts = charts::for_results(results);

@@ -5,11 +5,11 @@
 //! then each segment is searched again.
 
 /// Runs on each side of a change point.
-pub const MIN_SEGMENT: usize = 3;
+const MIN_SEGMENT: usize = 3;
 /// Welch t of the split (|mean difference| / its standard error).
-pub const MIN_T: f64 = 4.0;
+const MIN_T: f64 = 4.0;
 /// Relative shift of the medians (0.10 = 10 %).
-pub const MIN_SHIFT: f64 = 0.10;
+const MIN_SHIFT: f64 = 0.10;
 
 fn mean_var(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;

@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 1;
 /// Versions `read` accepts: 2 only adds optional fields (intervals, work figures), so a
 /// version-1 file reads with their defaults.
-pub const READABLE_VERSIONS: &[u32] = &[1, 2];
+const READABLE_VERSIONS: &[u32] = &[1, 2];
 pub const RESULTS_FILE: &str = "results.json";
 pub const REPORT_FILE: &str = "report.html";
 

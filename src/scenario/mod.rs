@@ -211,7 +211,7 @@ impl Scenario {
 
 /// Where a scenario argument points: a path (has a `/` or ends in `.toml`) or a name in
 /// `scenarios/`.
-pub fn resolve_path(name_or_file: &str) -> PathBuf {
+fn resolve_path(name_or_file: &str) -> PathBuf {
     if name_or_file.contains('/') || name_or_file.ends_with(".toml") {
         PathBuf::from(name_or_file)
     } else {

@@ -116,7 +116,7 @@ pub fn available(dir: &str) -> Vec<String> {
 
 /// Whether an index strategy is given as a file (`advice_indexes.sql`, `dir/mine.sql`)
 /// rather than a name in `schema/indexes/`.
-pub fn is_index_file(name: &str) -> bool {
+fn is_index_file(name: &str) -> bool {
     name.ends_with(".sql") || name.contains('/')
 }
 

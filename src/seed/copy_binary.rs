@@ -174,7 +174,7 @@ impl CopyWriter {
 /// PostgreSQL's binary NUMERIC for `value / 10^scale`: i16 ndigits, i16 weight, u16 sign,
 /// i16 dscale, then base-10000 digits (most significant first, no leading or trailing
 /// zero digits; weight is the power of 10000 of the first digit).
-pub fn encode_numeric(value: i64, scale: u16, out: &mut Vec<u8>) {
+fn encode_numeric(value: i64, scale: u16, out: &mut Vec<u8>) {
     let sign: u16 = if value < 0 { 0x4000 } else { 0 };
     let mut abs = value.unsigned_abs() as u128;
     // Align the fraction to whole base-10000 digits: pad it to a multiple of 4 decimals.

@@ -20,7 +20,7 @@ pub const PREFIX: &str = "s1-";
 /// A 64-bit hash of a byte string: 8-byte little-endian words (the last one zero-padded),
 /// each folded in by xor, multiply and shift, then murmur3's 64-bit finaliser. One multiply
 /// per 8 bytes keeps it at several GB/s; it guards against accidents, not adversaries.
-pub fn row_hash(bytes: &[u8]) -> u64 {
+fn row_hash(bytes: &[u8]) -> u64 {
     let mut h = SEED ^ bytes.len() as u64;
     let mut words = bytes.chunks_exact(8);
     let step = |h: u64, w: u64| {

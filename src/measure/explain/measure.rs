@@ -258,7 +258,7 @@ impl Measure<'_> {
 /// its paired interval. Intervals from one run miss the drift between copies and runs: an
 /// A/A pair of tiny explain runs (same seed) contradicted itself on 2 of 35 queries whose
 /// winners led by under 5 %.
-pub const MIN_CLEAR_EFFECT: f64 = 0.05;
+const MIN_CLEAR_EFFECT: f64 = 0.05;
 
 /// The arm with the lowest paired ratio to arm 0 (arm 0 itself counts as 1), and whether
 /// it is clearly faster than every other arm: each paired interval other / it above

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The name the statement is recorded under.
-pub const ADHOC_QUERY: &str = "adhoc";
+const ADHOC_QUERY: &str = "adhoc";
 
 /// Runs the statement as fast as the clients allow (closed) or at `shape.rate` (open).
 pub async fn run(target: &Target, sql: &str, shape: &LoadShape) -> Result<LoadFigures> {

@@ -36,9 +36,9 @@ pub struct LoadShape {
 }
 
 /// Upper bounds that catch typos (`--users 5000000`) before they hurt the machine.
-pub const MAX_CLIENTS: usize = 10_000;
-pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
-pub const MAX_RATE: f64 = 10_000_000.0;
+const MAX_CLIENTS: usize = 10_000;
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+const MAX_RATE: f64 = 10_000_000.0;
 
 impl LoadShape {
     pub fn validate(&self) -> Result<()> {

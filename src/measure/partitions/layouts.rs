@@ -191,7 +191,7 @@ fn fmt_ratio(r: Option<f64>) -> String {
 }
 
 /// The kinds of pruning the partitioned layout's plans show.
-pub fn pruning_kinds(run: &LayoutRun, total: usize) -> Vec<String> {
+fn pruning_kinds(run: &LayoutRun, total: usize) -> Vec<String> {
     let mut kinds = Vec::new();
     let parts = [&run.custom, &run.generic]
         .into_iter()
@@ -210,7 +210,7 @@ pub fn pruning_kinds(run: &LayoutRun, total: usize) -> Vec<String> {
 }
 
 /// The plan aggregates below an Append: per-partition (partitionwise) aggregation.
-pub fn partitionwise_applied(plan: &PlanSummary) -> bool {
+fn partitionwise_applied(plan: &PlanSummary) -> bool {
     let nodes = &plan.nodes;
     nodes.iter().enumerate().any(|(i, n)| {
         let agg = n.node_type == "Aggregate";

@@ -164,7 +164,7 @@ pub async fn digest(conn: &mut PgConnection, arm: &Arm<'_>) -> Result<(i64, Stri
 
 /// Probe arms as engine arms on one connection: timed through `timed`, EXPLAINed with
 /// a generic plan where the arm forces one (so pruning evidence matches what is timed).
-pub struct ProbeRunner<'a, 'c> {
+struct ProbeRunner<'a, 'c> {
     pub conn: &'a mut PgConnection,
     pub arms: &'a [Arm<'c>],
 }

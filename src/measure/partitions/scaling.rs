@@ -197,7 +197,7 @@ async fn point(
 }
 
 /// A partitioned total counts as dearer than flat only beyond this margin (timing noise).
-pub const NOISE_MARGIN: f64 = 0.05;
+const NOISE_MARGIN: f64 = 0.05;
 
 /// Where partitioning starts to cost more than it saves, from measured (partition count,
 /// planning + execution ms) points: the smallest count from which every measured point

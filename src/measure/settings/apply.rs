@@ -66,7 +66,7 @@ pub async fn read_fresh(target: &Target) -> Result<Vec<Setting>> {
 
 /// A value in bytes (memory settings) or as a plain number: "256MB", "4GB", "200", or a
 /// pg_settings value times its unit ("8kB").
-pub fn amount(value: &str, unit: &str) -> Option<f64> {
+fn amount(value: &str, unit: &str) -> Option<f64> {
     fn split(s: &str) -> Option<(f64, f64)> {
         let s = s.trim();
         let digits = s

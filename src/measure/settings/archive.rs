@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 const NAMES: [&str; 3] = ["archive_command", "archive_mode", "wal_level"];
 /// Inside the data directory (the server's OS user owns it); removed afterwards.
-pub const ARCHIVE_DIR: &str = "storybench_wal_archive";
+const ARCHIVE_DIR: &str = "storybench_wal_archive";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ArchiveSection {

@@ -29,7 +29,7 @@ pub fn for_results(results: &RunResults) -> BTreeMap<String, String> {
 }
 
 /// Colours of successive series (colour-blind friendly, print well).
-pub const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 8] = [
     RGBColor(66, 110, 180),
     RGBColor(230, 140, 30),
     RGBColor(60, 160, 90),

@@ -424,7 +424,7 @@ fn count_words(b: &[u8]) -> u32 {
 }
 
 /// Appends `s` with its first character in upper case.
-pub fn push_capitalized(out: &mut String, s: &str) {
+fn push_capitalized(out: &mut String, s: &str) {
     let mut chars = s.chars();
     if let Some(c) = chars.next() {
         out.extend(c.to_uppercase());
