@@ -298,7 +298,10 @@ async fn pgcrypto_read_cost_key_exposure_and_audit_trigger_cost_are_measured() {
             assert!(lo > 0.0 && lo <= est && est <= hi, "{a}");
             assert!(a["work"]["shared_hit"].is_u64(), "{a}");
         }
-        assert!(rd["bound_vs_literal"]["estimate"].as_f64().is_some(), "{rd}");
+        assert!(
+            rd["bound_vs_literal"]["estimate"].as_f64().is_some(),
+            "{rd}"
+        );
     }
     let seen = |form: &str, place: &str| -> Value {
         c["exposure"]["checks"]
@@ -322,7 +325,11 @@ async fn pgcrypto_read_cost_key_exposure_and_audit_trigger_cost_are_measured() {
     let a = &r["ops"]["audit"];
     let paths = a["paths"].as_array().unwrap();
     let names: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
-    assert_eq!(names, ["story_creation", "flag_review", "hero_update"], "{a}");
+    assert_eq!(
+        names,
+        ["story_creation", "flag_review", "hero_update"],
+        "{a}"
+    );
     for p in paths {
         assert!(p["error"].is_null(), "{p}");
         let (off, on) = (&p["growth_off"], &p["growth_on"]);
@@ -346,6 +353,9 @@ async fn pgcrypto_read_cost_key_exposure_and_audit_trigger_cost_are_measured() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("id=\"ops-pgcrypto\""), "no pgcrypto section");
     assert!(html.contains("id=\"ops-audit\""), "no audit section");
-    assert!(html.contains("keeps the pgcrypto key in the SQL text"), "no key finding");
+    assert!(
+        html.contains("keeps the pgcrypto key in the SQL text"),
+        "no key finding"
+    );
     assert_eq!(db.dump(), before, "the dataset changed");
 }

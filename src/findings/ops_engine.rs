@@ -68,10 +68,14 @@ pub(super) fn pgcrypto(p: &PgcryptoFigures) -> Vec<Finding> {
         ));
         for (label, i) in [
             ("key as a bound parameter vs literal", &r.bound_vs_literal),
-            ("key from a session setting vs literal", &r.setting_vs_literal),
+            (
+                "key from a session setting vs literal",
+                &r.setting_vs_literal,
+            ),
         ] {
             if let Some(i) = i {
-                f.figures.push(fig(label, ratio_words(i, "the literal's latency")));
+                f.figures
+                    .push(fig(label, ratio_words(i, "the literal's latency")));
             }
         }
         if let Some(e) = &r.error {
@@ -163,7 +167,11 @@ fn exposure(p: &PgcryptoFigures) -> Finding {
         if let Some(i) = &r.bound_vs_literal {
             f.figures.push(fig(
                 "cost of the bound key",
-                format!("{}: {}", r.name, ratio_words(i, "the literal key's latency")),
+                format!(
+                    "{}: {}",
+                    r.name,
+                    ratio_words(i, "the literal key's latency")
+                ),
             ));
         }
     }
@@ -204,9 +212,10 @@ pub(super) fn audit(a: &AuditFigures) -> Finding {
         ),
         None => String::new(),
     };
-    let bad = a.paths.iter().any(|p| {
-        p.error.is_some() || p.growth_on.audit_rows != p.growth_on.rows_written
-    });
+    let bad = a
+        .paths
+        .iter()
+        .any(|p| p.error.is_some() || p.growth_on.audit_rows != p.growth_on.rows_written);
     let tone = if bad {
         Tone::Bad
     } else if worst.is_some_and(|(_, r)| r.includes(1.0)) {
@@ -217,7 +226,10 @@ pub(super) fn audit(a: &AuditFigures) -> Finding {
     let mut f = finding(
         Topic::Operations,
         tone,
-        format!("With the document's audit_trigger() on {}, {growth}{absent}{cost}.", a.audited.join(", ")),
+        format!(
+            "With the document's audit_trigger() on {}, {growth}{absent}{cost}.",
+            a.audited.join(", ")
+        ),
         "ops-audit",
     );
     f.interval = worst.map(|(_, r)| Interval::ci95(r));
@@ -228,9 +240,7 @@ pub(super) fn audit(a: &AuditFigures) -> Finding {
         let ratio = p
             .ratio
             .as_ref()
-            .map_or("latency not measured".into(), |r| {
-                ratio_words(r, "off")
-            });
+            .map_or("latency not measured".into(), |r| ratio_words(r, "off"));
         f.figures.push(fig(
             &p.path,
             format!(

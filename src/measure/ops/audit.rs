@@ -314,8 +314,8 @@ pub fn writes_per_second(scenario: &Scenario, rate: f64, statement: &str) -> f64
     for part in &scenario.parts {
         let txs: usize = part.transactions.iter().map(|t| t.weight).sum();
         for t in &part.transactions {
-            let share = part.weight as f64 / parts.max(1) as f64 * t.weight as f64
-                / txs.max(1) as f64;
+            let share =
+                part.weight as f64 / parts.max(1) as f64 * t.weight as f64 / txs.max(1) as f64;
             per_s += t
                 .steps
                 .iter()
@@ -343,7 +343,10 @@ mod tests {
         let catalog = crate::catalog::load_default().unwrap();
         for p in &file().path {
             assert!(
-                catalog.get(&p.statement).or(extra.get(&p.statement)).is_some(),
+                catalog
+                    .get(&p.statement)
+                    .or(extra.get(&p.statement))
+                    .is_some(),
                 "{}",
                 p.statement
             );

@@ -65,9 +65,7 @@ impl Place {
             Place::PgStatActivity => "pg_stat_activity",
             Place::LogStatement => "log_statement = all",
             Place::LogMinDuration => "log_min_duration_statement = 0",
-            Place::LogStatementNoParameters => {
-                "log_statement = all, log_parameter_max_length = 0"
-            }
+            Place::LogStatementNoParameters => "log_statement = all, log_parameter_max_length = 0",
         }
     }
 }
@@ -137,8 +135,10 @@ pub async fn check(target: &Target, key: &str, read: &Read, user: &[ParamValue])
     for form in FORMS {
         let run = statements(form, read, key, user);
         let (pgss_check, activity) = in_views(target, &mut probe, &pgss, &run, &quoted).await;
-        out.checks.push(check_of(form, Place::PgStatStatements, pgss_check));
-        out.checks.push(check_of(form, Place::PgStatActivity, activity));
+        out.checks
+            .push(check_of(form, Place::PgStatStatements, pgss_check));
+        out.checks
+            .push(check_of(form, Place::PgStatActivity, activity));
         for place in [
             Place::LogStatement,
             Place::LogMinDuration,
@@ -321,7 +321,10 @@ async fn in_log(
         _ => &[],
     };
     for (set, value) in settings {
-        sqlx::query(sql(set)).bind(*value).execute(&mut conn).await?;
+        sqlx::query(sql(set))
+            .bind(*value)
+            .execute(&mut conn)
+            .await?;
     }
     run(&mut conn, form).await?;
     drop(conn);

@@ -21,15 +21,15 @@ pub mod pgcrypto;
 pub mod phases;
 mod work;
 
+pub use audit::{AuditFigures, AuditPath, Growth};
 pub use backup::{BackupFigures, Restore};
 pub use cron::{CronFigures, CronRun, Interference};
+pub use key_exposure::{Exposure, ExposureCheck, Place};
 pub use locks::{LockWaitGroup, LockWaits};
 pub use migration::{Migration, Retries, StatementRun};
-pub use phases::{PhaseStats, QueryPhases};
-pub use audit::{AuditFigures, AuditPath, Growth};
-pub use key_exposure::{Exposure, ExposureCheck, Place};
 pub use options::{OpsEngine, OpsOptions};
 pub use pgcrypto::{DecryptArm, DecryptRead, Encrypt, KeyForm, PgcryptoFigures};
+pub use phases::{PhaseStats, QueryPhases};
 pub use work::{OpKind, Work};
 
 use crate::measure::load::recorder::{QuerySeconds, TimelinePoint};

@@ -1,7 +1,7 @@
 //! The options of `ops` (presets/run.toml `[full.ops]`, and the command's flags).
 
-use super::work::{self, OpKind};
 use super::cron;
+use super::work::{self, OpKind};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -137,4 +137,3 @@ impl OpsOptions {
         }
     }
 }
-

@@ -214,7 +214,11 @@ async fn on_copies(plain: &Target, enc: &Target, opts: &OpsOptions) -> Result<Pg
         reads.push(read);
     }
     drop(e);
-    let app = f.read.iter().find(|r| r.role == Role::App).unwrap_or(&f.read[0]);
+    let app = f
+        .read
+        .iter()
+        .find(|r| r.role == Role::App)
+        .unwrap_or(&f.read[0]);
     let user: Vec<ParamValue> = match app.role {
         Role::App => vec![ParamValue::Uuid(heavy.user)],
         _ => Vec::new(),
