@@ -199,7 +199,7 @@ async fn on_copies(plain: &Target, enc: &Target, opts: &OpsOptions) -> Result<Pg
     let ctx = RequestContext::new(variant.api_usage, opts.statement_timeout);
     let dataset = crate::seed::require_complete(&mut p).await?;
     let population = Population::load(&mut p, dataset.anchor).await?;
-    let heavy = crate::measure::explain::subjects(&population)[0].clone();
+    let heavy = crate::measure::explain::subjects(&population)[0];
     let mut reads = Vec::new();
     for r in &f.read {
         crate::interrupt::check()?;
