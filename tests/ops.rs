@@ -261,3 +261,101 @@ async fn an_interrupted_ops_leaves_no_scratch_database_or_cron_job() {
     }
     assert_eq!(db.dump(), before, "the dataset changed");
 }
+
+/// pgcrypto and audit on tiny: the decrypt's read cost has its ratio and interval and returns
+/// the plaintext; the key's places are checked for real (PostgreSQL 15 normalises the literal
+/// in pg_stat_statements; pg_stat_activity and the statement log show it); audit_trigger()
+/// on adds one audit row per row written and more WAL per write; nothing changes the dataset.
+#[tokio::test]
+async fn pgcrypto_read_cost_key_exposure_and_audit_trigger_cost_are_measured() {
+    let (db, before, out_dir, out) =
+        ops_with("ops_crypto_audit", &["--operations", "pgcrypto,audit"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = results(&out_dir);
+    let c = &r["ops"]["pgcrypto"];
+    assert!(c["encrypt"]["rows"].as_i64().unwrap() > 0, "{c}");
+    assert!(
+        c["encrypt"]["heroes_bytes_encrypted"].as_i64().unwrap()
+            > c["encrypt"]["heroes_bytes_plain"].as_i64().unwrap(),
+        "{c}"
+    );
+    let reads = c["reads"].as_array().unwrap();
+    assert_eq!(reads.len(), 2, "{c}");
+    for rd in reads {
+        assert_eq!(rd["decrypted_equals_plaintext"], true, "{rd}");
+        assert!(rd["rows"].as_i64().unwrap() > 0, "{rd}");
+        assert!(rd["error"].is_null(), "{rd}");
+        let arms = rd["arms"].as_array().unwrap();
+        let forms: Vec<&str> = arms.iter().map(|a| a["form"].as_str().unwrap()).collect();
+        assert_eq!(forms, ["plain", "literal", "bound", "setting"], "{rd}");
+        for a in &arms[1..] {
+            let i = &a["ratio"];
+            let (lo, est, hi) = (
+                i["low"].as_f64().unwrap(),
+                i["estimate"].as_f64().unwrap(),
+                i["high"].as_f64().unwrap(),
+            );
+            assert!(lo > 0.0 && lo <= est && est <= hi, "{a}");
+            assert!(a["work"]["shared_hit"].is_u64(), "{a}");
+        }
+        assert!(
+            rd["bound_vs_literal"]["estimate"].as_f64().is_some(),
+            "{rd}"
+        );
+    }
+    let seen = |form: &str, place: &str| -> Value {
+        c["exposure"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["form"] == form && x["place"] == place)
+            .map_or(Value::Null, |x| x["key_visible"].clone())
+    };
+    assert_eq!(seen("literal", "pg_stat_statements"), false, "{c}");
+    assert_eq!(seen("literal", "pg_stat_activity"), true, "{c}");
+    assert_eq!(seen("literal", "log_statement"), true, "{c}");
+    assert_eq!(seen("literal", "log_min_duration"), true, "{c}");
+    assert_eq!(seen("bound", "pg_stat_statements"), false, "{c}");
+    assert_eq!(seen("bound", "pg_stat_activity"), false, "{c}");
+    // The statement log writes bound parameters unless log_parameter_max_length = 0.
+    assert_eq!(seen("bound", "log_statement"), true, "{c}");
+    assert_eq!(seen("bound", "log_statement_no_parameters"), false, "{c}");
+    assert_eq!(seen("setting", "pg_stat_activity"), false, "{c}");
+
+    let a = &r["ops"]["audit"];
+    let paths = a["paths"].as_array().unwrap();
+    let names: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["story_creation", "flag_review", "hero_update"],
+        "{a}"
+    );
+    for p in paths {
+        assert!(p["error"].is_null(), "{p}");
+        let (off, on) = (&p["growth_off"], &p["growth_on"]);
+        let written = on["rows_written"].as_i64().unwrap();
+        assert!(written >= on["writes"].as_i64().unwrap(), "{p}");
+        assert_eq!(on["audit_rows"], on["rows_written"], "{p}");
+        assert_eq!(off["rows_written"], on["rows_written"], "{p}");
+        assert_eq!(off["audit_rows"], 0, "{p}");
+        assert!(on["audit_bytes"].as_i64().unwrap() > 0, "{p}");
+        let wal = |w: &str| p[w]["wal_bytes"].as_f64().unwrap();
+        assert!(wal("work_on") > wal("work_off"), "{p}");
+        assert!(p["ratio"]["estimate"].as_f64().is_some(), "{p}");
+    }
+    // launch_mix at 40/s: create_story in 10 % of the arrivals; no flag review or hero update.
+    let per_s = |i: usize| paths[i]["writes_per_second"].as_f64().unwrap();
+    assert!((per_s(0) - 4.0).abs() < 1e-9, "{a}");
+    assert_eq!(per_s(1), 0.0);
+    assert_eq!(per_s(2), 0.0);
+    let rows_day = a["rows_per_day"].as_f64().unwrap();
+    assert!((rows_day - 4.0 * 86_400.0).abs() < 1.0, "{a}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"ops-pgcrypto\""), "no pgcrypto section");
+    assert!(html.contains("id=\"ops-audit\""), "no audit section");
+    assert!(
+        html.contains("keeps the pgcrypto key in the SQL text"),
+        "no key finding"
+    );
+    assert_eq!(db.dump(), before, "the dataset changed");
+}

@@ -17,8 +17,10 @@ pub struct OpsArgs {
     #[arg(long = "migration")]
     pub migrations: Vec<PathBuf>,
     /// What to run (comma-separated): migrations, backup (the document's backup script and
-    /// a restore check), cron (its cache cleanup under pg_cron). Default: the preset's, or
-    /// only the migrations when --migration is given.
+    /// a restore check), cron (its cache cleanup under pg_cron), pgcrypto (the decrypt's read
+    /// cost and where the key shows), audit (audit_trigger() on vs off per write path); the
+    /// last two need no load. Default: the preset's, or only the migrations when --migration
+    /// is given.
     #[arg(long, value_delimiter = ',')]
     pub operations: Vec<OpsOperation>,
     /// The cleanup job's schedule while measured: '* * * * *' or 'N seconds' (1-59).
@@ -127,7 +129,9 @@ pub async fn run(db: &DbArgs, args: OpsArgs) -> Result<i32> {
     ops::load_migrations(&opts)?;
     let scenario = crate::scenario::load(&opts.scenario)?;
     let capacity = args.capacity()?;
-    opts.load_rate(capacity)?;
+    if opts.needs_load() {
+        opts.load_rate(capacity)?;
+    }
     let config = serde_json::to_value(&opts)?;
     measuring_command(
         db,

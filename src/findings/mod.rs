@@ -4,6 +4,7 @@
 
 pub mod advice;
 mod ops;
+mod ops_engine;
 mod ops_extra;
 pub mod partitions_verdicts;
 pub mod rls_advice;
@@ -113,6 +114,8 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     if let Some(s) = &r.ops {
         out.extend(s.operations.iter().map(|op| ops::operation(s, op)));
         out.extend(s.operations.iter().flat_map(|op| ops_extra::extras(s, op)));
+        out.extend(s.pgcrypto.iter().flat_map(ops_engine::pgcrypto));
+        out.extend(s.audit.iter().map(ops_engine::audit));
     }
     if let Some(s) = &r.advice {
         out.push(advice::advice(s));

@@ -1,7 +1,8 @@
 //! Each operation alone and under load: how long the app waited behind it.
 
 use super::Printer;
-use crate::measure::ops::OpsSection;
+use crate::format::human_bytes;
+use crate::measure::ops::{AuditFigures, KeyForm, OpsSection, PgcryptoFigures, Place};
 use std::io;
 
 pub fn summary(p: &mut Printer, s: &OpsSection) -> io::Result<()> {
@@ -57,6 +58,85 @@ pub fn summary(p: &mut Printer, s: &OpsSection) -> io::Result<()> {
         if let Some(e) = &op.under_load.error {
             writeln!(p.human, "    failed under load: {e}")?;
         }
+    }
+    if let Some(c) = &s.pgcrypto {
+        pgcrypto(p, c)?;
+    }
+    if let Some(a) = &s.audit {
+        audit(p, a)?;
+    }
+    Ok(())
+}
+
+fn ratio(i: Option<&crate::stats::Interval>) -> String {
+    i.map_or("–".into(), |i| {
+        format!("{:.2}× (95 % CI {:.2}–{:.2})", i.estimate, i.low, i.high)
+    })
+}
+
+fn pgcrypto(p: &mut Printer, c: &PgcryptoFigures) -> io::Result<()> {
+    writeln!(
+        p.human,
+        "  pgcrypto: the document's encryption alone {:.2} s for {} rows, WAL {}",
+        c.encrypt.seconds,
+        c.encrypt.rows,
+        human_bytes(c.encrypt.wal_bytes as f64)
+    )?;
+    for r in &c.reads {
+        let arm = |f: KeyForm| r.arm(f);
+        writeln!(
+            p.human,
+            "    {} ({} rows, decrypted = plaintext: {}): literal key {} the plaintext; bound key {} the literal; session key {} the literal",
+            r.name,
+            r.rows,
+            r.decrypted_equals_plaintext,
+            ratio(arm(KeyForm::Literal).and_then(|a| a.ratio.as_ref())),
+            ratio(r.bound_vs_literal.as_ref()),
+            ratio(r.setting_vs_literal.as_ref()),
+        )?;
+    }
+    for form in [KeyForm::Literal, KeyForm::Bound, KeyForm::Setting] {
+        let shown: Vec<String> = Place::ALL
+            .iter()
+            .map(|pl| {
+                let v = c.exposure.get(form, *pl).and_then(|x| x.key_visible);
+                let mark = match v {
+                    Some(true) => "key shown",
+                    Some(false) => "no key",
+                    None => "not checked",
+                };
+                format!("{}: {mark}", pl.name())
+            })
+            .collect();
+        writeln!(p.human, "    {}: {}", form.name(), shown.join("; "))?;
+    }
+    Ok(())
+}
+
+fn audit(p: &mut Printer, a: &AuditFigures) -> io::Result<()> {
+    writeln!(
+        p.human,
+        "  audit_trigger() on {}: audit_log per day {} rows, {}",
+        a.audited.join(", "),
+        a.rows_per_day.map_or("–".into(), |r| format!("{r:.0}")),
+        a.bytes_per_day.map_or("–".into(), human_bytes)
+    )?;
+    for x in &a.paths {
+        writeln!(
+            p.human,
+            "    {} ({}): on/off {}; WAL/write {}; audit rows/write {:.2}, {}/write; {:.3} writes/s in the scenario",
+            x.path,
+            x.statement,
+            ratio(x.ratio.as_ref()),
+            x.wal().map_or("–".into(), |(off, on)| format!(
+                "{} → {}",
+                human_bytes(off),
+                human_bytes(on)
+            )),
+            x.growth_on.rows_per_write(),
+            human_bytes(x.growth_on.bytes_per_write()),
+            x.writes_per_second
+        )?;
     }
     Ok(())
 }

@@ -42,6 +42,10 @@ fn environment() -> Result<Environment<'static>> {
     env.add_template("sections/rls.html", include_str!("sections/rls.html.j2"))?;
     env.add_template("sections/ops.html", include_str!("sections/ops.html.j2"))?;
     env.add_template(
+        "sections/ops_engine.html",
+        include_str!("sections/ops_engine.html.j2"),
+    )?;
+    env.add_template(
         "sections/settings.html",
         include_str!("sections/settings.html.j2"),
     )?;

@@ -10,17 +10,25 @@
 //! frame (`--operations`): its backup script with a restore check (`backup`), and its
 //! scheduled cache cleanup under the real pg_cron (`cron`); see `work`.
 
+pub mod audit;
 pub mod backup;
 pub mod cron;
+mod key_exposure;
 mod locks;
 pub mod migration;
+mod options;
+pub mod pgcrypto;
 pub mod phases;
 mod work;
 
+pub use audit::{AuditFigures, AuditPath, Growth};
 pub use backup::{BackupFigures, Restore};
 pub use cron::{CronFigures, CronRun, Interference};
+pub use key_exposure::{Exposure, ExposureCheck, Place};
 pub use locks::{LockWaitGroup, LockWaits};
 pub use migration::{Migration, Retries, StatementRun};
+pub use options::{OpsEngine, OpsOptions};
+pub use pgcrypto::{DecryptArm, DecryptRead, Encrypt, KeyForm, PgcryptoFigures};
 pub use phases::{PhaseStats, QueryPhases};
 pub use work::{OpKind, Work};
 
@@ -87,102 +95,12 @@ pub(crate) fn backup_script() -> &'static backup::Script {
 #[cfg(test)]
 pub(crate) fn load_all() {
     let _ = queries();
+    let _ = pgcrypto::file();
+    audit::load_all();
 }
 
 /// The lock sampler's period: short enough to see a wait of a few hundred ms.
 const LOCK_SAMPLE_EVERY: Duration = Duration::from_millis(100);
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpsOptions {
-    /// What to run, in this order: the migration files, the backup, the scheduled cleanup.
-    #[serde(default = "work::only_migrations")]
-    pub operations: Vec<OpKind>,
-    /// Migration files, run one after the other, each on its own copies.
-    pub migrations: Vec<String>,
-    /// The cleanup job's schedule while measured ('N seconds' or '* * * * *'; the
-    /// document's is hourly), and how many of its runs the load waits for.
-    #[serde(default = "work::default_cron_schedule")]
-    pub cron_schedule: String,
-    #[serde(default = "work::default_cron_runs")]
-    pub cron_runs: u32,
-    /// The foreground load (open model).
-    pub scenario: String,
-    /// The load's rate as a share of the measured capacity (0.5 = half; "50%" in files).
-    #[serde(with = "crate::units::fraction")]
-    pub load_fraction: f64,
-    /// The load's rate in transactions/s, instead of a share of the capacity.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate: Option<f64>,
-    pub users: usize,
-    /// Load measured before the operation starts, and after it ends.
-    #[serde(with = "crate::units::duration_secs")]
-    pub before: Duration,
-    #[serde(with = "crate::units::duration_secs")]
-    pub after: Duration,
-    /// The load lasts before + the operation's expected time under load + after; the
-    /// expected time is capped here (an operation outlasting the load is reported so).
-    #[serde(with = "crate::units::duration_secs")]
-    pub max_during: Duration,
-    #[serde(with = "crate::units::duration_secs")]
-    pub warmup: Duration,
-    /// Lock-timeout retries of a statement outside a transaction block, and the first
-    /// backoff (doubled each time).
-    pub retries: u32,
-    #[serde(with = "crate::units::duration_secs")]
-    pub retry_backoff: Duration,
-    #[serde(with = "crate::units::duration_secs")]
-    pub statement_timeout: Duration,
-    /// The run's `--seed`.
-    #[serde(default)]
-    pub seed: u64,
-}
-
-impl OpsOptions {
-    pub fn validate(&self) -> Result<()> {
-        if self.operations.is_empty() {
-            bail!("ops: no operation to run (--operations)");
-        }
-        if self.operations.contains(&OpKind::Migrations) && self.migrations.is_empty() {
-            bail!("ops: no migration to run (--migration FILE)");
-        }
-        if self.operations.contains(&OpKind::Cron) {
-            cron::validate_schedule(&self.cron_schedule)?;
-            if self.cron_runs == 0 {
-                bail!("ops: --cron-runs must be at least 1");
-            }
-        }
-        if !(self.load_fraction > 0.0 && self.load_fraction <= 2.0) {
-            bail!(
-                "ops: --load-fraction must be in (0, 200 %], not {}",
-                self.load_fraction
-            );
-        }
-        if self.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) || self.users == 0 {
-            bail!("ops: --rate must be positive and --users at least 1");
-        }
-        Ok(())
-    }
-
-    /// The load's rate: `rate`, else `load_fraction` of the capacity; and how it was chosen.
-    pub fn load_rate(&self, capacity: Option<f64>) -> Result<(f64, String)> {
-        match (self.rate, capacity) {
-            (Some(r), _) => Ok((r, format!("{r:.1}/s as asked (--rate)"))),
-            (None, Some(c)) if c > 0.0 => Ok((
-                c * self.load_fraction,
-                format!(
-                    "{:.0} % of the measured capacity {c:.1}/s",
-                    self.load_fraction * 100.0
-                ),
-            )),
-            _ => bail!(
-                "ops needs the app's load rate: --rate R (transactions/s), or --capacity-from \
-                 a results.json of `storybench capacity` or `run` (the load runs at \
-                 --load-fraction of its sustainable rate)"
-            ),
-        }
-    }
-}
 
 /// The ops section of results.json.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -191,6 +109,12 @@ pub struct OpsSection {
     pub rate: f64,
     pub rate_basis: String,
     pub operations: Vec<Operation>,
+    /// The decrypt's read cost and where the key shows (operation `pgcrypto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgcrypto: Option<PgcryptoFigures>,
+    /// audit_trigger() on vs off per write path, and audit_log's growth (operation `audit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditFigures>,
 }
 
 /// One operation: alone, then under load.
@@ -287,12 +211,16 @@ pub async fn run(
 ) -> Result<OpsSection> {
     opts.validate()?;
     let works = work::plan(opts)?;
-    let (rate, rate_basis) = opts.load_rate(capacity)?;
+    // pgcrypto and audit need no load; without a rate the audit's growth per day is not given.
+    let (rate, rate_basis) = match opts.load_rate(capacity) {
+        Err(e) if opts.needs_load() => return Err(e),
+        r => r.unwrap_or_default(),
+    };
     let mut section = OpsSection {
         scenario: scenario.name.clone(),
         rate,
         rate_basis,
-        operations: Vec::new(),
+        ..Default::default()
     };
     // Every file is rehearsed before any load runs: a broken one changes nothing.
     let mut alone = Vec::new();
@@ -337,6 +265,14 @@ pub async fn run(
                 .map_or(String::new(), |e| format!("; failed: {e}"))
         );
         section.operations.push(op);
+    }
+    let has = |k: OpKind| opts.operations.contains(&k) && !crate::interrupt::interrupted();
+    if has(OpKind::Pgcrypto) {
+        section.pgcrypto = Some(pgcrypto::measure(base, opts).await?);
+    }
+    if has(OpKind::Audit) {
+        let rate = (rate > 0.0).then_some(rate);
+        section.audit = Some(audit::measure(base, scenario, opts, rate).await?);
     }
     Ok(section)
 }

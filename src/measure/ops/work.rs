@@ -21,6 +21,18 @@ pub enum OpKind {
     Backup,
     /// The document's cache cleanup, scheduled with pg_cron.
     Cron,
+    /// The read cost of the document's pgcrypto decrypt, and where its key shows (engine,
+    /// idle copies; no load).
+    Pgcrypto,
+    /// The document's audit_trigger() on vs off on each write path (engine, idle copies).
+    Audit,
+}
+
+impl OpKind {
+    /// Whether it runs beside the load (else it is timed by the engine on idle copies).
+    pub fn under_load(self) -> bool {
+        matches!(self, OpKind::Migrations | OpKind::Backup | OpKind::Cron)
+    }
 }
 
 pub(super) fn only_migrations() -> Vec<OpKind> {
@@ -63,6 +75,7 @@ pub fn plan(opts: &OpsOptions) -> Result<Vec<Work>> {
             ),
             OpKind::Backup => out.push(Work::Backup),
             OpKind::Cron => out.push(Work::Cron),
+            OpKind::Pgcrypto | OpKind::Audit => {}
         }
     }
     Ok(out)
