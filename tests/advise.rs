@@ -174,6 +174,50 @@ async fn the_recommended_variant_is_clean_by_supabases_linter_rules() {
     let (run, recommended) = lint(&["--strict"], &common::temp_root("advise-lint-recommended"));
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(recommended.is_empty(), "initplan + tuned: {recommended:#?}");
+    // --measure on the clean variant still reads the plans: tuned's (user_id, title
+    // text_pattern_ops) index serves the title search as an index condition bypassing RLS,
+    // but under RLS LIKE (not leakproof) stays a Filter above the policy.
+    let out = common::temp_root("advise-lint-leakproof");
+    let run = db.storybench(&[
+        "advise",
+        "schema",
+        "--measure",
+        "--budget",
+        "50ms",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let costs = r["lint"]["costs"].as_array().unwrap();
+    let leaks: Vec<&Value> = costs
+        .iter()
+        .filter(|c| c["rule"] == "non_leakproof_filter_under_rls")
+        .collect();
+    assert!(!leaks.is_empty(), "the advisory fires: {costs:#?}");
+    for c in &leaks {
+        let shown: Vec<&str> = c["fix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(
+            shown.iter().any(|f| f.starts_with("Filter: ")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|f| f.starts_with("bypassing RLS, Index Cond: ")),
+            "{shown:#?}"
+        );
+        // Work beside the time: both plans' buffers, under RLS and bypassing it.
+        assert!(c["work_as_is"]["shared_hit"].is_u64(), "{c:#}");
+        assert!(c["work_fixed"]["shared_hit"].is_u64(), "{c:#}");
+        assert!(c["ratio"]["estimate"].as_f64().is_some(), "{c:#}");
+    }
     let (run, doc) = lint(
         &["--policies", "doc", "--indexes", "doc", "--strict"],
         &common::temp_root("advise-lint-doc"),
@@ -281,4 +325,97 @@ async fn schema_advisories_are_measured_on_a_fixed_copy() {
         "{fks:#?}"
     );
     assert_eq!(db.dump(), before, "the dataset is unchanged");
+}
+
+/// advise degrades with a clear message on a real server without its helpers: an embedded
+/// cluster that does not preload pg_qualstats (its shared_preload_libraries edited) and will
+/// not create HypoPG (an event trigger refuses it, as a managed platform would). The advice
+/// still comes, from the plans alone and with candidates built for real unscreened.
+#[tokio::test]
+async fn advise_says_so_when_pg_qualstats_and_hypopg_are_missing() {
+    let _one = COPIES.lock().await;
+    let root = common::temp_root("advise-degraded");
+    let data = root.join("pgdata");
+    let sb = |args: &[&str]| {
+        common::storybench_cmd()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let seeded = sb(&["seed", "--profile", "tiny", "--anchor", common::ANCHOR]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    // The server as a host without pg_qualstats in shared_preload_libraries runs it.
+    let conf = data.join("storybench.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("shared_preload_libraries") {
+                l.replace(",pg_qualstats", "")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&conf, edited + "\n").unwrap();
+    let started = sb(&["db", "start"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let url = common::stdout(&started).lines().last().unwrap().to_string();
+    let mut conn = common::connect(&url).await;
+    common::run_fixture(&mut conn, "refuse_hypopg.sql").await;
+    let preload: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!preload.contains("pg_qualstats"), "{preload}");
+    drop(conn);
+    let out = root.join("out");
+    let run = sb(&[
+        "advise",
+        "indexes",
+        "--indexes",
+        "doc",
+        "--policies",
+        "initplan",
+        "--queries",
+        "recently_played",
+        "--max-verified",
+        "1",
+        "--budget",
+        "50ms",
+        "--no-compare",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    let stopped = sb(&["db", "stop"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let advice = &r["advice"];
+    // pg_qualstats: installed, not preloaded, said once; the plans alone are read.
+    assert!(advice["qualstats"].is_null(), "{advice:#}");
+    let note = advice["qualstats_note"].as_str().unwrap();
+    assert!(
+        note.contains("does not preload it") && note.contains("plans only"),
+        "{note}"
+    );
+    // HypoPG refused: the reason is the server's, and nothing was screened.
+    assert!(advice["hypopg"].is_null(), "{advice:#}");
+    let hypopg = advice["hypopg_note"].as_str().unwrap();
+    assert!(
+        hypopg.contains("CREATE EXTENSION hypopg") && hypopg.contains("not allowed"),
+        "{hypopg}"
+    );
+    assert!(advice["screened"].as_array().unwrap().is_empty());
+    // The advice still comes: a candidate built for real and judged.
+    let created = advice["created"].as_array().unwrap();
+    assert_eq!(created.len(), 1, "{advice:#}");
+    assert!(created[0]["build_seconds"].as_f64().unwrap() > 0.0);
+    let printed = format!("{}{}", common::stdout(&run), stderr(&run));
+    assert!(printed.contains("does not preload it"), "{printed}");
+    assert!(printed.contains("not allowed"), "{printed}");
 }

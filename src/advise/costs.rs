@@ -9,9 +9,7 @@
 use super::lint::{file, Rule};
 use crate::catalog::{QuerySpec, Role};
 use crate::latency::{Latency, LatencySummary};
-use crate::measure::engine::{
-    self, EngineOptions, Rounds, Runner, SqlArm, SqlRunner, Work, WorkSample,
-};
+use crate::measure::engine::{self, EngineOptions, Rounds, Runner, Work, WorkSample};
 use crate::measure::exec::{principal_for, RequestContext};
 use crate::params::Population;
 use crate::pristine::PristineCopy;
@@ -176,26 +174,9 @@ async fn policy_reads(
     let mut out = Vec::new();
     for q in app {
         crate::interrupt::check()?;
-        let arms: Vec<SqlArm> = (0..2)
-            .map(|conn| SqlArm {
-                conn,
-                spec: q.spec,
-                sql: &q.spec.sql,
-                params: &q.params,
-                who: q.who.clone(),
-                ctx,
-            })
-            .collect();
         let mut conns: [&mut PgConnection; 2] = [&mut *a, &mut *b];
-        let o = engine::measure(
-            &mut SqlRunner {
-                conns: &mut conns,
-                arms: &arms,
-            },
-            &[None, Some(0)],
-            opts,
-        )
-        .await;
+        let arms = [(0, q.who.clone()), (1, q.who.clone())];
+        let o = super::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
         out.push(cost(
             rule,
             tables.join(", "),
@@ -232,27 +213,9 @@ async fn non_leakproof(
         if under_rls.nonleakproof_filter.is_empty() || bypass.nonleakproof_index_cond.is_empty() {
             continue;
         }
-        let arms: Vec<SqlArm> = [q.who.clone(), service]
-            .into_iter()
-            .map(|who| SqlArm {
-                conn: 0,
-                spec: q.spec,
-                sql: &q.spec.sql,
-                params: &q.params,
-                who,
-                ctx,
-            })
-            .collect();
         let mut conns: [&mut PgConnection; 1] = [&mut *a];
-        let o = engine::measure(
-            &mut SqlRunner {
-                conns: &mut conns,
-                arms: &arms,
-            },
-            &[None, Some(0)],
-            opts,
-        )
-        .await;
+        let arms = [(0, q.who.clone()), (0, service)];
+        let o = super::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
         let mut shown = under_rls.nonleakproof_filter.clone();
         shown.extend(
             bypass

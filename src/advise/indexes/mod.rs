@@ -10,6 +10,7 @@ pub mod candidates;
 pub mod predicates;
 mod qualstats;
 mod screen;
+mod steps;
 mod types;
 mod verify;
 
@@ -18,7 +19,7 @@ pub use types::*;
 
 use crate::auth::Principal;
 use crate::catalog::QuerySpec;
-use crate::measure::exec::{self, principal_for, RequestContext};
+use crate::measure::exec::RequestContext;
 use crate::params::{ParamValue, Population};
 use crate::pristine::PristineCopy;
 use crate::scenario::Scenario;
@@ -30,7 +31,7 @@ use candidates::ExistingIndex;
 use predicates::{Relations, TableUse};
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -221,138 +222,16 @@ async fn advise(
     let partitioned: Vec<String> = sqlx::query_scalar(sql(&file().queries.partitioned))
         .fetch_all(&mut base)
         .await?;
-
-    // Every query's plan under its own role, and what it asks of each table.
-    let mut plans: Vec<Plan> = Vec::new();
-    for (qi, spec) in specs.iter().enumerate() {
-        crate::interrupt::check()?;
-        for (si, params) in &drawn[qi] {
-            let subject = &subjects[*si];
-            let who = principal_for(spec, subject.user);
-            let raw = exec::explain_as(
-                &mut base,
-                &file().queries.explain_costs,
-                &spec.sql,
-                params,
-                &who,
-                ctx,
-            )
-            .await?;
-            // The same statement without the policies: what a superuser advisor would see.
-            let bypass_uses = match who {
-                Principal::User(_) => {
-                    let plain = exec::explain_as(
-                        &mut base,
-                        &file().queries.explain_costs,
-                        &spec.sql,
-                        params,
-                        &Principal::Service,
-                        ctx,
-                    )
-                    .await?;
-                    Some(predicates::table_uses(&plain, &relations))
-                }
-                _ => None,
-            };
-            plans.push(Plan {
-                spec,
-                subject: subject.subject.name(),
-                subjects: drawn[qi].len(),
-                params,
-                who,
-                cost: predicates::total_cost(&raw),
-                uses: predicates::table_uses(&raw, &relations),
-                bypass_uses,
-            });
-        }
-    }
+    let plans = steps::read_plans(&mut base, specs, subjects, drawn, &relations, ctx).await?;
     section.plans_read = plans.len();
-    let mut suggested = Vec::new();
-    for plan in &plans {
-        for u in &plan.uses {
-            let mut these = candidates::from_use(&plan.spec.name, &plan.spec.sql, u);
-            if let Some(bypass) = &plan.bypass_uses {
-                candidates::mark_rls(&mut these, bypass);
-            }
-            suggested.extend(these);
-        }
-    }
-    // The predicates the executor evaluated, from pg_qualstats where the server has it.
-    match qualstats::read(without.target(), &plans, &relations, ctx).await {
-        Ok(qualstats::Outcome::Read {
-            version,
-            uses,
-            predicates,
-        }) => {
-            let before = suggested.len();
-            for (i, table_uses) in uses {
-                let plan = &plans[i];
-                for u in &table_uses {
-                    let mut these = candidates::from_use(&plan.spec.name, &plan.spec.sql, u);
-                    for c in &mut these {
-                        c.sources = vec![candidates::Source::Qualstats];
-                    }
-                    if let Some(bypass) = &plan.bypass_uses {
-                        candidates::mark_rls(&mut these, bypass);
-                    }
-                    suggested.extend(these);
-                }
-            }
-            section.qualstats_note = format!(
-                "pg_qualstats {version}: {predicates} executed predicates read, {} candidates from them (merged with the plans' below)",
-                suggested.len() - before
-            );
-            section.qualstats = Some(version);
-            section.qualstats_predicates = predicates;
-        }
-        Ok(qualstats::Outcome::Unavailable(note)) => {
-            crate::say!("  advise: {note}");
-            section.qualstats_note = note;
-        }
-        Err(e) => {
-            let note = format!("pg_qualstats not read: {e:#}; candidates come from the plans only");
-            crate::say!("  advise: {note}");
-            section.qualstats_note = note;
-        }
-    }
+    let mut suggested = steps::from_plans(&plans);
+    suggested
+        .extend(steps::from_qualstats(without.target(), &plans, &relations, ctx, section).await);
     section.suggested = suggested.len();
     let (to_screen, skipped) = candidates::screenable(suggested, &existing);
     section.skipped = skipped;
-
-    // Screening by planner cost, where HypoPG is there.
-    let survivors: Vec<candidates::Candidate> = match screen::prepare(&mut base).await {
-        Ok(version) => {
-            section.hypopg = Some(version);
-            for c in &to_screen {
-                crate::interrupt::check()?;
-                section
-                    .screened
-                    .push(screen::screen(&mut base, c, &plans, &partitioned, ctx).await?);
-            }
-            let mut kept: Vec<&Screened> = section.screened.iter().filter(|s| s.survives).collect();
-            kept.sort_by(|a, b| best_fall(b).total_cmp(&best_fall(a)));
-            // Where HypoPG failed on a plan (it does on some plans under per-row auth.uid()
-            // policies), the candidate is built for real after the screened ones, those
-            // suggested by the most plans first.
-            let mut failed: Vec<&Screened> = section
-                .screened
-                .iter()
-                .filter(|s| s.failed && !partitioned.contains(&s.candidate.table))
-                .collect();
-            failed.sort_by_key(|s| std::cmp::Reverse(s.candidate.suggested_by.len()));
-            kept.extend(failed);
-            kept.into_iter().map(|s| s.candidate.clone()).collect()
-        }
-        Err(e) => {
-            let note = format!("{e:#}");
-            crate::say!("  advise: {note}");
-            section.hypopg_note = Some(note);
-            to_screen
-                .into_iter()
-                .filter(|c| !partitioned.contains(&c.table))
-                .collect()
-        }
-    };
+    let survivors =
+        steps::screen_all(&mut base, to_screen, &plans, &partitioned, ctx, section).await?;
     let engine = opts.engine();
     let mut copies = verify::Copies {
         without: &mut base,
@@ -360,82 +239,16 @@ async fn advise(
         without_target: without.target(),
         with_target: with.target(),
     };
-    for c in survivors.iter().take(opts.max_verified) {
-        crate::interrupt::check()?;
-        let name = c.index_name();
-        let change = verify::Change {
-            action: Action::Create,
-            index: name.clone(),
-            table: c.table.clone(),
-            apply: c.create_sql(true),
-            undo: format!(
-                "DROP INDEX CONCURRENTLY IF EXISTS {}.{name}",
-                schema_of(&c.table)
-            ),
-            statement: c.create_sql(true),
-        };
-        let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
-        v.from_rls = c.from_rls;
-        v.sources = c.sources.clone();
-        crate::say!("  advise: {} {:?}: {}", c.key(), v.verdict, v.reason);
-        section.created.push(v);
-    }
-    section
-        .created
-        .sort_by(|a, b| b.net_ms_per_1000.total_cmp(&a.net_ms_per_1000));
+    let work = steps::Workload {
+        plans: &plans,
+        mix,
+        ctx,
+        engine: &engine,
+    };
+    let verified = &survivors[..survivors.len().min(opts.max_verified)];
+    steps::verify_creates(&mut copies, verified, &work, section).await?;
     one_per_prefix(&mut section.created, &survivors);
-
-    // Existing indexes no plan uses, or another index makes redundant.
-    let used: BTreeSet<&str> = plans
-        .iter()
-        .flat_map(|p| {
-            p.uses
-                .iter()
-                .flat_map(|u| u.indexes_used.iter().map(String::as_str))
-        })
-        .collect();
-    let redundant = candidates::redundant(&existing);
-    // Never proposed: constraint and unique indexes, indexes a foreign key's checks use, and
-    // a partitioned table's (its plans name the partitions' indexes).
-    // Tables no catalog query touches (the other api_usage layout) give no evidence either way.
-    let droppable = existing.iter().filter(|i| {
-        !i.constraint
-            && !i.unique
-            && !i.leads_with_foreign_key
-            && !partitioned.contains(&i.table)
-            && plans.iter().any(|p| p.touches(&i.table))
-    });
-    for ix in droppable {
-        let why = if let Some((_, wider)) = redundant.iter().find(|(r, _)| r.name == ix.name) {
-            format!("redundant: a prefix of {}", wider.name)
-        } else if !used.contains(ix.name.as_str()) {
-            "no catalog query's plan uses it".to_string()
-        } else {
-            continue;
-        };
-        crate::interrupt::check()?;
-        let change = verify::Change {
-            action: Action::Drop,
-            index: ix.name.clone(),
-            table: ix.table.clone(),
-            apply: format!(
-                "DROP INDEX CONCURRENTLY {}.{}",
-                schema_of(&ix.table),
-                ix.name
-            ),
-            undo: ix.definition.clone(),
-            statement: format!(
-                "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
-                schema_of(&ix.table),
-                ix.name
-            ),
-        };
-        let mut v = verify::verify(&mut copies, change, &plans, mix, ctx, &engine).await?;
-        v.bytes = Some(ix.bytes);
-        v.reason = format!("{why}; {}", v.reason);
-        crate::say!("  advise: drop {} {:?}: {}", ix.name, v.verdict, v.reason);
-        section.dropped.push(v);
-    }
+    steps::verify_drops(&mut copies, &existing, &partitioned, &work, section).await?;
     let file_name = "advice.sql";
     advice_file::write(&out_dir.join(file_name), section)?;
     section.advice_file = Some(file_name.into());

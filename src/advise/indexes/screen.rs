@@ -27,7 +27,7 @@ pub async fn prepare(conn: &mut PgConnection) -> Result<String> {
     sqlx::query(sql(&file().queries.create_hypopg))
         .execute(&mut *conn)
         .await
-        .context("CREATE EXTENSION hypopg (needs a superuser) on storybench's copy")?;
+        .context("CREATE EXTENSION hypopg on storybench's copy failed (it needs a superuser and a server that allows it); candidates are built for real without screening")?;
     let version: String = sqlx::query_scalar(sql(&file().queries.hypopg_version))
         .fetch_one(&mut *conn)
         .await?;

@@ -3,15 +3,13 @@
 //! interleaved by the engine against the other copy without it; then undone, so the next
 //! change starts from the same state.
 
+use super::steps::Workload;
 use super::types::{Action, Effect, Verdict, Verified};
-use super::{file, schema_of, Plan};
-use crate::measure::engine::{self, EngineOptions, SqlArm, SqlRunner};
-use crate::measure::exec::RequestContext;
+use super::{file, schema_of};
 use crate::stats::Side;
 use anyhow::Result;
 use sqlx::postgres::PgConnection;
 use sqlx::AssertSqlSafe;
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Smallest speed-up (at the low end of its interval) that counts as a read gained.
@@ -58,10 +56,7 @@ impl Copies<'_> {
 pub async fn verify(
     copies: &mut Copies<'_>,
     change: Change,
-    plans: &[Plan<'_>],
-    mix: &BTreeMap<String, f64>,
-    ctx: &RequestContext,
-    opts: &EngineOptions,
+    work: &Workload<'_>,
 ) -> Result<Verified> {
     copies.level().await?;
     let started = Instant::now();
@@ -78,7 +73,7 @@ pub async fn verify(
         Action::Drop => None,
     };
     copies.level().await?;
-    let measured = measure_effects(copies, &change, plans, mix, ctx, opts).await;
+    let measured = measure_effects(copies, &change, work).await;
     sqlx::query(AssertSqlSafe(change.undo.clone()))
         .execute(&mut *copies.with)
         .await?;
@@ -110,34 +105,16 @@ pub async fn verify(
 async fn measure_effects(
     copies: &mut Copies<'_>,
     change: &Change,
-    plans: &[Plan<'_>],
-    mix: &BTreeMap<String, f64>,
-    ctx: &RequestContext,
-    opts: &EngineOptions,
+    work: &Workload<'_>,
 ) -> Result<Vec<Effect>> {
+    let (ctx, opts) = (work.ctx, work.engine);
     let mut effects = Vec::new();
-    for plan in plans.iter().filter(|p| p.touches(&change.table)) {
+    for plan in work.plans.iter().filter(|p| p.touches(&change.table)) {
         crate::interrupt::check()?;
-        let arms: Vec<SqlArm> = (0..2)
-            .map(|conn| SqlArm {
-                conn,
-                spec: plan.spec,
-                sql: &plan.spec.sql,
-                params: plan.params,
-                who: plan.who.clone(),
-                ctx,
-            })
-            .collect();
         let mut conns: [&mut PgConnection; 2] = [&mut *copies.without, &mut *copies.with];
-        let out = engine::measure(
-            &mut SqlRunner {
-                conns: &mut conns,
-                arms: &arms,
-            },
-            &[None, Some(0)],
-            opts,
-        )
-        .await;
+        let arms = [(0, plan.who.clone()), (1, plan.who.clone())];
+        let out =
+            crate::advise::two_arms(&mut conns, arms, plan.spec, plan.params, ctx, opts).await;
         let uses_index = out.arms[1]
             .raw_plan
             .as_ref()
@@ -150,7 +127,7 @@ async fn measure_effects(
             query: plan.spec.name.clone(),
             subject: plan.subject.into(),
             kind: plan.spec.kind,
-            per_1000: mix.get(&plan.spec.name).copied().unwrap_or(0.0) / plan.subjects as f64,
+            per_1000: work.mix.get(&plan.spec.name).copied().unwrap_or(0.0) / plan.subjects as f64,
             without: summary(0),
             with: summary(1),
             ratio: out.arms[1].ratio,
