@@ -43,6 +43,8 @@ pub struct InternalQueries {
     pub copy_drop: String,
     pub copy_list: String,
     pub current_database: String,
+    pub scale_database_comment: String,
+    pub database_bytes: String,
     pub dataset_writes: String,
     pub try_advisory_lock: String,
     pub try_advisory_lock_shared: String,

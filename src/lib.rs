@@ -27,6 +27,7 @@ pub mod pristine;
 pub mod progress;
 pub mod report;
 pub mod results;
+pub mod scale_datasets;
 pub mod scenario;
 pub mod schema;
 pub mod seed;

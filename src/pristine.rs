@@ -374,7 +374,7 @@ async fn current_database(t: &Target) -> Result<String> {
 }
 
 /// A database on the same server to run CREATE/DROP DATABASE from.
-async fn maintenance(base: &Target) -> Result<Target> {
+pub(crate) async fn maintenance(base: &Target) -> Result<Target> {
     let mut last = None;
     for db in MAINTENANCE_DATABASES {
         let t = base.on_database(db);

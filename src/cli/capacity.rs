@@ -85,6 +85,9 @@ pub struct CapacityArgs {
     /// Output directory (default: reports/<run-id>/).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub scales: super::capacity_scales::ScalesArgs,
 }
 
 impl CapacityArgs {
@@ -119,6 +122,9 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
         bail!("--max-steps, --users and --pool must be at least 1");
     }
     args.options().validate()?;
+    if !args.scales.scales.is_empty() {
+        return super::capacity_scales::run(db, args).await;
+    }
     let mut db = db.clone();
     if let Some(shard) = args.shard {
         // The shards of one search share the database (storybench's lock in shared mode).

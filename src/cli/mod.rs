@@ -2,6 +2,7 @@
 
 mod advise;
 mod capacity;
+mod capacity_scales;
 mod compare;
 mod db;
 mod explain;

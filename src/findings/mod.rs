@@ -8,6 +8,7 @@ mod ops_engine;
 mod ops_extra;
 pub mod partitions_verdicts;
 pub mod rls_advice;
+pub mod scales;
 mod settings;
 mod topics;
 
@@ -101,6 +102,9 @@ pub fn of(r: &RunResults, baseline: Option<&Comparison>) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(c) = &r.capacity {
         out.push(topics::capacity(c));
+    }
+    if let Some(s) = &r.capacity_scales {
+        out.extend(scales::findings(s));
     }
     if let Some(e) = &r.explain {
         out.extend(topics::indexes(e));

@@ -5,6 +5,7 @@
 
 pub mod advice;
 pub mod capacity;
+pub mod capacity_scales;
 pub mod citus;
 pub mod explain;
 pub mod load;
@@ -66,6 +67,9 @@ pub fn results(p: &mut Printer, r: &crate::results::RunResults) -> io::Result<()
     }
     if let Some(s) = &r.capacity {
         capacity::summary(p, s)?;
+    }
+    if let Some(s) = &r.capacity_scales {
+        capacity_scales::summary(p, s)?;
     }
     if let Some(s) = &r.ops {
         ops::summary(p, s)?;

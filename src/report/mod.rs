@@ -36,6 +36,10 @@ fn environment() -> Result<Environment<'static>> {
         include_str!("sections/capacity.html.j2"),
     )?;
     env.add_template(
+        "sections/capacity_scales.html",
+        include_str!("sections/capacity_scales.html.j2"),
+    )?;
+    env.add_template(
         "sections/partitions.html",
         include_str!("sections/partitions.html.j2"),
     )?;

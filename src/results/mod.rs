@@ -53,6 +53,9 @@ pub struct RunResults {
     pub partitions: Option<crate::measure::partitions::PartitionsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<crate::measure::load::capacity::CapacitySection>,
+    /// `capacity --scales`: capacity and per-query p95 per data size, and the fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_scales: Option<crate::measure::load::capacity::scales::ScalesSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<crate::measure::ops::OpsSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +135,7 @@ impl RunResults {
             rls: None,
             partitions: None,
             capacity: None,
+            capacity_scales: None,
             ops: None,
             citus: None,
             advice: None,

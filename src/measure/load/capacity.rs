@@ -5,8 +5,11 @@
 //! interval the capacity lies in, the knee, what saturated at the breaking rate, and the
 //! equivalent number of app users by Little's law.
 
+pub mod flatten;
+pub mod growth;
 pub(crate) mod probe;
 mod saturation;
+pub mod scales;
 mod search;
 pub mod sharded;
 pub mod stats;

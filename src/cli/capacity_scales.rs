@@ -1,0 +1,239 @@
+//! `storybench capacity --scales 1,3,10`: the capacity search at each data size, each on a
+//! pristine copy of that scale's own dataset (see `scale_datasets`), one step per scale at a
+//! common rate for the per-query p95, the fits across scales and, for the queries whose
+//! latency grows with the data, the index strategies' work at the smallest and largest scale.
+
+use super::capacity::CapacityArgs;
+use super::RunSession;
+use crate::measure::load::capacity::scales::{self, ScalesSection};
+use crate::measure::load::capacity::{self, flatten, CapacityOptions};
+use crate::scenario::Scenario;
+use crate::seed::SeedOptions;
+use crate::target::{DbArgs, Target};
+use anyhow::{bail, Result};
+
+#[derive(clap::Args, Debug, Clone, Default, serde::Serialize)]
+pub struct ScalesArgs {
+    /// Measure capacity at each of these dataset scales (e.g. 1,3,10): each scale is seeded
+    /// once into its own database and reused while it matches.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scales: Vec<f64>,
+    /// With --scales: the scale the capacity curve is extrapolated to.
+    #[arg(long, default_value_t = 100.0)]
+    pub launch_scale: f64,
+    /// With --scales: the seed profile (default: the database's dataset's, else `default`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// With --scales: the date the data leads up to (default: the database's dataset's, else today).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<chrono::NaiveDate>,
+    /// With --scales: the generator seed (default: the database's dataset's, else 42).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_seed: Option<u64>,
+    /// With --scales: the rate every scale's per-query p95 is measured at (default: half the
+    /// smallest scale's sustainable rate).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub common_rate: Option<f64>,
+}
+
+impl ScalesArgs {
+    /// The scales, checked and sorted.
+    pub fn checked(&self) -> Result<Vec<f64>> {
+        let mut s = self.scales.clone();
+        s.sort_by(f64::total_cmp);
+        s.dedup();
+        if s.len() < 2 {
+            bail!("--scales needs at least two different scales (e.g. 1,3,10) to draw a curve");
+        }
+        if s.iter()
+            .any(|v| !(v.is_finite() && *v > 0.0 && *v <= crate::seed::MAX_SCALE))
+        {
+            bail!(
+                "--scales must be numbers > 0 and ≤ {}",
+                crate::seed::MAX_SCALE
+            );
+        }
+        if !(self.launch_scale.is_finite() && self.launch_scale > 0.0) {
+            bail!("--launch-scale must be a number > 0");
+        }
+        if self
+            .common_rate
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            bail!("--common-rate must be a rate > 0");
+        }
+        Ok(s)
+    }
+}
+
+pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
+    let scale_list = args.scales.checked()?;
+    if args.shard.is_some() || args.pooler.wanted() {
+        bail!("--scales runs one search per scale on this process's own connections: it does not combine with --shard or a pooler");
+    }
+    if let Some(p) = &args.scales.profile {
+        crate::seed::profile::load(p)?;
+    }
+    let scenario = crate::scenario::load(&args.scenario)?;
+    let config = serde_json::to_value(&args)?;
+    super::command_frame(
+        db,
+        "capacity",
+        config,
+        args.out.as_deref(),
+        async |session, target| {
+            let opts = args.options();
+            let seed_opts = seed_options(target, &args).await?;
+            let section = measure(
+                session,
+                target,
+                &scenario,
+                &opts,
+                &seed_opts,
+                &scale_list,
+                &args.scales,
+            )
+            .await?;
+            crate::printer::show(|p| crate::printer::capacity_scales::summary(p, &section));
+            session.results.capacity_scales = Some(section);
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The seed inputs shared by every scale: the flags, else the database's own dataset's.
+async fn seed_options(target: &Target, args: &CapacityArgs) -> Result<SeedOptions> {
+    let mut conn = target.connect().await?;
+    crate::schema::check_ownership(&mut conn).await?;
+    let own = crate::seed::dataset(&mut conn).await?;
+    let a = &args.scales;
+    Ok(SeedOptions {
+        profile: a
+            .profile
+            .clone()
+            .or_else(|| own.as_ref().map(|d| d.profile.clone()))
+            .unwrap_or_else(|| "default".into()),
+        scale: 1.0,
+        seed: a
+            .dataset_seed
+            .or_else(|| own.as_ref().map(|d| d.seed))
+            .unwrap_or(42),
+        anchor: a
+            .anchor
+            .or_else(|| own.as_ref().map(|d| d.anchor))
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        jobs: 2,
+        reset: false,
+        toast_compression: None,
+        verify: false,
+        variant: Default::default(),
+    })
+}
+
+/// Every scale in increasing order, then the fits and the flattening stage.
+pub async fn measure(
+    session: &mut RunSession,
+    target: &Target,
+    scenario: &Scenario,
+    opts: &CapacityOptions,
+    seed_opts: &SeedOptions,
+    scale_list: &[f64],
+    args: &ScalesArgs,
+) -> Result<ScalesSection> {
+    let swept = crate::pristine::sweep_stale(target).await?;
+    if !swept.is_empty() {
+        crate::say!(
+            "  dropped pristine copies a killed storybench left: {}",
+            swept.join(", ")
+        );
+    }
+    session.collect_environment(target).await?;
+    let mut section = ScalesSection {
+        scenario: scenario.name.clone(),
+        profile: seed_opts.profile.clone(),
+        seed: seed_opts.seed,
+        anchor: Some(seed_opts.anchor),
+        launch_scale: args.launch_scale,
+        common_rate: args.common_rate,
+        flat_exponent: flatten::FLAT_EXPONENT,
+        ..Default::default()
+    };
+    // Every scale's dataset first: a refused or failed one stops the command before
+    // anything is measured.
+    let mut datasets = Vec::new();
+    for &scale in scale_list {
+        let o = SeedOptions {
+            scale,
+            ..seed_opts.clone()
+        };
+        let ds = session
+            .stage(
+                &format!("dataset scale {scale}"),
+                crate::scale_datasets::ensure(target, &o),
+            )
+            .await?;
+        let mut conn = ds.target.connect().await?;
+        // Before anything is created: a broken scenario changes nothing.
+        scenario.check_sql(&mut conn).await?;
+        crate::schema::ensure_pg_stat_statements(&mut conn).await?;
+        datasets.push(ds);
+    }
+    let mut targets = Vec::new();
+    for ds in datasets {
+        let scale = ds.info.scale;
+        let common = section.common_rate;
+        let (search, step) = session
+            .stage_on_copy(&format!("capacity scale {scale}"), &ds.target, async |t| {
+                let search = capacity::search(t, scenario, opts).await?;
+                // The first (smallest) scale sets the common rate: half its capacity.
+                let rate = common
+                    .or(search.sustainable_rate.map(|r| r / 2.0))
+                    .unwrap_or(opts.start_rate);
+                let step = if crate::interrupt::interrupted() {
+                    None
+                } else {
+                    Some(scales::at_rate(t, scenario, opts, rate).await?)
+                };
+                Ok((search, step))
+            })
+            .await?;
+        if section.common_rate.is_none() {
+            section.common_rate = step.as_ref().map(|s| s.rate);
+        }
+        crate::printer::show(|p| crate::printer::capacity::summary(p, &search));
+        section.scales.push(scales::scale_run(&ds, search, step));
+        session.results.dataset = Some(ds.info.clone());
+        targets.push((ds.target, scale));
+    }
+    scales::conclude(&mut section);
+    let flagged: Vec<String> = section
+        .queries
+        .iter()
+        .filter(|q| q.grows)
+        .map(|q| q.name.clone())
+        .collect();
+    if let (false, Some(small), Some(large)) = (flagged.is_empty(), targets.first(), targets.last())
+    {
+        let explain_opts = crate::config::RunConfig::preset("full")?.explain;
+        let dir = session.out_dir.join("scales_explain");
+        section.flattening = session
+            .stage(
+                "flatten",
+                flatten::measure(
+                    (&small.0, small.1),
+                    (&large.0, large.1),
+                    &flagged,
+                    &explain_opts,
+                    &dir,
+                ),
+            )
+            .await?;
+    }
+    Ok(section)
+}

@@ -1,0 +1,189 @@
+//! Capacity as the data grows: the curve and its extrapolation to launch, the queries whose
+//! latency grows with the data, and the index strategy that keeps their work flat.
+
+use super::topics::{fig, finding};
+use super::{Finding, Interval, Tone, Topic};
+use crate::measure::load::capacity::growth::{FitBasis, PowerFit};
+use crate::measure::load::capacity::scales::ScalesSection;
+
+/// An extrapolation whose interval spans more than this factor (high / low) is too wide to
+/// plan with.
+pub const TOO_WIDE: f64 = 2.0;
+
+/// Whether the launch extrapolation is narrow enough to use.
+pub fn usable(fit: &PowerFit) -> bool {
+    fit.predicted_spread() <= TOO_WIDE
+}
+
+fn basis_words(b: FitBasis) -> &'static str {
+    match b {
+        FitBasis::PointsAndScatter => "the scales' capacity brackets and the scatter about the line (t-interval)",
+        FitBasis::PointsOnly => "the two scales' capacity brackets only (two points cannot show the scatter about the line)",
+    }
+}
+
+/// The capacity curve's finding: exponent and the capacity at the launch scale.
+pub fn curve(s: &ScalesSection) -> Finding {
+    let Some(f) = &s.capacity_fit else {
+        return finding(
+            Topic::Capacity,
+            Tone::Unclear,
+            format!(
+                "No capacity curve for {}: fewer than two scales have a bounded capacity (see the notes).",
+                s.scenario
+            ),
+            "capacity-scales",
+        );
+    };
+    let k = f.exponent;
+    let shape = if k.high < 0.0 {
+        format!(
+            "capacity falls as the data grows (∝ size^{:.2}, 95 % interval {:.2} to {:.2})",
+            k.estimate, k.low, k.high
+        )
+    } else if k.low > 0.0 {
+        format!(
+            "capacity rises with the data (∝ size^{:.2}, {:.2} to {:.2}): check the scales' probes",
+            k.estimate, k.low, k.high
+        )
+    } else {
+        format!(
+            "no measurable change of capacity with data size (exponent {:.2}, {:.2} to {:.2})",
+            k.estimate, k.low, k.high
+        )
+    };
+    let (tone, launch) = match f.predicted {
+        Some(p) if usable(f) => (
+            Tone::Clear,
+            format!(
+                "At launch scale {}: ≈ {:.0} tx/s [{:.0}–{:.0}].",
+                s.launch_scale, p.estimate, p.low, p.high
+            ),
+        ),
+        Some(p) => (
+            Tone::Unclear,
+            format!(
+                "At launch scale {}: ≈ {:.0} tx/s, but its interval [{:.0}–{:.0}] spans {:.1}×: too wide to plan with; measure more or larger scales.",
+                s.launch_scale,
+                p.estimate,
+                p.low,
+                p.high,
+                f.predicted_spread()
+            ),
+        ),
+        None => (Tone::Unclear, String::new()),
+    };
+    let mut out = finding(
+        Topic::Capacity,
+        tone,
+        format!("{}: {shape}. {launch}", s.scenario),
+        "capacity-scales",
+    );
+    for p in &f.points {
+        out.figures.push(fig(
+            &format!("scale {}", p.size),
+            format!("{:.1} tx/s [{:.1}–{:.1}]", p.value, p.low, p.high),
+        ));
+    }
+    if let Some(p) = f.predicted {
+        out.interval = Some(Interval {
+            low: p.low,
+            high: p.high,
+            kind: format!("95 % interval from {}", basis_words(f.basis)),
+        });
+    }
+    out
+}
+
+/// The queries whose p95 grows with the data at the common rate, and what flattens them.
+pub fn growth(s: &ScalesSection) -> Finding {
+    let rate = s.common_rate.unwrap_or(0.0);
+    let grows: Vec<_> = s.queries.iter().filter(|q| q.grows).collect();
+    if grows.is_empty() {
+        let fitted = s.queries.iter().filter(|q| q.fit.is_some()).count();
+        return finding(
+            Topic::Capacity,
+            Tone::Unclear,
+            format!(
+                "No query's p95 at {rate:.1} tx/s measurably grows with the data ({fitted} of {} queries fitted): no measurable difference across scales {}.",
+                s.queries.len(),
+                scale_list(s)
+            ),
+            "capacity-scales",
+        );
+    }
+    let mut out = finding(
+        Topic::Capacity,
+        Tone::Bad,
+        format!(
+            "{} quer{} slower with more data at the same {rate:.1} tx/s (p95 ∝ size^k, k's interval above 0): {}.",
+            grows.len(),
+            if grows.len() == 1 { "y gets" } else { "ies get" },
+            grows.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+        "capacity-scales",
+    );
+    for q in &grows {
+        if let Some(f) = &q.fit {
+            out.figures.push(super::Figure {
+                label: format!("{} exponent", q.name),
+                value: format!("{:.2}", f.exponent.estimate),
+                interval: Some(format!(
+                    "[{:.2}–{:.2}], 95 %",
+                    f.exponent.low, f.exponent.high
+                )),
+            });
+        }
+        out.figures.push(fig(
+            &format!("{} fix", q.name),
+            flattening_words(s, &q.name),
+        ));
+    }
+    out
+}
+
+/// What the strategies do to one query's work between the smallest and the largest scale.
+pub fn flattening_words(s: &ScalesSection, query: &str) -> String {
+    let Some(f) = s.flattening.iter().find(|f| f.query == query) else {
+        return "not measured".into();
+    };
+    if let Some(why) = &f.skipped {
+        return format!("not measured: {why}");
+    }
+    let work: Vec<String> = f
+        .strategies
+        .iter()
+        .map(|w| match (w.buffers_small, w.buffers_large, w.exponent) {
+            (Some(a), Some(b), Some(k)) => format!("{} {a} → {b} buffers (k {k:.2})", w.strategy),
+            _ => format!("{} not measured", w.strategy),
+        })
+        .collect();
+    match f.flat.first() {
+        Some(best) => format!(
+            "{best} keeps its work flat from scale {} to {} ({})",
+            f.small_scale,
+            f.large_scale,
+            work.join("; ")
+        ),
+        None => format!(
+            "no index strategy keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; look at partitioning or a narrower query",
+            s.flat_exponent,
+            f.small_scale,
+            f.large_scale,
+            work.join("; ")
+        ),
+    }
+}
+
+fn scale_list(s: &ScalesSection) -> String {
+    s.scales
+        .iter()
+        .map(|r| r.scale.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every finding of the section.
+pub fn findings(s: &ScalesSection) -> Vec<Finding> {
+    vec![curve(s), growth(s)]
+}
