@@ -98,7 +98,7 @@ pub struct SeedOptions {
 }
 
 /// Largest scale accepted: far beyond any machine this runs on, small enough to catch typos.
-const MAX_SCALE: f64 = 100_000.0;
+pub const MAX_SCALE: f64 = 100_000.0;
 
 pub fn validate_options(opts: &SeedOptions) -> Result<()> {
     if !opts.scale.is_finite() || opts.scale <= 0.0 || opts.scale > MAX_SCALE {
