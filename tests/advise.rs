@@ -282,3 +282,87 @@ async fn schema_advisories_are_measured_on_a_fixed_copy() {
     );
     assert_eq!(db.dump(), before, "the dataset is unchanged");
 }
+
+/// advise degrades with a clear message on a real server without pg_qualstats preloaded (an
+/// embedded cluster whose shared_preload_libraries was edited): the advice still comes, from
+/// the plans alone. (HypoPG refused is not tested: an event trigger that refuses it is a
+/// user object, and storybench rightly refuses a dataset holding one.)
+#[tokio::test]
+async fn advise_says_so_when_pg_qualstats_is_missing() {
+    let _one = COPIES.lock().await;
+    let root = common::temp_root("advise-degraded");
+    let data = root.join("pgdata");
+    let sb = |args: &[&str]| {
+        common::storybench_cmd()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let seeded = sb(&["seed", "--profile", "tiny", "--anchor", common::ANCHOR]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    // The server as a host without pg_qualstats in shared_preload_libraries runs it.
+    let conf = data.join("storybench.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("shared_preload_libraries") {
+                l.replace(",pg_qualstats", "")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&conf, edited + "\n").unwrap();
+    let started = sb(&["db", "start"]);
+    assert!(started.status.success(), "{}", stderr(&started));
+    let url = common::stdout(&started).lines().last().unwrap().to_string();
+    let mut conn = common::connect(&url).await;
+    let preload: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!preload.contains("pg_qualstats"), "{preload}");
+    drop(conn);
+    let out = root.join("out");
+    let run = sb(&[
+        "advise",
+        "indexes",
+        "--indexes",
+        "doc",
+        "--policies",
+        "initplan",
+        "--queries",
+        "recently_played",
+        "--max-verified",
+        "1",
+        "--budget",
+        "50ms",
+        "--no-compare",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    let stopped = sb(&["db", "stop"]);
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let advice = &r["advice"];
+    // pg_qualstats: installed, not preloaded, said once; the plans alone are read.
+    assert!(advice["qualstats"].is_null(), "{advice:#}");
+    let note = advice["qualstats_note"].as_str().unwrap();
+    assert!(
+        note.contains("does not preload it") && note.contains("plans only"),
+        "{note}"
+    );
+    // The advice still comes from the plans: candidates were read and judged.
+    assert!(
+        advice["hypopg"].is_string() || advice["hypopg_note"].is_string(),
+        "{advice:#}"
+    );
+    let printed = format!("{}{}", common::stdout(&run), stderr(&run));
+    assert!(printed.contains("does not preload it"), "{printed}");
+}
