@@ -174,6 +174,56 @@ async fn the_recommended_variant_is_clean_by_supabases_linter_rules() {
     let (run, recommended) = lint(&["--strict"], &common::temp_root("advise-lint-recommended"));
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(recommended.is_empty(), "initplan + tuned: {recommended:#?}");
+    // --measure on the clean variant still reads the plans: tuned's (user_id, title
+    // text_pattern_ops) index serves the title search as an index condition bypassing RLS,
+    // but under RLS LIKE (not leakproof) stays a Filter above the policy.
+    let out = common::temp_root("advise-lint-leakproof");
+    let run = db.storybench(&[
+        "advise",
+        "schema",
+        "--measure",
+        "--budget",
+        "50ms",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let costs = r["lint"]["costs"].as_array().unwrap();
+    let leaks: Vec<&Value> = costs
+        .iter()
+        .filter(|c| c["rule"] == "non_leakproof_under_rls")
+        .collect();
+    assert!(!leaks.is_empty(), "the advisory fires: {costs:#?}");
+    for c in &leaks {
+        let shown: Vec<&str> = c["fix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        assert!(
+            shown.iter().any(|f| f.starts_with("Filter: ")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|f| f.starts_with("bypassing RLS, Index Cond: ")),
+            "{shown:#?}"
+        );
+        // Work beside the time: both plans' buffers, under RLS and bypassing it; the Filter
+        // above the policy never reads fewer pages than the index condition.
+        assert!(hits(c, "work_as_is") >= hits(c, "work_fixed"), "{c:#}");
+        assert!(c["ratio"]["estimate"].as_f64().is_some(), "{c:#}");
+    }
+    // The title search's LIKE: a Seq Scan under RLS, the pattern index bypassing it.
+    assert!(
+        leaks.iter().any(|c| c["object"] == "stories_title_search"
+            && hits(c, "work_as_is") > hits(c, "work_fixed")),
+        "{leaks:#?}"
+    );
     let (run, doc) = lint(
         &["--policies", "doc", "--indexes", "doc", "--strict"],
         &common::temp_root("advise-lint-doc"),
@@ -365,4 +415,9 @@ async fn advise_says_so_when_pg_qualstats_is_missing() {
     );
     let printed = format!("{}{}", common::stdout(&run), stderr(&run));
     assert!(printed.contains("does not preload it"), "{printed}");
+}
+
+/// Shared buffers hit by one of a cost's two plans.
+fn hits(c: &Value, plan: &str) -> u64 {
+    c[plan]["shared_hit"].as_u64().unwrap()
 }
