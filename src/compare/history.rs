@@ -27,7 +27,11 @@ pub fn default_floor(section: &str) -> f64 {
     match section {
         "rls" => 3.00,
         "partitions" => 0.35,
-        "capacity" => 0.20,
+        // The SLO crossing of identical searches on the 2-core VM, three A/A pairs
+        // (docs/statistics.md, "Capacity on a VM"): 436/436, 524/354, 350/259 tx/s, the
+        // largest |log ratio| 0.39 (1.48×) with the CPU probe flat: the VM's WAL-flush
+        // latency and CPU speed drift over minutes, and near saturation p95 follows them.
+        "capacity" => 0.50,
         _ => 1.00,
     }
 }

@@ -186,6 +186,10 @@ pub struct CapacityStep {
     /// server's CPU was when the step ran (the VM's speed moves within minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_probe_ms: Option<f64>,
+    /// The WAL-flush probe just before this step (median of five commits, ms): how long a
+    /// commit waited for the disk when the step ran (absent without superuser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_probe_ms: Option<f64>,
 }
 
 /// The repeats of one rate, pooled.
@@ -322,6 +326,8 @@ impl StepReset {
 
 /// Probe runs before each step (their median is the step's).
 const STEP_PROBE_RUNS: usize = 3;
+/// WAL-flushing commits timed before each step (median taken; ~5 ms each on a VM disk).
+const FLUSH_PROBE_RUNS: usize = 5;
 
 /// Probe runs before and after the search.
 const SPEED_PROBE_RUNS: usize = 5;
@@ -397,11 +403,11 @@ pub async fn search(
                 None => reset().await?,
             };
             let on = on.as_ref().unwrap_or(target);
-            let speed = {
+            let (speed, flush) = {
                 let mut conn = on.connect().await?;
-                let mut runs = probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?;
-                runs.sort_by(f64::total_cmp);
-                runs[runs.len() / 2]
+                let runs = probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?;
+                let flush = probe::flush_probe(&mut conn, FLUSH_PROBE_RUNS).await;
+                (crate::stats::median(&runs), flush)
             };
             let live = crate::progress::bar(None, "  {spinner} capacity {wide_msg} {elapsed}");
             live.set_message(format!(
@@ -423,6 +429,7 @@ pub async fn search(
             let mut step = step::judged(&plan, &measured, opts);
             step.shard_parts = parts;
             step.speed_probe_ms = Some(speed);
+            step.flush_probe_ms = flush;
             crate::say!("{}", step::line(&step, opts));
             Ok(step)
         }

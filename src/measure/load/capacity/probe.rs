@@ -25,6 +25,7 @@ struct Queries {
     backend_pid: String,
     io: String,
     speed_probe: String,
+    flush_probe: String,
 }
 
 crate::sql_file!(fn file() -> File = "scenarios/capacity_stats.toml");
@@ -75,6 +76,25 @@ pub async fn speed_probe(conn: &mut PgConnection, runs: usize) -> Result<Vec<f64
         out.push(started.elapsed().as_secs_f64() * 1e3);
     }
     Ok(out)
+}
+
+/// Times `runs` WAL-flushing commits and returns their median in ms: how long a commit
+/// waited for the disk at this moment. None when the server refuses the probe (not a
+/// superuser) — the step is measured without it.
+pub async fn flush_probe(conn: &mut PgConnection, runs: usize) -> Option<f64> {
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        if let Err(e) = sqlx::query(AssertSqlSafe(q().flush_probe.clone()))
+            .execute(&mut *conn)
+            .await
+        {
+            tracing::debug!("no WAL-flush probe: {e}");
+            return None;
+        }
+        out.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Some(crate::stats::median(&out))
 }
 
 /// CPU ticks of the server: the postmaster, its reaped children and its live ones.

@@ -433,6 +433,20 @@ fn notes(
             (slowest / fastest - 1.0) * 100.0
         ));
     }
+    let flushes: Vec<f64> = section
+        .steps
+        .iter()
+        .filter_map(|s| s.flush_probe_ms)
+        .collect();
+    let (quick, slow) = flushes
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), p| (l.min(*p), h.max(*p)));
+    if flushes.len() > 1 && slow / quick > 1.0 + DISK_DRIFT {
+        section.notes.push(format!(
+            "the disk's speed moved during the search: a WAL-flushing commit before each step took {quick:.1}–{slow:.1} ms ({:+.0} %); every write transaction waits for one",
+            (slow / quick - 1.0) * 100.0
+        ));
+    }
     if exhausted {
         section.notes.push(format!(
             "the step budget (--max-steps {}) ran out before both ends had {} repeats: the interval is not confirmed",
@@ -444,6 +458,9 @@ fn notes(
 /// Step probes further apart than this (max/min − 1) are reported: the probe's own spread
 /// within one moment is ~1 % on this VM.
 const MACHINE_DRIFT: f64 = 0.10;
+/// A WAL flush's latency moves more than the CPU's speed between quiet moments (a single
+/// fdatasync on a VM disk: 4.6-5.3 ms back to back); beyond this spread it is worth a note.
+const DISK_DRIFT: f64 = 0.50;
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();

@@ -206,8 +206,12 @@ pub fn line(s: &CapacityStep, opts: &CapacityOptions) -> String {
         .speed_probe_ms
         .map(|p| format!(", probe {p:.0} ms"))
         .unwrap_or_default();
+    let flush = s
+        .flush_probe_ms
+        .map(|f| format!(", flush {f:.1} ms"))
+        .unwrap_or_default();
     format!(
-        "  {:<6} {:>8.1}/s {:>5.1} s{longer} → {:>8.1} tx/s, {} {:.2} ms, errors {:.2} %, CPU {:.0} %{server}, storybench {:.0} %{probe}{}",
+        "  {:<6} {:>8.1}/s {:>5.1} s{longer} → {:>8.1} tx/s, {} {:.2} ms, errors {:.2} %, CPU {:.0} %{server}, storybench {:.0} %{probe}{flush}{}",
         s.phase,
         s.target_rate,
         s.step_seconds,
