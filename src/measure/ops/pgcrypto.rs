@@ -14,7 +14,7 @@ use super::{queries, OpsOptions};
 use crate::auth::Principal;
 use crate::catalog::{Kind, QuerySpec, Role, Sampler};
 use crate::latency::{Latency, LatencySummary};
-use crate::measure::engine::{self, Rounds, SqlArm, SqlRunner, Work};
+use crate::measure::engine::{self, Rounds, SqlArm, Work};
 use crate::measure::exec::{self, principal_for, RequestContext};
 use crate::params::{ParamValue, Population};
 use crate::pristine::PristineCopy;
@@ -328,15 +328,7 @@ async fn timed(
     })
     .collect();
     let mut conns: [&mut PgConnection; 2] = [&mut *p, &mut *e];
-    let o = engine::measure(
-        &mut SqlRunner {
-            conns: &mut conns,
-            arms: &arms,
-        },
-        &[None, Some(0), Some(0), Some(0)],
-        &opts.engine.engine(),
-    )
-    .await;
+    let o = engine::against_first(&mut conns, &arms, &opts.engine.engine()).await;
     let summary = |l: &Latency| (!l.is_empty()).then(|| l.summary());
     Ok(DecryptRead {
         name: r.name.clone(),
