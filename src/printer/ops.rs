@@ -84,6 +84,22 @@ fn pgcrypto(p: &mut Printer, c: &PgcryptoFigures) -> io::Result<()> {
     )?;
     for r in &c.reads {
         let arm = |f: KeyForm| r.arm(f);
+        // A slow read gets only a few samples within the budget: say so, not a bare number.
+        let few = KeyForm::ALL
+            .iter()
+            .filter_map(|f| arm(*f).and_then(|a| a.too_few()))
+            .min();
+        if let Some(n) = few {
+            writeln!(
+                p.human,
+                "    {} ({} rows, decrypted = plaintext: {}): {}",
+                r.name,
+                r.rows,
+                r.decrypted_equals_plaintext,
+                crate::findings::ops_engine::too_few(n)
+            )?;
+            continue;
+        }
         writeln!(
             p.human,
             "    {} ({} rows, decrypted = plaintext: {}): literal key {} the plaintext; bound key {} the literal; session key {} the literal",

@@ -156,6 +156,17 @@ pub struct DecryptArm {
     pub work: Option<Work>,
 }
 
+impl DecryptArm {
+    /// The sample count when it supports no percentile (so no median, and no paired
+    /// interval): a slow read, such as decrypting every hero, within the engine's budget.
+    pub fn too_few(&self) -> Option<u64> {
+        match &self.latency {
+            Some(l) if l.supported_percentile >= 50.0 => None,
+            l => Some(l.as_ref().map_or(0, |l| l.count)),
+        }
+    }
+}
+
 /// Measures every read on two pristine copies of `base` (both dropped, also on error).
 pub async fn measure(base: &Target, opts: &OpsOptions) -> Result<PgcryptoFigures> {
     let plain = PristineCopy::create(base, "ops_pgcrypto_plain").await?;
