@@ -65,6 +65,19 @@ pub fn summary(p: &mut Printer, s: &OpsSection) -> io::Result<()> {
     if let Some(a) = &s.audit {
         audit(p, a)?;
     }
+    for w in &s.skipped {
+        writeln!(p.human, "  {w}")?;
+    }
+    if let Some(w) = &s.wal_archive {
+        writeln!(
+            p.human,
+            "  wal_archive: {} segment(s) archived; archive per hour {} at {:.2} writes/s ({})",
+            w.archived_segments,
+            w.archive_bytes_per_hour.map_or("–".into(), human_bytes),
+            w.writes_per_second,
+            w.rate_basis
+        )?;
+    }
     Ok(())
 }
 

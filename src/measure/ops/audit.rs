@@ -247,7 +247,7 @@ async fn on_copies(
         let arms = [(0, who.clone()), (1, who.clone())];
         let o = engine::two_arms(&mut conns, arms, spec, &params, &ctx, &opts.engine.engine())
             .await;
-        let per_s = rate.map_or(0.0, |r| writes_per_second(scenario, r, &p.statement));
+        let per_s = rate.map_or(0.0, |r| scenario.per_second(r, &p.statement));
         let day = |x: f64| rate.map(|_| x * per_s * 86_400.0);
         let summary = |l: &Latency| (!l.is_empty()).then(|| l.summary());
         paths.push(AuditPath {
@@ -360,28 +360,6 @@ async fn growth(
     })
 }
 
-/// Executions per second of `statement` when the scenario runs at `rate` transactions/s:
-/// each part gets its weight's share of the arrivals, each transaction its weight's share
-/// of the part's, each step runs with its probability.
-pub fn writes_per_second(scenario: &Scenario, rate: f64, statement: &str) -> f64 {
-    let parts: usize = scenario.parts.iter().map(|p| p.weight).sum();
-    let mut per_s = 0.0;
-    for part in &scenario.parts {
-        let txs: usize = part.transactions.iter().map(|t| t.weight).sum();
-        for t in &part.transactions {
-            let share =
-                part.weight as f64 / parts.max(1) as f64 * t.weight as f64 / txs.max(1) as f64;
-            per_s += t
-                .steps
-                .iter()
-                .filter(|s| s.query.name == statement)
-                .map(|s| rate * share * s.probability)
-                .sum::<f64>();
-        }
-    }
-    per_s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,10 +368,10 @@ mod tests {
     fn launch_mix_creates_stories_and_neither_reviews_flags_nor_updates_heroes() {
         let s = crate::scenario::load("launch_mix").unwrap();
         // create_story: 10 of 100 users' weight, one transaction, one step.
-        let r = writes_per_second(&s, 100.0, "create_story");
+        let r = s.per_second(100.0, "create_story");
         assert!((r - 10.0).abs() < 1e-9, "{r}");
-        assert_eq!(writes_per_second(&s, 100.0, "review_flag"), 0.0);
-        assert_eq!(writes_per_second(&s, 100.0, "update_hero"), 0.0);
+        assert_eq!(s.per_second(100.0, "review_flag"), 0.0);
+        assert_eq!(s.per_second(100.0, "update_hero"), 0.0);
         let extra = crate::catalog::load(&crate::paths::project_file(EXTRA_CATALOG)).unwrap();
         let catalog = crate::catalog::load_default().unwrap();
         for p in &file().path {

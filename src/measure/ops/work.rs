@@ -26,6 +26,9 @@ pub enum OpKind {
     Pgcrypto,
     /// The document's audit_trigger() on vs off on each write path (engine, idle copies).
     Audit,
+    /// The document's WAL archiving (PITR settings) on vs off, embedded cluster only (a
+    /// restart each way); the archive per hour at the load's rate of the scenario.
+    WalArchive,
 }
 
 impl OpKind {
