@@ -325,7 +325,7 @@ async fn growth(
         WalFrom::WalPosition => &f.wal_position,
     };
     let probe = async |tx: &mut PgConnection| -> Result<(i64, i64, i64, i64, i64)> {
-        let (w, r, ab, ad) = sqlx::query_as(sql(&f.probe))
+        let (w, r, ab, ad): (i64, i64, i64, i64) = sqlx::query_as(sql(&f.probe))
             .bind(&f.audited)
             .fetch_one(&mut *tx)
             .await?;

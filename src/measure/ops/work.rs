@@ -78,7 +78,7 @@ pub fn plan(opts: &OpsOptions) -> Result<Vec<Work>> {
             ),
             OpKind::Backup => out.push(Work::Backup),
             OpKind::Cron => out.push(Work::Cron),
-            OpKind::Pgcrypto | OpKind::Audit => {}
+            OpKind::Pgcrypto | OpKind::Audit | OpKind::WalArchive => {}
         }
     }
     Ok(out)
