@@ -309,6 +309,7 @@ async fn checkpoint(conn: &mut PgConnection) -> bool {
 
 /// `n` executions as the app runs the statement, in one transaction that is rolled back;
 /// the probe and the WAL counter read before and after as the session's own role.
+#[allow(clippy::too_many_arguments)]
 async fn growth(
     conn: &mut PgConnection,
     spec: &QuerySpec,
