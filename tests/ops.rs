@@ -269,17 +269,19 @@ async fn an_interrupted_ops_leaves_no_scratch_database_or_cron_job() {
 /// the copy's pg_stat_statements, after a CHECKPOINT); nothing changes the dataset.
 #[tokio::test]
 async fn pgcrypto_read_cost_key_exposure_and_audit_trigger_cost_are_measured() {
-    let (db, before, out_dir, out) =
-        ops_with(
-            "ops_crypto_audit",
-            &["--operations", "pgcrypto,audit,wal-archive"],
-        )
-        .await;
+    let (db, before, out_dir, out) = ops_with(
+        "ops_crypto_audit",
+        &["--operations", "pgcrypto,audit,wal-archive"],
+    )
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let r = results(&out_dir);
     // WAL archiving restarts the server: on an external one it is skipped, and said so.
     let skipped = r["ops"]["skipped"].as_array().unwrap();
-    assert!(skipped[0].as_str().unwrap().contains("embedded cluster"), "{skipped:?}");
+    assert!(
+        skipped[0].as_str().unwrap().contains("embedded cluster"),
+        "{skipped:?}"
+    );
     assert!(r["wal_archive"].is_null());
     let c = &r["ops"]["pgcrypto"];
     assert!(c["encrypt"]["rows"].as_i64().unwrap() > 0, "{c}");

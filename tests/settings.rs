@@ -291,7 +291,10 @@ async fn wal_archiving_on_then_off_leaves_the_clusters_config_as_before() {
         .iter()
         .find(|w| w["statement"] == "create_story")
         .unwrap();
-    assert!((story["writes_per_second"].as_f64().unwrap() - 4.0).abs() < 1e-9, "{s}");
+    assert!(
+        (story["writes_per_second"].as_f64().unwrap() - 4.0).abs() < 1e-9,
+        "{s}"
+    );
     let per_hour: f64 = writes
         .iter()
         .map(|w| {
@@ -300,7 +303,10 @@ async fn wal_archiving_on_then_off_leaves_the_clusters_config_as_before() {
         .sum::<f64>()
         * 3600.0;
     let got = s["archive_bytes_per_hour"].as_f64().unwrap();
-    assert!(got > 0.0 && (got - per_hour).abs() <= 1e-6 * per_hour, "{s}");
+    assert!(
+        got > 0.0 && (got - per_hour).abs() <= 1e-6 * per_hour,
+        "{s}"
+    );
     assert!(!data.join("storybench_wal_archive").exists());
     assert!(!data.join("storybench_profile.conf").exists());
     assert_eq!(

@@ -125,8 +125,7 @@ pub async fn wal_archive(db: &DbArgs, args: WalArchiveArgs) -> Result<i32> {
         );
     }
     let config = RunConfig::preset(if args.quick { "quick" } else { "full" })?;
-    let scenario =
-        crate::scenario::load(args.scenario.as_deref().unwrap_or(&config.ops.scenario))?;
+    let scenario = crate::scenario::load(args.scenario.as_deref().unwrap_or(&config.ops.scenario))?;
     // The same rate `ops` would load at (and audit's growth per day is given at).
     let mut ops = config.ops.clone();
     ops.rate = args.rate.or(ops.rate);

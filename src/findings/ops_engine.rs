@@ -43,7 +43,10 @@ pub(super) fn pgcrypto(p: &PgcryptoFigures) -> Vec<Finding> {
         };
         let cost = match (&lit.ratio, lit.too_few().or(plain.too_few())) {
             (Some(i), _) => ratio_words(i, "the plaintext read's latency"),
-            (None, Some(n)) => format!("an unknown share of the plaintext read's latency ({})", too_few(n)),
+            (None, Some(n)) => format!(
+                "an unknown share of the plaintext read's latency ({})",
+                too_few(n)
+            ),
             (None, None) => "not measured".into(),
         };
         let tone = if !r.decrypted_equals_plaintext || r.error.is_some() {

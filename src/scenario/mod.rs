@@ -167,8 +167,8 @@ impl Scenario {
         for part in &self.parts {
             let txs: usize = part.transactions.iter().map(|t| t.weight).sum();
             for t in &part.transactions {
-                let share = part.weight as f64 / parts.max(1) as f64 * t.weight as f64
-                    / txs.max(1) as f64;
+                let share =
+                    part.weight as f64 / parts.max(1) as f64 * t.weight as f64 / txs.max(1) as f64;
                 per_s += t
                     .steps
                     .iter()

@@ -245,8 +245,8 @@ async fn on_copies(
         let growth_on = grow(&mut b).await?;
         let mut conns: [&mut PgConnection; 2] = [&mut a, &mut b];
         let arms = [(0, who.clone()), (1, who.clone())];
-        let o = engine::two_arms(&mut conns, arms, spec, &params, &ctx, &opts.engine.engine())
-            .await;
+        let o =
+            engine::two_arms(&mut conns, arms, spec, &params, &ctx, &opts.engine.engine()).await;
         let per_s = rate.map_or(0.0, |r| scenario.per_second(r, &p.statement));
         let day = |x: f64| rate.map(|_| x * per_s * 86_400.0);
         let summary = |l: &Latency| (!l.is_empty()).then(|| l.summary());

@@ -165,16 +165,15 @@ fn per_hour(s: &mut ArchiveSection, rate: WriteRate<'_>) {
             s.scenario = Some(scenario.name.clone());
             s.rate = Some(rate);
             s.rate_basis = basis;
-            s.statements = s
-                .on
-                .iter()
-                .map(|a| ArchiveWrite {
-                    statement: a.query.clone(),
-                    writes_per_second: scenario.per_second(rate, &a.query),
-                    wal_bytes_per_write: wal(a),
-                })
-                .filter(|w| w.writes_per_second > 0.0)
-                .collect();
+            s.statements =
+                s.on.iter()
+                    .map(|a| ArchiveWrite {
+                        statement: a.query.clone(),
+                        writes_per_second: scenario.per_second(rate, &a.query),
+                        wal_bytes_per_write: wal(a),
+                    })
+                    .filter(|w| w.writes_per_second > 0.0)
+                    .collect();
             s.writes_per_second = s.statements.iter().map(|w| w.writes_per_second).sum();
             // A statement the scenario runs whose WAL was not measured leaves no total.
             let bytes: Option<f64> = s
