@@ -264,7 +264,7 @@ async fn wal_archiving_on_then_off_leaves_the_clusters_config_as_before() {
     let out = storybench_cmd()
         .arg("--data-dir")
         .arg(&data)
-        .args(["wal-archive", "--quick", "--out"])
+        .args(["wal-archive", "--quick", "--rate", "40", "--out"])
         .arg(&out_dir)
         .output()
         .unwrap();
@@ -283,7 +283,30 @@ async fn wal_archiving_on_then_off_leaves_the_clusters_config_as_before() {
     assert!(off
         .iter()
         .all(|a| a["work"]["wal_bytes"].as_f64().unwrap() > 0.0));
-    assert!(s["archive_bytes_per_hour"].as_f64().unwrap() > 0.0);
+    // The archive per hour at launch_mix's write statements at 40/s (its rate, as `ops`
+    // loads it): create_story runs in 10 % of the arrivals; the total is their WAL × rate.
+    assert_eq!(s["scenario"], "launch_mix", "{s}");
+    let writes = s["statements"].as_array().unwrap();
+    let story = writes
+        .iter()
+        .find(|w| w["statement"] == "create_story")
+        .unwrap();
+    assert!(
+        (story["writes_per_second"].as_f64().unwrap() - 4.0).abs() < 1e-9,
+        "{s}"
+    );
+    let per_hour: f64 = writes
+        .iter()
+        .map(|w| {
+            w["wal_bytes_per_write"].as_f64().unwrap() * w["writes_per_second"].as_f64().unwrap()
+        })
+        .sum::<f64>()
+        * 3600.0;
+    let got = s["archive_bytes_per_hour"].as_f64().unwrap();
+    assert!(
+        got > 0.0 && (got - per_hour).abs() <= 1e-6 * per_hour,
+        "{s}"
+    );
     assert!(!data.join("storybench_wal_archive").exists());
     assert!(!data.join("storybench_profile.conf").exists());
     assert_eq!(

@@ -176,7 +176,7 @@ async fn policy_reads(
         crate::interrupt::check()?;
         let mut conns: [&mut PgConnection; 2] = [&mut *a, &mut *b];
         let arms = [(0, q.who.clone()), (1, q.who.clone())];
-        let o = super::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
+        let o = engine::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
         out.push(cost(
             rule,
             tables.join(", "),
@@ -215,7 +215,7 @@ async fn non_leakproof(
         }
         let mut conns: [&mut PgConnection; 1] = [&mut *a];
         let arms = [(0, q.who.clone()), (0, service)];
-        let o = super::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
+        let o = engine::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
         let mut shown = under_rls.nonleakproof_filter.clone();
         shown.extend(
             bypass

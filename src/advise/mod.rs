@@ -7,14 +7,8 @@ pub mod costs;
 pub mod indexes;
 pub mod lint;
 
-use crate::auth::Principal;
-use crate::catalog::QuerySpec;
-use crate::measure::engine::{self, EngineOptions, SqlArm, SqlRunner};
-use crate::measure::exec::RequestContext;
-use crate::params::ParamValue;
 use crate::target::Target;
 use anyhow::Result;
-use sqlx::postgres::PgConnection;
 
 /// The Citus check on `target` (a pristine copy: policy sets are switched on it).
 pub async fn citus_check(target: &Target, policy_sets: &[String]) -> Result<citus::CitusSection> {
@@ -39,33 +33,4 @@ pub async fn lint_variant(
     crate::schema::set_indexes(&mut conn, indexes).await?;
     crate::schema::set_policies(&mut conn, policies).await?;
     lint::lint(&mut conn).await
-}
-
-/// One statement timed by the engine as two interleaved arms, the second against the first
-/// (its paired ratio and interval): each arm is a connection of `conns` and who runs it.
-pub(crate) async fn two_arms(
-    conns: &mut [&mut PgConnection],
-    arms: [(usize, Principal); 2],
-    spec: &QuerySpec,
-    params: &[ParamValue],
-    ctx: &RequestContext,
-    opts: &EngineOptions,
-) -> engine::Outcome {
-    let arms: Vec<SqlArm> = arms
-        .into_iter()
-        .map(|(conn, who)| SqlArm {
-            conn,
-            spec,
-            sql: &spec.sql,
-            params,
-            who,
-            ctx,
-        })
-        .collect();
-    engine::measure(
-        &mut SqlRunner { conns, arms: &arms },
-        &[None, Some(0)],
-        opts,
-    )
-    .await
 }

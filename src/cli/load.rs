@@ -323,13 +323,14 @@ pub async fn stages_for_run(
         crate::say!("  ops: skipped (the capacity search found no sustainable rate to load at)");
         return Ok(());
     }
-    let section = session
+    let mut section = session
         .stage(
             "ops",
             crate::measure::ops::run(target, &mix, &config.ops, capacity),
         )
         .await?;
     crate::printer::show(|p| crate::printer::ops::summary(p, &section));
+    session.results.wal_archive = section.wal_archive.take();
     session.results.ops = Some(section);
     Ok(())
 }

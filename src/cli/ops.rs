@@ -19,8 +19,9 @@ pub struct OpsArgs {
     /// What to run (comma-separated): migrations, backup (the document's backup script and
     /// a restore check), cron (its cache cleanup under pg_cron), pgcrypto (the decrypt's read
     /// cost and where the key shows), audit (audit_trigger() on vs off per write path); the
-    /// last two need no load. Default: the preset's, or only the migrations when --migration
-    /// is given.
+    /// last two need no load; wal-archive (the document's WAL archiving on vs off and the
+    /// archive per hour at the load's rate; embedded cluster only, it restarts it).
+    /// Default: the preset's, or only the migrations when --migration is given.
     #[arg(long, value_delimiter = ',')]
     pub operations: Vec<OpsOperation>,
     /// The cleanup job's schedule while measured: '* * * * *' or 'N seconds' (1-59).
@@ -112,14 +113,19 @@ impl OpsArgs {
     }
 
     fn capacity(&self) -> Result<Option<f64>> {
-        let Some(path) = &self.capacity_from else {
-            return Ok(None);
-        };
-        let r = crate::results::RunResults::read(path)?;
-        match r.capacity.and_then(|c| c.sustainable_rate) {
-            Some(rate) => Ok(Some(rate)),
-            None => bail!("{}: no sustainable capacity rate in it", path.display()),
-        }
+        capacity_from(self.capacity_from.as_deref())
+    }
+}
+
+/// The sustainable rate in a results.json of `capacity` or `run` (`--capacity-from`).
+pub(crate) fn capacity_from(path: Option<&std::path::Path>) -> Result<Option<f64>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let r = crate::results::RunResults::read(path)?;
+    match r.capacity.and_then(|c| c.sustainable_rate) {
+        Some(rate) => Ok(Some(rate)),
+        None => bail!("{}: no sustainable capacity rate in it", path.display()),
     }
 }
 
@@ -142,10 +148,11 @@ pub async fn run(db: &DbArgs, args: OpsArgs) -> Result<i32> {
             let mut conn = target.connect().await?;
             scenario.check_sql(&mut conn).await?;
             drop(conn);
-            let section = session
+            let mut section = session
                 .stage("ops", ops::run(target, &scenario, &opts, capacity))
                 .await?;
             crate::printer::show(|p| crate::printer::ops::summary(p, &section));
+            session.results.wal_archive = section.wal_archive.take();
             session.results.ops = Some(section);
             Ok(())
         },

@@ -5,6 +5,7 @@
 use super::measuring_command;
 use crate::cluster::settings::Profile;
 use crate::config::RunConfig;
+use crate::measure::settings::archive::WriteRate;
 use crate::measure::settings::{self, SettingsOptions};
 use crate::target::DbArgs;
 use anyhow::Result;
@@ -94,9 +95,20 @@ pub async fn stage(
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
 pub struct WalArchiveArgs {
-    /// Write statements per second the archive volume per hour is computed at.
-    #[arg(long, default_value_t = 10.0)]
-    pub writes_per_second: f64,
+    /// The scenario whose write statements the archive volume per hour is computed at
+    /// (default: the ops preset's, launch_mix).
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// The scenario's rate in transactions/s.
+    #[arg(long, conflicts_with = "capacity_from")]
+    pub rate: Option<f64>,
+    /// A results.json of `storybench capacity` or `run`: the scenario at the ops preset's
+    /// load fraction (50 %) of its sustainable rate, as `ops` loads it.
+    #[arg(long)]
+    pub capacity_from: Option<PathBuf>,
+    /// Write statements per second (of the mean write) instead of the scenario's rate.
+    #[arg(long)]
+    pub writes_per_second: Option<f64>,
     /// Short measurements (the `quick` preset's engine settings).
     #[arg(long)]
     pub quick: bool,
@@ -113,6 +125,21 @@ pub async fn wal_archive(db: &DbArgs, args: WalArchiveArgs) -> Result<i32> {
         );
     }
     let config = RunConfig::preset(if args.quick { "quick" } else { "full" })?;
+    let scenario = crate::scenario::load(args.scenario.as_deref().unwrap_or(&config.ops.scenario))?;
+    // The same rate `ops` would load at (and audit's growth per day is given at).
+    let mut ops = config.ops.clone();
+    ops.rate = args.rate.or(ops.rate);
+    let capacity = super::ops::capacity_from(args.capacity_from.as_deref())?;
+    let rate = match (args.writes_per_second, ops.load_rate(capacity)) {
+        (Some(w), _) if w > 0.0 && w.is_finite() => WriteRate::Given(w),
+        (Some(w), _) => anyhow::bail!("--writes-per-second must be positive, not {w}"),
+        (None, Ok((rate, basis))) => WriteRate::Scenario {
+            scenario: &scenario,
+            rate,
+            basis,
+        },
+        (None, Err(_)) => WriteRate::Unknown,
+    };
     let recorded = serde_json::to_value(&args)?;
     measuring_command(
         db,
@@ -128,7 +155,7 @@ pub async fn wal_archive(db: &DbArgs, args: WalArchiveArgs) -> Result<i32> {
                         &config.partitions.engine(),
                         config.partitions.statement_timeout,
                         config.dataset.seed,
-                        args.writes_per_second,
+                        rate,
                     ),
                 )
                 .await?;

@@ -4,7 +4,7 @@
 
 pub mod advice;
 mod ops;
-mod ops_engine;
+pub(crate) mod ops_engine;
 mod ops_extra;
 pub mod partitions_verdicts;
 pub mod rls_advice;

@@ -21,16 +21,33 @@ fn ratio_words(r: &crate::stats::Interval, what: &str) -> String {
     }
 }
 
+/// What a comparison with fewer samples than a median's interval needs shows instead.
+pub(crate) fn too_few(samples: u64) -> String {
+    format!("{samples} samples: too few for an interval")
+}
+
+/// An arm's p50 in ms, or why it has none.
+fn p50(a: &crate::measure::ops::DecryptArm) -> String {
+    match (a.too_few(), &a.latency) {
+        (None, Some(l)) => format!("p50 {:.2} ms", l.p50_ms),
+        (Some(n), _) => too_few(n),
+        (None, None) => "not measured".into(),
+    }
+}
+
 pub(super) fn pgcrypto(p: &PgcryptoFigures) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in &p.reads {
         let (Some(plain), Some(lit)) = (r.arm(KeyForm::Plain), r.arm(KeyForm::Literal)) else {
             continue;
         };
-        let p50 = |a: &crate::measure::ops::DecryptArm| a.latency.as_ref().map(|l| l.p50_ms);
-        let cost = match &lit.ratio {
-            Some(i) => ratio_words(i, "the plaintext read's latency"),
-            None => "not measured".into(),
+        let cost = match (&lit.ratio, lit.too_few().or(plain.too_few())) {
+            (Some(i), _) => ratio_words(i, "the plaintext read's latency"),
+            (None, Some(n)) => format!(
+                "an unknown share of the plaintext read's latency ({})",
+                too_few(n)
+            ),
+            (None, None) => "not measured".into(),
         };
         let tone = if !r.decrypted_equals_plaintext || r.error.is_some() {
             Tone::Bad
@@ -48,11 +65,11 @@ pub(super) fn pgcrypto(p: &PgcryptoFigures) -> Vec<Finding> {
             Topic::Operations,
             tone,
             format!(
-                "Decrypting {} ({} rows) with the document's pgp_sym_decrypt costs {cost}, p50 {} vs {} ms; it {same}.",
+                "Decrypting {} ({} rows) with the document's pgp_sym_decrypt costs {cost}; decrypting {} vs plaintext {}; it {same}.",
                 r.name,
                 r.rows,
-                p50(lit).map_or("–".into(), |v| format!("{v:.2}")),
-                p50(plain).map_or("–".into(), |v| format!("{v:.2}")),
+                p50(lit),
+                p50(plain),
             ),
             "ops-pgcrypto",
         );
@@ -73,9 +90,12 @@ pub(super) fn pgcrypto(p: &PgcryptoFigures) -> Vec<Finding> {
                 &r.setting_vs_literal,
             ),
         ] {
-            if let Some(i) = i {
-                f.figures
-                    .push(fig(label, ratio_words(i, "the literal's latency")));
+            match (i, lit.too_few()) {
+                (Some(i), _) => f
+                    .figures
+                    .push(fig(label, ratio_words(i, "the literal's latency"))),
+                (None, Some(n)) => f.figures.push(fig(label, too_few(n))),
+                (None, None) => {}
             }
         }
         if let Some(e) = &r.error {

@@ -434,6 +434,41 @@ pub struct SqlArm<'a> {
     pub ctx: &'a RequestContext,
 }
 
+/// Statements timed as interleaved arms on `conns`, each arm after the first against the
+/// first (its paired ratio and interval): how two or more copies are compared.
+pub async fn against_first(
+    conns: &mut [&mut PgConnection],
+    arms: &[SqlArm<'_>],
+    opts: &EngineOptions,
+) -> Outcome {
+    let versus: Vec<Option<usize>> = (0..arms.len()).map(|i| (i > 0).then_some(0)).collect();
+    measure(&mut SqlRunner { conns, arms }, &versus, opts).await
+}
+
+/// One statement as two interleaved arms, the second against the first: each arm is a
+/// connection of `conns` and who runs it.
+pub async fn two_arms(
+    conns: &mut [&mut PgConnection],
+    arms: [(usize, Principal); 2],
+    spec: &QuerySpec,
+    params: &[ParamValue],
+    ctx: &RequestContext,
+    opts: &EngineOptions,
+) -> Outcome {
+    let arms: Vec<SqlArm> = arms
+        .into_iter()
+        .map(|(conn, who)| SqlArm {
+            conn,
+            spec,
+            sql: &spec.sql,
+            params,
+            who,
+            ctx,
+        })
+        .collect();
+    against_first(conns, &arms, opts).await
+}
+
 /// The common runner: arms executed with `exec::timed` (writes rolled back), EXPLAINed
 /// with `exec::explain`, writes' WAL from `exec::wal_per_execution` (one execution).
 pub struct SqlRunner<'a, 'c> {

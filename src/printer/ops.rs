@@ -65,6 +65,19 @@ pub fn summary(p: &mut Printer, s: &OpsSection) -> io::Result<()> {
     if let Some(a) = &s.audit {
         audit(p, a)?;
     }
+    for w in &s.skipped {
+        writeln!(p.human, "  {w}")?;
+    }
+    if let Some(w) = &s.wal_archive {
+        writeln!(
+            p.human,
+            "  wal_archive: {} segment(s) archived; archive per hour {} at {:.2} writes/s ({})",
+            w.archived_segments,
+            w.archive_bytes_per_hour.map_or("–".into(), human_bytes),
+            w.writes_per_second,
+            w.rate_basis
+        )?;
+    }
     Ok(())
 }
 
@@ -84,6 +97,22 @@ fn pgcrypto(p: &mut Printer, c: &PgcryptoFigures) -> io::Result<()> {
     )?;
     for r in &c.reads {
         let arm = |f: KeyForm| r.arm(f);
+        // A slow read gets only a few samples within the budget: say so, not a bare number.
+        let few = KeyForm::ALL
+            .iter()
+            .filter_map(|f| arm(*f).and_then(|a| a.too_few()))
+            .min();
+        if let Some(n) = few {
+            writeln!(
+                p.human,
+                "    {} ({} rows, decrypted = plaintext: {}): {}",
+                r.name,
+                r.rows,
+                r.decrypted_equals_plaintext,
+                crate::findings::ops_engine::too_few(n)
+            )?;
+            continue;
+        }
         writeln!(
             p.human,
             "    {} ({} rows, decrypted = plaintext: {}): literal key {} the plaintext; bound key {} the literal; session key {} the literal",

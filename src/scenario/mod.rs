@@ -157,6 +157,29 @@ impl Scenario {
         Duration::from_secs_f64(z)
     }
 
+    /// Executions per second of `statement` when the scenario runs at `rate` transactions/s:
+    /// each part gets its weight's share of the arrivals, each transaction its weight's
+    /// share of the part's, each step runs with its probability (audit's growth per day and
+    /// the WAL archive's per hour are given at it).
+    pub fn per_second(&self, rate: f64, statement: &str) -> f64 {
+        let parts: usize = self.parts.iter().map(|p| p.weight).sum();
+        let mut per_s = 0.0;
+        for part in &self.parts {
+            let txs: usize = part.transactions.iter().map(|t| t.weight).sum();
+            for t in &part.transactions {
+                let share =
+                    part.weight as f64 / parts.max(1) as f64 * t.weight as f64 / txs.max(1) as f64;
+                per_s += t
+                    .steps
+                    .iter()
+                    .filter(|s| s.query.name == statement)
+                    .map(|s| rate * share * s.probability)
+                    .sum::<f64>();
+            }
+        }
+        per_s
+    }
+
     /// Every step of every transaction of every part.
     pub fn steps(&self) -> impl Iterator<Item = &Step> {
         self.parts

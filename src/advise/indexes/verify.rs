@@ -114,7 +114,8 @@ async fn measure_effects(
         let mut conns: [&mut PgConnection; 2] = [&mut *copies.without, &mut *copies.with];
         let arms = [(0, plan.who.clone()), (1, plan.who.clone())];
         let out =
-            crate::advise::two_arms(&mut conns, arms, plan.spec, plan.params, ctx, opts).await;
+            crate::measure::engine::two_arms(&mut conns, arms, plan.spec, plan.params, ctx, opts)
+                .await;
         let uses_index = out.arms[1]
             .raw_plan
             .as_ref()

@@ -1,17 +1,19 @@
 //! `ops --operations audit`: the document's `audit_trigger()` on vs off on each write path
 //! (story creation, flag review, hero update; `scenarios/ops_audit.toml`). Two pristine
 //! copies: "on" with the trigger attached to every audited table, "off" with none in force.
-//! First, on each copy, `growth_writes` executions of the path's statement in one
-//! transaction, rolled back: rows written to the audited tables, audit_log rows added, its
-//! size growth and its new rows' bytes. Then the engine times the statement interleaved on
-//! both copies (each execution rolled back), with its plan's work and WAL per write. The
-//! audit_log growth per day follows at the scenario's rate of each path's statement.
+//! First, on each copy, after a CHECKPOINT (both arms start with the same full-page-image
+//! state), `growth_writes` executions of the path's statement in one transaction, rolled
+//! back: rows written to the audited tables, audit_log rows added, its size growth, its new
+//! rows' bytes and the WAL the writes made (per write: over many writes, not one, which a
+//! single full-page image would swamp). Then the engine times the statement interleaved on
+//! both copies (each execution rolled back), with its plan's work. The audit_log growth per
+//! day follows at the scenario's rate of each path's statement.
 
 use super::OpsOptions;
 use crate::auth::Principal;
 use crate::catalog::QuerySpec;
 use crate::latency::{Latency, LatencySummary};
-use crate::measure::engine::{self, Rounds, SqlArm, SqlRunner, Work};
+use crate::measure::engine::{self, Rounds, Work};
 use crate::measure::exec::{principal_for, RequestContext};
 use crate::params::{bind, ParamValue, Population};
 use crate::pristine::PristineCopy;
@@ -33,6 +35,10 @@ struct File {
     triggers_on: String,
     reset_role: String,
     probe: String,
+    checkpoint: String,
+    statements_ready: String,
+    wal_statements: String,
+    wal_position: String,
     path: Vec<PathFile>,
 }
 
@@ -62,6 +68,12 @@ pub struct AuditFigures {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     pub paths: Vec<AuditPath>,
+    /// Where the growth transactions' WAL was counted.
+    #[serde(default)]
+    pub wal_from: WalFrom,
+    /// Whether a CHECKPOINT preceded each growth transaction (refused without the right).
+    #[serde(default)]
+    pub checkpointed: bool,
     /// audit_log growth per day over every path at the scenario's rates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows_per_day: Option<f64>,
@@ -84,7 +96,7 @@ pub struct AuditPath {
     pub ratio: Option<Interval>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub side: Option<Side>,
-    /// Plan work and WAL per write (`wal_bytes`), off and on.
+    /// Plan work off and on (its `wal_bytes`: one execution; `wal()` is over many).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_off: Option<Work>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,10 +115,10 @@ pub struct AuditPath {
 }
 
 impl AuditPath {
-    /// WAL per write off and on, when both were measured.
+    /// WAL per write off and on, over the growth transactions' writes.
     pub fn wal(&self) -> Option<(f64, f64)> {
-        let w = |w: &Option<Work>| w.as_ref().and_then(|w| w.wal_bytes);
-        w(&self.work_off).zip(w(&self.work_on))
+        let w = |g: &Growth| (g.writes > 0).then(|| g.wal_per_write());
+        w(&self.growth_off).zip(w(&self.growth_on))
     }
 }
 
@@ -121,6 +133,20 @@ pub struct Growth {
     pub audit_bytes: i64,
     /// The new audit rows' own bytes (`pg_column_size`, compressed values as stored).
     pub audit_data_bytes: i64,
+    /// WAL of the writes (the trigger's included), counted as `AuditFigures::wal_from` says.
+    #[serde(default)]
+    pub wal_bytes: i64,
+}
+
+/// Where WAL per write is counted.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WalFrom {
+    /// The copy's own statements in pg_stat_statements: this session's writes only.
+    #[default]
+    PgStatStatements,
+    /// The server's WAL insert position: other sessions' writes meanwhile are included.
+    WalPosition,
 }
 
 impl Growth {
@@ -130,6 +156,10 @@ impl Growth {
 
     pub fn bytes_per_write(&self) -> f64 {
         self.audit_bytes as f64 / self.writes.max(1) as f64
+    }
+
+    pub fn wal_per_write(&self) -> f64 {
+        self.wal_bytes as f64 / self.writes.max(1) as f64
     }
 }
 
@@ -194,6 +224,8 @@ async fn on_copies(
     let dataset = crate::seed::require_complete(&mut a).await?;
     let population = Population::load(&mut a, dataset.anchor).await?;
     let heavy = crate::measure::explain::subjects(&population)[0];
+    let wal_from = wal_from(&mut a, &mut b).await?;
+    let mut checkpointed = true;
     let mut paths = Vec::new();
     for p in &f.path {
         crate::interrupt::check()?;
@@ -205,29 +237,17 @@ async fn on_copies(
         let params = population.draw(&mut a, spec, heavy.user, &mut rng).await?;
         let who = principal_for(spec, heavy.user);
         let n = opts.engine.growth_writes;
-        let growth_off = growth(&mut a, spec, &params, &who, &ctx, n).await?;
-        let growth_on = growth(&mut b, spec, &params, &who, &ctx, n).await?;
-        let arms: Vec<SqlArm> = (0..2)
-            .map(|conn| SqlArm {
-                conn,
-                spec,
-                sql: &spec.sql,
-                params: &params,
-                who: who.clone(),
-                ctx: &ctx,
-            })
-            .collect();
+        let mut grow = async |conn: &mut PgConnection| -> Result<Growth> {
+            checkpointed &= checkpoint(conn).await;
+            growth(conn, spec, &params, &who, &ctx, n, wal_from).await
+        };
+        let growth_off = grow(&mut a).await?;
+        let growth_on = grow(&mut b).await?;
         let mut conns: [&mut PgConnection; 2] = [&mut a, &mut b];
-        let o = engine::measure(
-            &mut SqlRunner {
-                conns: &mut conns,
-                arms: &arms,
-            },
-            &[None, Some(0)],
-            &opts.engine.engine(),
-        )
-        .await;
-        let per_s = rate.map_or(0.0, |r| writes_per_second(scenario, r, &p.statement));
+        let arms = [(0, who.clone()), (1, who.clone())];
+        let o =
+            engine::two_arms(&mut conns, arms, spec, &params, &ctx, &opts.engine.engine()).await;
+        let per_s = rate.map_or(0.0, |r| scenario.per_second(r, &p.statement));
         let day = |x: f64| rate.map(|_| x * per_s * 86_400.0);
         let summary = |l: &Latency| (!l.is_empty()).then(|| l.summary());
         paths.push(AuditPath {
@@ -257,11 +277,39 @@ async fn on_copies(
         rows_per_day: total(|p| p.rows_per_day),
         bytes_per_day: total(|p| p.bytes_per_day),
         paths,
+        wal_from,
+        checkpointed,
     })
 }
 
+/// pg_stat_statements when both copies can count their own WAL there, else the position.
+async fn wal_from(a: &mut PgConnection, b: &mut PgConnection) -> Result<WalFrom> {
+    for conn in [a, b] {
+        let ready: bool = sqlx::query_scalar(sql(&file().statements_ready))
+            .fetch_one(conn)
+            .await?;
+        if !ready {
+            return Ok(WalFrom::WalPosition);
+        }
+    }
+    Ok(WalFrom::PgStatStatements)
+}
+
+/// A CHECKPOINT, so the writes after it start from the same full-page-image state on both
+/// copies; false when the server refuses it (not superuser nor pg_checkpoint).
+async fn checkpoint(conn: &mut PgConnection) -> bool {
+    match conn.execute(sql(&file().checkpoint)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("audit: no CHECKPOINT before the growth writes: {e}");
+            false
+        }
+    }
+}
+
 /// `n` executions as the app runs the statement, in one transaction that is rolled back;
-/// the probe reads before and after as the session's own role.
+/// the probe and the WAL counter read before and after as the session's own role.
+#[allow(clippy::too_many_arguments)]
 async fn growth(
     conn: &mut PgConnection,
     spec: &QuerySpec,
@@ -269,14 +317,21 @@ async fn growth(
     who: &Principal,
     ctx: &RequestContext,
     n: usize,
+    wal_from: WalFrom,
 ) -> Result<Growth> {
     let f = file();
     let mut tx = conn.begin().await?;
-    let probe = async |tx: &mut PgConnection| -> Result<(i64, i64, i64, i64)> {
-        Ok(sqlx::query_as(sql(&f.probe))
+    let wal = match wal_from {
+        WalFrom::PgStatStatements => &f.wal_statements,
+        WalFrom::WalPosition => &f.wal_position,
+    };
+    let probe = async |tx: &mut PgConnection| -> Result<(i64, i64, i64, i64, i64)> {
+        let (w, r, ab, ad): (i64, i64, i64, i64) = sqlx::query_as(sql(&f.probe))
             .bind(&f.audited)
-            .fetch_one(tx)
-            .await?)
+            .fetch_one(&mut *tx)
+            .await?;
+        let wal: i64 = sqlx::query_scalar(sql(wal)).fetch_one(&mut *tx).await?;
+        Ok((w, r, ab, ad, wal))
     };
     let before = probe(&mut *tx).await?;
     crate::auth::begin_request(&mut tx, who).await?;
@@ -302,29 +357,8 @@ async fn growth(
         audit_rows: after.1 - before.1,
         audit_bytes: after.2 - before.2,
         audit_data_bytes: after.3 - before.3,
+        wal_bytes: after.4 - before.4,
     })
-}
-
-/// Executions per second of `statement` when the scenario runs at `rate` transactions/s:
-/// each part gets its weight's share of the arrivals, each transaction its weight's share
-/// of the part's, each step runs with its probability.
-pub fn writes_per_second(scenario: &Scenario, rate: f64, statement: &str) -> f64 {
-    let parts: usize = scenario.parts.iter().map(|p| p.weight).sum();
-    let mut per_s = 0.0;
-    for part in &scenario.parts {
-        let txs: usize = part.transactions.iter().map(|t| t.weight).sum();
-        for t in &part.transactions {
-            let share =
-                part.weight as f64 / parts.max(1) as f64 * t.weight as f64 / txs.max(1) as f64;
-            per_s += t
-                .steps
-                .iter()
-                .filter(|s| s.query.name == statement)
-                .map(|s| rate * share * s.probability)
-                .sum::<f64>();
-        }
-    }
-    per_s
 }
 
 #[cfg(test)]
@@ -335,10 +369,10 @@ mod tests {
     fn launch_mix_creates_stories_and_neither_reviews_flags_nor_updates_heroes() {
         let s = crate::scenario::load("launch_mix").unwrap();
         // create_story: 10 of 100 users' weight, one transaction, one step.
-        let r = writes_per_second(&s, 100.0, "create_story");
+        let r = s.per_second(100.0, "create_story");
         assert!((r - 10.0).abs() < 1e-9, "{r}");
-        assert_eq!(writes_per_second(&s, 100.0, "review_flag"), 0.0);
-        assert_eq!(writes_per_second(&s, 100.0, "update_hero"), 0.0);
+        assert_eq!(s.per_second(100.0, "review_flag"), 0.0);
+        assert_eq!(s.per_second(100.0, "update_hero"), 0.0);
         let extra = crate::catalog::load(&crate::paths::project_file(EXTRA_CATALOG)).unwrap();
         let catalog = crate::catalog::load_default().unwrap();
         for p in &file().path {

@@ -115,6 +115,12 @@ pub struct OpsSection {
     /// audit_trigger() on vs off per write path, and audit_log's growth (operation `audit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditFigures>,
+    /// Operations not run on this server, and why (`wal_archive` on an external server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// WAL archiving (operation `wal_archive`): handed to the run's `wal_archive` section.
+    #[serde(skip)]
+    pub wal_archive: Option<crate::measure::settings::archive::ArchiveSection>,
 }
 
 /// One operation: alone, then under load.
@@ -274,7 +280,47 @@ pub async fn run(
         let rate = (rate > 0.0).then_some(rate);
         section.audit = Some(audit::measure(base, scenario, opts, rate).await?);
     }
+    if has(OpKind::WalArchive) {
+        wal_archive(base, scenario, opts, &mut section).await?;
+    }
     Ok(section)
+}
+
+/// WAL archiving at the load's rate of the scenario (embedded cluster only: it restarts it).
+async fn wal_archive(
+    base: &Target,
+    scenario: &Scenario,
+    opts: &OpsOptions,
+    section: &mut OpsSection,
+) -> Result<()> {
+    use crate::measure::settings::archive::{self, WriteRate};
+    if base.embedded.is_none() {
+        let why = "wal_archive: skipped, it needs the embedded cluster (wal_level and \
+                   archive_mode take a restart; storybench never restarts a server it does not own)";
+        crate::say!("  ops: {why}");
+        section.skipped.push(why.into());
+        return Ok(());
+    }
+    let rate = if section.rate > 0.0 {
+        WriteRate::Scenario {
+            scenario,
+            rate: section.rate,
+            basis: section.rate_basis.clone(),
+        }
+    } else {
+        WriteRate::Unknown
+    };
+    let engine = opts.engine.engine();
+    let s = archive::run(base, &engine, opts.statement_timeout, opts.seed, rate).await?;
+    crate::say!(
+        "  ops: wal_archive: {} segment(s) archived, {} per hour at {:.2} writes/s",
+        s.archived_segments,
+        s.archive_bytes_per_hour
+            .map_or("–".into(), crate::format::human_bytes),
+        s.writes_per_second
+    );
+    section.wal_archive = Some(s);
+    Ok(())
 }
 
 /// The operation's own connection, named so lock waits behind it are recognised.

@@ -14,7 +14,7 @@ use super::{queries, OpsOptions};
 use crate::auth::Principal;
 use crate::catalog::{Kind, QuerySpec, Role, Sampler};
 use crate::latency::{Latency, LatencySummary};
-use crate::measure::engine::{self, Rounds, SqlArm, SqlRunner, Work};
+use crate::measure::engine::{self, Rounds, SqlArm, Work};
 use crate::measure::exec::{self, principal_for, RequestContext};
 use crate::params::{ParamValue, Population};
 use crate::pristine::PristineCopy;
@@ -154,6 +154,17 @@ pub struct DecryptArm {
     pub side: Option<Side>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work: Option<Work>,
+}
+
+impl DecryptArm {
+    /// The sample count when it supports no percentile (so no median, and no paired
+    /// interval): a slow read, such as decrypting every hero, within the engine's budget.
+    pub fn too_few(&self) -> Option<u64> {
+        match &self.latency {
+            Some(l) if l.supported_percentile >= 50.0 => None,
+            l => Some(l.as_ref().map_or(0, |l| l.count)),
+        }
+    }
 }
 
 /// Measures every read on two pristine copies of `base` (both dropped, also on error).
@@ -328,15 +339,7 @@ async fn timed(
     })
     .collect();
     let mut conns: [&mut PgConnection; 2] = [&mut *p, &mut *e];
-    let o = engine::measure(
-        &mut SqlRunner {
-            conns: &mut conns,
-            arms: &arms,
-        },
-        &[None, Some(0), Some(0), Some(0)],
-        &opts.engine.engine(),
-    )
-    .await;
+    let o = engine::against_first(&mut conns, &arms, &opts.engine.engine()).await;
     let summary = |l: &Latency| (!l.is_empty()).then(|| l.summary());
     Ok(DecryptRead {
         name: r.name.clone(),

@@ -26,6 +26,9 @@ pub enum OpKind {
     Pgcrypto,
     /// The document's audit_trigger() on vs off on each write path (engine, idle copies).
     Audit,
+    /// The document's WAL archiving (PITR settings) on vs off, embedded cluster only (a
+    /// restart each way); the archive per hour at the load's rate of the scenario.
+    WalArchive,
 }
 
 impl OpKind {
@@ -75,7 +78,7 @@ pub fn plan(opts: &OpsOptions) -> Result<Vec<Work>> {
             ),
             OpKind::Backup => out.push(Work::Backup),
             OpKind::Cron => out.push(Work::Cron),
-            OpKind::Pgcrypto | OpKind::Audit => {}
+            OpKind::Pgcrypto | OpKind::Audit | OpKind::WalArchive => {}
         }
     }
     Ok(out)

@@ -2,13 +2,16 @@
 //! replica, archive_mode = on, a local archive_command — on the embedded cluster only:
 //! the write statements timed with archiving off, then on (a restart between, so the arms
 //! are independent), with their WAL per write; the archive the writes filled; then the
-//! server's own settings back (profile file removed, restart) and checked.
+//! server's own settings back (profile file removed, restart) and checked. The archive's
+//! growth per hour is at a scenario's write rate: each write statement at its share of the
+//! scenario's transactions (`scenario::Scenario::per_second`), or at a given writes/s.
 
 use super::analytics::{measure_some, writes};
 use super::apply::{q, read_names};
 use super::types::{AnalyticsRun, Setting};
 use crate::cluster::settings::ProfileGuard;
 use crate::measure::engine::EngineOptions;
+use crate::scenario::Scenario;
 use crate::sql_files::sql;
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
@@ -36,9 +39,43 @@ pub struct ArchiveSection {
     pub archive_failures: i64,
     /// The writes' WAL per hour at `writes_per_second`: the archive's growth per hour
     /// (whole segments are archived, so at least one segment per archive_timeout if set).
+    /// With a scenario: its write statements' rates summed, and their WAL per write
+    /// weighted by those rates.
     pub writes_per_second: f64,
     pub wal_bytes_per_write: Option<f64>,
     pub archive_bytes_per_hour: Option<f64>,
+    /// The scenario and its rate (transactions/s) the writes per second come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(default)]
+    pub rate_basis: String,
+    /// Each write statement the scenario runs: its rate there and its WAL per write (on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<ArchiveWrite>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ArchiveWrite {
+    pub statement: String,
+    pub writes_per_second: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_bytes_per_write: Option<f64>,
+}
+
+/// The write rate the archive's growth per hour is given at.
+pub enum WriteRate<'a> {
+    /// The scenario at `rate` transactions/s; `basis` says where the rate came from.
+    Scenario {
+        scenario: &'a Scenario,
+        rate: f64,
+        basis: String,
+    },
+    /// Writes per second of the mean write statement, as given (`--writes-per-second`).
+    Given(f64),
+    /// No rate: no growth per hour.
+    Unknown,
 }
 
 pub async fn run(
@@ -46,7 +83,7 @@ pub async fn run(
     engine: &EngineOptions,
     statement_timeout: Duration,
     seed: u64,
-    writes_per_second: f64,
+    rate: WriteRate<'_>,
 ) -> Result<ArchiveSection> {
     let Some(cluster) = &target.embedded else {
         bail!(
@@ -64,7 +101,6 @@ pub async fn run(
     }
     let mut s = ArchiveSection {
         archive_dir: dir.display().to_string(),
-        writes_per_second,
         ..Default::default()
     };
     s.own_before = read_names(&mut target.connect().await?, &NAMES).await?;
@@ -99,20 +135,61 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&dir);
     s.own_after = read_names(&mut target.connect().await?, &NAMES).await?;
     s.restored = s.own_after == s.own_before;
-    let per_write: Vec<f64> =
-        s.on.iter()
-            .filter_map(|a| a.work.as_ref()?.wal_bytes)
-            .collect();
-    if !per_write.is_empty() {
-        let mean = per_write.iter().sum::<f64>() / per_write.len() as f64;
-        s.wal_bytes_per_write = Some(mean);
-        s.archive_bytes_per_hour = Some(mean * writes_per_second * 3600.0);
-    }
+    per_hour(&mut s, rate);
     outcome?;
     if !s.restored {
         bail!("the server's WAL settings differ from before (own_before / own_after)");
     }
     Ok(s)
+}
+
+/// The archive's growth per hour from the "on" writes' WAL at the rate.
+fn per_hour(s: &mut ArchiveSection, rate: WriteRate<'_>) {
+    let wal = |a: &AnalyticsRun| a.work.as_ref().and_then(|w| w.wal_bytes);
+    match rate {
+        WriteRate::Given(per_s) => {
+            let per_write: Vec<f64> = s.on.iter().filter_map(wal).collect();
+            if !per_write.is_empty() {
+                let mean = per_write.iter().sum::<f64>() / per_write.len() as f64;
+                s.writes_per_second = per_s;
+                s.wal_bytes_per_write = Some(mean);
+                s.archive_bytes_per_hour = Some(mean * per_s * 3600.0);
+            }
+            s.rate_basis = format!("{per_s:.1} writes/s as given (--writes-per-second)");
+        }
+        WriteRate::Scenario {
+            scenario,
+            rate,
+            basis,
+        } => {
+            s.scenario = Some(scenario.name.clone());
+            s.rate = Some(rate);
+            s.rate_basis = basis;
+            s.statements =
+                s.on.iter()
+                    .map(|a| ArchiveWrite {
+                        statement: a.query.clone(),
+                        writes_per_second: scenario.per_second(rate, &a.query),
+                        wal_bytes_per_write: wal(a),
+                    })
+                    .filter(|w| w.writes_per_second > 0.0)
+                    .collect();
+            s.writes_per_second = s.statements.iter().map(|w| w.writes_per_second).sum();
+            // A statement the scenario runs whose WAL was not measured leaves no total.
+            let bytes: Option<f64> = s
+                .statements
+                .iter()
+                .map(|w| Some(w.wal_bytes_per_write? * w.writes_per_second))
+                .sum();
+            if let Some(b) = bytes.filter(|_| s.writes_per_second > 0.0) {
+                s.wal_bytes_per_write = Some(b / s.writes_per_second);
+                s.archive_bytes_per_hour = Some(b * 3600.0);
+            }
+        }
+        WriteRate::Unknown => {
+            s.rate_basis = "no rate given (--rate, --capacity-from or --writes-per-second)".into()
+        }
+    }
 }
 
 async fn measure_on(
