@@ -1,7 +1,8 @@
 //! `capacity --scales` against a real server, on the tiny profile with two small scales and
 //! short steps: the section's shape, one dataset (and fingerprint) per scale in its own
 //! database, the command's own dataset left as it was, reuse on a second run, and a
-//! database of the scale's name that storybench did not make refused untouched.
+//! database of the scale's name that storybench did not make refused untouched; and the
+//! same section as a stage of `run --quick --scales`, recorded in its replayable config.
 
 mod common;
 
@@ -233,6 +234,69 @@ async fn a_database_of_the_scales_name_that_is_not_ours_is_refused_untouched() {
     drop(theirs);
     common::drop_database("sbscale_tiny_7_s42").await;
     common::drop_database("sbscale_tiny_6_s42").await;
+}
+
+#[tokio::test]
+async fn run_scales_is_a_stage_of_run_after_capacity() {
+    let db = TestDb::new("run_scales").await;
+    let dir = common::temp_root("run-scales");
+    // Scale 3, not 2: the test above owns sbscale_tiny_2_s42 and may run meanwhile.
+    common::drop_database("sbscale_tiny_3_s42").await;
+    let out_dir = dir.join("out");
+    let out = db.storybench(&[
+        "run",
+        "--quick",
+        "--anchor",
+        "2026-06-01",
+        "--scales",
+        "1,3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = results(&out_dir);
+    assert_eq!(r["config"]["scales"]["scales"], serde_json::json!([1.0, 3.0]));
+    let s = &r["capacity_scales"];
+    assert_eq!(s["scenario"], r["config"]["capacity"]["scenario"], "{s}");
+    assert_eq!(s["profile"], "tiny");
+    let scales = s["scales"].as_array().expect("scales");
+    assert_eq!(scales.len(), 2, "{s}");
+    // Scale 1 is the run's own dataset; scale 3 its own database. The run keeps its dataset.
+    assert_eq!(scales[0]["database"].as_str(), Some(db.name.as_str()));
+    assert_eq!(scales[1]["database"].as_str(), Some("sbscale_tiny_3_s42"));
+    assert_eq!(r["dataset"]["scale"].as_f64(), Some(1.0));
+    assert_eq!(r["dataset"]["fingerprint"], scales[0]["fingerprint"]);
+    for x in scales {
+        assert!(!x["capacity"]["steps"].as_array().unwrap().is_empty(), "{x}");
+        assert!(!x["at_common_rate"]["queries"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(
+        s["partitioning"].as_str().map(|p| p.starts_with("not compared")),
+        Some(true),
+        "bedtime reads no api_usage: {s}"
+    );
+    // After the capacity stage, before ops.
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    let at = |n: &str| stages.iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    assert!(
+        at("capacity") < at("capacity scale 1")
+            && at("capacity scale 1") < at("capacity scale 3")
+            && at("capacity scale 3") < at("ops"),
+        "{stages:?}"
+    );
+    assert!(
+        stderr(&out).contains("capacity of bedtime by data size"),
+        "{}",
+        stderr(&out)
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"capacity-scales\""));
+    common::drop_database("sbscale_tiny_3_s42").await;
 }
 
 #[test]

@@ -139,7 +139,29 @@ pub fn growth(s: &ScalesSection) -> Finding {
             flattening_words(s, &q.name),
         ));
     }
+    out.figures.push(fig("partitioning", partitioning_words(s)));
     out
+}
+
+/// Whether the partitioned-vs-flat api_usage layout was an arm of the comparison, and why not.
+pub fn partitioning_words(s: &ScalesSection) -> String {
+    let usage: Vec<&str> = s
+        .flattening
+        .iter()
+        .filter(|f| f.reads_api_usage)
+        .map(|f| f.query.as_str())
+        .collect();
+    if usage.is_empty() {
+        format!(
+            "not compared: no query whose p95 grows reads api_usage (the only partitioned table) in {}",
+            s.scenario
+        )
+    } else {
+        format!(
+            "partitioned and flat api_usage measured as arms for {}",
+            usage.join(", ")
+        )
+    }
 }
 
 /// What the strategies do to one query's work between the smallest and the largest scale.
@@ -153,9 +175,12 @@ pub fn flattening_words(s: &ScalesSection, query: &str) -> String {
     let work: Vec<String> = f
         .strategies
         .iter()
-        .map(|w| match (w.buffers_small, w.buffers_large, w.exponent) {
-            (Some(a), Some(b), Some(k)) => format!("{} {a} → {b} buffers (k {k:.2})", w.strategy),
-            _ => format!("{} not measured", w.strategy),
+        .map(|w| {
+            let arm = w.label(f.reads_api_usage);
+            match (w.buffers_small, w.buffers_large, w.exponent) {
+                (Some(a), Some(b), Some(k)) => format!("{arm} {a} → {b} buffers (k {k:.2})"),
+                _ => format!("{arm} not measured"),
+            }
         })
         .collect();
     match f.flat.first() {
@@ -165,8 +190,15 @@ pub fn flattening_words(s: &ScalesSection, query: &str) -> String {
             f.large_scale,
             work.join("; ")
         ),
+        None if f.reads_api_usage => format!(
+            "neither an index strategy nor the api_usage layout (partitioned, flat) keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; look at a narrower query",
+            s.flat_exponent,
+            f.small_scale,
+            f.large_scale,
+            work.join("; ")
+        ),
         None => format!(
-            "no index strategy keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; look at partitioning or a narrower query",
+            "no index strategy keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; it reads no api_usage, so partitioning does not apply: look at a narrower query",
             s.flat_exponent,
             f.small_scale,
             f.large_scale,
