@@ -237,6 +237,52 @@ async fn a_database_of_the_scales_name_that_is_not_ours_is_refused_untouched() {
 }
 
 #[tokio::test]
+async fn ctrl_c_in_a_later_scale_keeps_the_scales_measured() {
+    let db = TestDb::new("scales_interrupt").await;
+    let dir = common::temp_root("cap-scales-int");
+    let seed = db.storybench(&[
+        "seed",
+        "--profile",
+        "tiny",
+        "--anchor",
+        "2026-06-01",
+        "--out",
+        dir.join("seed").to_str().unwrap(),
+    ]);
+    assert!(seed.status.success(), "seed: {}", stderr(&seed));
+    // Scale 4: the other tests own scales 2, 3, 6 and 7 and may run meanwhile.
+    common::drop_database("sbscale_tiny_4_s42").await;
+    std::fs::write(dir.join("sleep_queries.toml"), SLEEP_QUERIES).unwrap();
+    let scenario = dir.join("sleep.toml");
+    std::fs::write(&scenario, SLEEP_SCENARIO).unwrap();
+    let out_dir = dir.join("out");
+    let mut args = capacity_args(scenario.to_str().unwrap(), out_dir.to_str().unwrap(), "8");
+    let i = args.iter().position(|a| *a == "1,2").unwrap();
+    args[i] = "1,4";
+    let mut cmd = common::storybench_cmd();
+    cmd.arg("--database-url").arg(&db.url).args(&args);
+    let mut w = common::Watched::spawn(cmd);
+    w.wait_for("▶ capacity scale 4", std::time::Duration::from_secs(300));
+    w.signal(nix::sys::signal::Signal::SIGINT);
+    let (status, _, err) = w.wait_exit(std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "{err}");
+    let r = results(&out_dir);
+    assert_eq!(r["status"], "interrupted", "{err}");
+    let scales = r["capacity_scales"]["scales"].as_array().expect("kept");
+    assert_eq!(scales[0]["scale"].as_f64(), Some(1.0));
+    assert!(
+        !scales[0]["capacity"]["steps"].as_array().unwrap().is_empty()
+            && !scales[0]["at_common_rate"]["queries"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+        "scale 1 kept whole: {}",
+        scales[0]
+    );
+    common::drop_database("sbscale_tiny_4_s42").await;
+}
+
+#[tokio::test]
 async fn run_scales_is_a_stage_of_run_after_capacity() {
     let db = TestDb::new("run_scales").await;
     let dir = common::temp_root("run-scales");

@@ -89,6 +89,8 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
         config,
         args.out.as_deref(),
         async |session, target| {
+            // The ownership check first: nothing is dropped on a database that is not ours.
+            let seed_opts = seed_options(target, &args).await?;
             let swept = crate::pristine::sweep_stale(target).await?;
             if !swept.is_empty() {
                 crate::say!(
@@ -100,7 +102,7 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
             let job = ScalesJob {
                 scenario: &scenario,
                 opts: args.options(),
-                seed_opts: seed_options(target, &args).await?,
+                seed_opts,
                 args: &args.scales,
                 explain: crate::config::RunConfig::preset("full")?.explain,
                 record_dataset: true,
