@@ -345,6 +345,67 @@ async fn run_scales_is_a_stage_of_run_after_capacity() {
     common::drop_database("sbscale_tiny_3_s42").await;
 }
 
+fn target_of(db: &TestDb) -> storybench::target::Target {
+    storybench::target::Target::resolve(&storybench::target::DbArgs {
+        database_url: Some(db.url.clone()),
+        data_dir: "/nonexistent".into(),
+        port: None,
+        protect: vec!["prod".into()],
+        keep_copies: false,
+        shared_lock: false,
+    })
+    .unwrap()
+}
+
+/// The flattening comparison of an api_usage query gets the partitioned and the flat layout
+/// as arms of every strategy (rows per layout differ in plan, not in count); a query that
+/// reads no api_usage gets the dataset's layout only.
+#[tokio::test]
+async fn flatten_measures_both_api_usage_layouts_for_a_query_reading_it() {
+    let mut dbs = Vec::new();
+    for (tag, scale) in [("flat_small", "1"), ("flat_large", "2")] {
+        let db = TestDb::new(tag).await;
+        let out = db.storybench(&[
+            "seed", "--profile", "tiny", "--anchor", "2026-06-01", "--scale", scale,
+        ]);
+        assert!(out.status.success(), "seed: {}", stderr(&out));
+        dbs.push(db);
+    }
+    let (small, large) = (target_of(&dbs[0]), target_of(&dbs[1]));
+    let mut opts = storybench::config::RunConfig::preset("quick").unwrap().explain;
+    opts.strategies = vec!["fk_only".into(), "tuned".into()];
+    let dir = common::temp_root("flatten-layouts");
+    let queries = ["user_usage_30d".to_string(), "recent_stories".to_string()];
+    let out = storybench::measure::load::capacity::flatten::measure(
+        (&small, 1.0),
+        (&large, 2.0),
+        &queries,
+        &opts,
+        &dir,
+    )
+    .await
+    .unwrap();
+    let usage = out.iter().find(|f| f.query == "user_usage_30d").unwrap();
+    assert!(usage.reads_api_usage && usage.skipped.is_none(), "{usage:?}");
+    let arms: Vec<String> = usage.strategies.iter().map(|w| w.label(true)).collect();
+    assert_eq!(
+        arms,
+        ["fk_only/partitioned", "tuned/partitioned", "fk_only/flat", "tuned/flat"],
+        "{usage:?}"
+    );
+    for w in &usage.strategies {
+        assert!(
+            w.buffers_small.is_some_and(|b| b > 0) && w.buffers_large.is_some_and(|b| b > 0),
+            "{w:?}"
+        );
+    }
+    // The layouts' plans differ: partitions appended on one, one table on the other.
+    assert_ne!(usage.strategies[1].shape_large, usage.strategies[3].shape_large);
+    let stories = out.iter().find(|f| f.query == "recent_stories").unwrap();
+    assert!(!stories.reads_api_usage);
+    assert_eq!(stories.strategies.len(), 2, "{stories:?}");
+}
+
 #[test]
 fn too_few_scales_are_refused_before_anything_runs() {
     let out = common::storybench_cmd()
