@@ -219,3 +219,64 @@ fn scale_list(s: &ScalesSection) -> String {
 pub fn findings(s: &ScalesSection) -> Vec<Finding> {
     vec![curve(s), growth(s)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::load::capacity::flatten::{Flattening, StrategyWork};
+    use crate::schema::Layout;
+
+    fn arm(strategy: &str, layout: Layout, small: u64, large: u64) -> StrategyWork {
+        let k = (large as f64 / small as f64).ln() / 10f64.ln();
+        StrategyWork {
+            strategy: strategy.into(),
+            layout,
+            buffers_small: Some(small),
+            buffers_large: Some(large),
+            exponent: Some(k),
+            flat: k <= 0.2,
+            shape_large: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn partitioning_is_an_arm_only_for_a_growing_query_reading_api_usage() {
+        let mut s = ScalesSection {
+            scenario: "bedtime".into(),
+            flat_exponent: 0.2,
+            ..Default::default()
+        };
+        s.flattening.push(Flattening {
+            query: "recent_stories".into(),
+            small_scale: 1.0,
+            large_scale: 10.0,
+            strategies: vec![arm("tuned", Layout::Partitioned, 10, 100)],
+            ..Default::default()
+        });
+        assert!(partitioning_words(&s).starts_with("not compared: no query whose p95 grows reads api_usage"));
+        let w = flattening_words(&s, "recent_stories");
+        assert!(w.contains("tuned 10 → 100 buffers") && w.contains("reads no api_usage"), "{w}");
+        s.flattening.push(Flattening {
+            query: "user_usage_30d".into(),
+            small_scale: 1.0,
+            large_scale: 10.0,
+            strategies: vec![
+                arm("tuned", Layout::Partitioned, 10, 100),
+                arm("tuned", Layout::Flat, 10, 12),
+            ],
+            flat: vec!["tuned/flat".into()],
+            reads_api_usage: true,
+            skipped: None,
+        });
+        assert_eq!(
+            partitioning_words(&s),
+            "partitioned and flat api_usage measured as arms for user_usage_30d"
+        );
+        let w = flattening_words(&s, "user_usage_30d");
+        assert!(
+            w.starts_with("tuned/flat keeps its work flat from scale 1 to 10")
+                && w.contains("tuned/partitioned 10 → 100 buffers"),
+            "{w}"
+        );
+    }
+}
