@@ -271,7 +271,10 @@ async fn ctrl_c_in_a_later_scale_keeps_the_scales_measured() {
     let scales = r["capacity_scales"]["scales"].as_array().expect("kept");
     assert_eq!(scales[0]["scale"].as_f64(), Some(1.0));
     assert!(
-        !scales[0]["capacity"]["steps"].as_array().unwrap().is_empty()
+        !scales[0]["capacity"]["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty()
             && !scales[0]["at_common_rate"]["queries"]
                 .as_array()
                 .unwrap()
@@ -301,7 +304,10 @@ async fn run_scales_is_a_stage_of_run_after_capacity() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let r = results(&out_dir);
-    assert_eq!(r["config"]["scales"]["scales"], serde_json::json!([1.0, 3.0]));
+    assert_eq!(
+        r["config"]["scales"]["scales"],
+        serde_json::json!([1.0, 3.0])
+    );
     let s = &r["capacity_scales"];
     assert_eq!(s["scenario"], r["config"]["capacity"]["scenario"], "{s}");
     assert_eq!(s["profile"], "tiny");
@@ -313,11 +319,19 @@ async fn run_scales_is_a_stage_of_run_after_capacity() {
     assert_eq!(r["dataset"]["scale"].as_f64(), Some(1.0));
     assert_eq!(r["dataset"]["fingerprint"], scales[0]["fingerprint"]);
     for x in scales {
-        assert!(!x["capacity"]["steps"].as_array().unwrap().is_empty(), "{x}");
-        assert!(!x["at_common_rate"]["queries"].as_array().unwrap().is_empty());
+        assert!(
+            !x["capacity"]["steps"].as_array().unwrap().is_empty(),
+            "{x}"
+        );
+        assert!(!x["at_common_rate"]["queries"]
+            .as_array()
+            .unwrap()
+            .is_empty());
     }
     assert_eq!(
-        s["partitioning"].as_str().map(|p| p.starts_with("not compared")),
+        s["partitioning"]
+            .as_str()
+            .map(|p| p.starts_with("not compared")),
         Some(true),
         "bedtime reads no api_usage: {s}"
     );
@@ -366,13 +380,21 @@ async fn flatten_measures_both_api_usage_layouts_for_a_query_reading_it() {
     for (tag, scale) in [("flat_small", "1"), ("flat_large", "2")] {
         let db = TestDb::new(tag).await;
         let out = db.storybench(&[
-            "seed", "--profile", "tiny", "--anchor", "2026-06-01", "--scale", scale,
+            "seed",
+            "--profile",
+            "tiny",
+            "--anchor",
+            "2026-06-01",
+            "--scale",
+            scale,
         ]);
         assert!(out.status.success(), "seed: {}", stderr(&out));
         dbs.push(db);
     }
     let (small, large) = (target_of(&dbs[0]), target_of(&dbs[1]));
-    let mut opts = storybench::config::RunConfig::preset("quick").unwrap().explain;
+    let mut opts = storybench::config::RunConfig::preset("quick")
+        .unwrap()
+        .explain;
     opts.strategies = vec!["fk_only".into(), "tuned".into()];
     let dir = common::temp_root("flatten-layouts");
     let queries = ["user_usage_30d".to_string(), "recent_stories".to_string()];
@@ -386,11 +408,19 @@ async fn flatten_measures_both_api_usage_layouts_for_a_query_reading_it() {
     .await
     .unwrap();
     let usage = out.iter().find(|f| f.query == "user_usage_30d").unwrap();
-    assert!(usage.reads_api_usage && usage.skipped.is_none(), "{usage:?}");
+    assert!(
+        usage.reads_api_usage && usage.skipped.is_none(),
+        "{usage:?}"
+    );
     let arms: Vec<String> = usage.strategies.iter().map(|w| w.label(true)).collect();
     assert_eq!(
         arms,
-        ["fk_only/partitioned", "tuned/partitioned", "fk_only/flat", "tuned/flat"],
+        [
+            "fk_only/partitioned",
+            "tuned/partitioned",
+            "fk_only/flat",
+            "tuned/flat"
+        ],
         "{usage:?}"
     );
     for w in &usage.strategies {
@@ -400,7 +430,10 @@ async fn flatten_measures_both_api_usage_layouts_for_a_query_reading_it() {
         );
     }
     // The layouts' plans differ: partitions appended on one, one table on the other.
-    assert_ne!(usage.strategies[1].shape_large, usage.strategies[3].shape_large);
+    assert_ne!(
+        usage.strategies[1].shape_large,
+        usage.strategies[3].shape_large
+    );
     let stories = out.iter().find(|f| f.query == "recent_stories").unwrap();
     assert!(!stories.reads_api_usage);
     assert_eq!(stories.strategies.len(), 2, "{stories:?}");

@@ -5,9 +5,9 @@
 
 use super::capacity::CapacityArgs;
 use super::RunSession;
-use crate::measure::load::capacity::scales::{self, ScalesSection};
 use crate::config::RunConfig;
 use crate::measure::explain::ExplainOptions;
+use crate::measure::load::capacity::scales::{self, ScalesSection};
 use crate::measure::load::capacity::{self, flatten, CapacityOptions};
 use crate::scenario::Scenario;
 use crate::seed::SeedOptions;

@@ -253,9 +253,13 @@ mod tests {
             strategies: vec![arm("tuned", Layout::Partitioned, 10, 100)],
             ..Default::default()
         });
-        assert!(partitioning_words(&s).starts_with("not compared: no query whose p95 grows reads api_usage"));
+        assert!(partitioning_words(&s)
+            .starts_with("not compared: no query whose p95 grows reads api_usage"));
         let w = flattening_words(&s, "recent_stories");
-        assert!(w.contains("tuned 10 → 100 buffers") && w.contains("reads no api_usage"), "{w}");
+        assert!(
+            w.contains("tuned 10 → 100 buffers") && w.contains("reads no api_usage"),
+            "{w}"
+        );
         s.flattening.push(Flattening {
             query: "user_usage_30d".into(),
             small_scale: 1.0,
