@@ -4,16 +4,27 @@
 # database on the same server. Prints both times and the ratio restore/seed (target ≥ 1.0),
 # and `pgbench -i`'s MB/s for reference (narrow rows, not comparable on MB/s).
 #
-# Usage: benches/seed_vs_restore.sh [scale=10] [profile=default] [toast=server default|lz4|pglz] [trials=3]
-# Scale 10 of the default profile is about 4 GB on disk, scale 30 about 12 GB (pass 30 to ask). Seed and restore alternate (seed,
+# Usage: benches/seed_vs_restore.sh [--scale 10] [--profile default] [--toast lz4|pglz] [--trials 3]
+#    or: benches/seed_vs_restore.sh [scale=10] [profile=default] [toast=server default|lz4|pglz] [trials=3]
+# Scale 10 of the default profile is about 4 GB on disk, scale 30 about 12 GB (`--scale 30` to ask). Seed and restore alternate (seed,
 # restore, seed, restore, …) so machine noise hits both; the ratio is of the medians. Uses
 # its own embedded cluster in a temporary directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SCALE=${1:-10}
-PROFILE=${2:-default}
-TOAST=${3:-}
-TRIALS=${4:-3}
+SCALE=10; PROFILE=default; TOAST=""; TRIALS=3
+if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then
+  SCALE=${1:-10}; PROFILE=${2:-default}; TOAST=${3:-}; TRIALS=${4:-3}; shift $#
+fi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE=$2; shift 2 ;;
+    --profile) PROFILE=$2; shift 2 ;;
+    --toast) TOAST=$2; shift 2 ;;
+    --trials) TRIALS=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 CORES=$(nproc)
 cargo build --release -q
 SB=./target/release/storybench
@@ -62,12 +73,13 @@ P1=$(date +%s.%N)
 PSIZE=$("$BINDIR/psql" -X -At "$(url_for pgbench_ref)" -c "select pg_database_size(current_database())")
 "$BINDIR/psql" -X -q "$(url_for postgres)" -c "DROP DATABASE pgbench_ref"
 
-python3 - "$SEED_S" "$RESTORE_S" "$SIZE" "$(echo "$P1 - $P0" | bc)" "$PSIZE" <<'PY'
+python3 - "$SEED_S" "$RESTORE_S" "$SIZE" "$(echo "$P1 - $P0" | bc)" "$PSIZE" "$SCALE" <<'PY'
 import sys
-seed, restore, size, pg_s, pg_size = map(float, sys.argv[1:])
+seed, restore, size, pg_s, pg_size, scale = map(float, sys.argv[1:])
 mb = 1024 * 1024
 print(f"storybench seed:  {seed:7.1f} s (median, whole command)  {size / mb / seed:6.1f} MB/s  ({size / mb:.0f} MB)")
 print(f"pg_restore -j:    {restore:7.1f} s (median)  {size / mb / restore:6.1f} MB/s")
 print(f"pgbench -i -s 20: {pg_s:7.1f} s  {pg_size / mb / pg_s:6.1f} MB/s  (reference, narrow rows)")
-print(f"ratio restore/seed = {restore / seed:.2f} (target >= 1.0)")
+r = restore / seed
+print(f"scale {scale:g}: ratio restore/seed = {r:.2f} (goal >= 1.0: {'met' if r >= 1.0 else 'NOT met'})")
 PY

@@ -36,6 +36,38 @@ pub struct RunConfig {
     /// Server settings profiles measured at the end of the run (none by default).
     #[serde(default)]
     pub settings: SettingsStageConfig,
+    /// Capacity as the data grows (`run --scales`; off by default: it seeds a dataset per scale).
+    #[serde(default)]
+    pub scales: ScalesStageConfig,
+}
+
+/// The `capacity_scales` stage: `capacity --scales` on the run's profile, seed and anchor,
+/// with the capacity stage's scenario and options. No scales: the stage does not run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalesStageConfig {
+    #[serde(default)]
+    pub scales: Vec<f64>,
+    /// The scale the capacity curve is extrapolated to.
+    #[serde(default = "default_launch_scale")]
+    pub launch_scale: f64,
+    /// The rate of every scale's per-query p95 (default: half the smallest scale's capacity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_rate: Option<f64>,
+}
+
+fn default_launch_scale() -> f64 {
+    100.0
+}
+
+impl Default for ScalesStageConfig {
+    fn default() -> Self {
+        Self {
+            scales: Vec::new(),
+            launch_scale: default_launch_scale(),
+            common_rate: None,
+        }
+    }
 }
 
 /// The `settings` stage: profiles to measure (`run --settings`), and on an external server
@@ -320,12 +352,17 @@ mod tests {
         assert_eq!(full.capacity.error_budget, 0.01);
         assert!(full.capacity_options().is_ok());
         assert!(RunConfig::preset("nonsense").is_err());
+        // Capacity as the data grows seeds extra datasets: only when asked for.
+        assert!(full.scales.scales.is_empty() && quick.scales.scales.is_empty());
+        assert_eq!(full.scales.launch_scale, 100.0);
     }
 
     #[test]
     fn a_recorded_config_replays_exactly() {
         let mut c = RunConfig::preset("quick").unwrap();
         c.dataset.seed = 7;
+        c.scales.scales = vec![1.0, 3.0];
+        c.scales.common_rate = Some(12.5);
         c.resolve();
         let recorded = serde_json::json!({ "command": "run", "config": c });
         let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! `capacity --scales` against a real server, on the tiny profile with two small scales and
 //! short steps: the section's shape, one dataset (and fingerprint) per scale in its own
 //! database, the command's own dataset left as it was, reuse on a second run, and a
-//! database of the scale's name that storybench did not make refused untouched.
+//! database of the scale's name that storybench did not make refused untouched; and the
+//! same section as a stage of `run --quick --scales`, recorded in its replayable config.
 
 mod common;
 
@@ -233,6 +234,209 @@ async fn a_database_of_the_scales_name_that_is_not_ours_is_refused_untouched() {
     drop(theirs);
     common::drop_database("sbscale_tiny_7_s42").await;
     common::drop_database("sbscale_tiny_6_s42").await;
+}
+
+#[tokio::test]
+async fn ctrl_c_in_a_later_scale_keeps_the_scales_measured() {
+    let db = TestDb::new("scales_interrupt").await;
+    let dir = common::temp_root("cap-scales-int");
+    let seed = db.storybench(&[
+        "seed",
+        "--profile",
+        "tiny",
+        "--anchor",
+        "2026-06-01",
+        "--out",
+        dir.join("seed").to_str().unwrap(),
+    ]);
+    assert!(seed.status.success(), "seed: {}", stderr(&seed));
+    // Scale 4: the other tests own scales 2, 3, 6 and 7 and may run meanwhile.
+    common::drop_database("sbscale_tiny_4_s42").await;
+    std::fs::write(dir.join("sleep_queries.toml"), SLEEP_QUERIES).unwrap();
+    let scenario = dir.join("sleep.toml");
+    std::fs::write(&scenario, SLEEP_SCENARIO).unwrap();
+    let out_dir = dir.join("out");
+    let mut args = capacity_args(scenario.to_str().unwrap(), out_dir.to_str().unwrap(), "8");
+    let i = args.iter().position(|a| *a == "1,2").unwrap();
+    args[i] = "1,4";
+    let mut cmd = common::storybench_cmd();
+    cmd.arg("--database-url").arg(&db.url).args(&args);
+    let mut w = common::Watched::spawn(cmd);
+    w.wait_for("▶ capacity scale 4", std::time::Duration::from_secs(300));
+    w.signal(nix::sys::signal::Signal::SIGINT);
+    let (status, _, err) = w.wait_exit(std::time::Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "{err}");
+    let r = results(&out_dir);
+    assert_eq!(r["status"], "interrupted", "{err}");
+    let scales = r["capacity_scales"]["scales"].as_array().expect("kept");
+    assert_eq!(scales[0]["scale"].as_f64(), Some(1.0));
+    assert!(
+        !scales[0]["capacity"]["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            && !scales[0]["at_common_rate"]["queries"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+        "scale 1 kept whole: {}",
+        scales[0]
+    );
+    common::drop_database("sbscale_tiny_4_s42").await;
+}
+
+#[tokio::test]
+async fn run_scales_is_a_stage_of_run_after_capacity() {
+    let db = TestDb::new("run_scales").await;
+    let dir = common::temp_root("run-scales");
+    // Scale 3, not 2: the test above owns sbscale_tiny_2_s42 and may run meanwhile.
+    common::drop_database("sbscale_tiny_3_s42").await;
+    let out_dir = dir.join("out");
+    let out = db.storybench(&[
+        "run",
+        "--quick",
+        "--anchor",
+        "2026-06-01",
+        "--scales",
+        "1,3",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = results(&out_dir);
+    assert_eq!(
+        r["config"]["scales"]["scales"],
+        serde_json::json!([1.0, 3.0])
+    );
+    let s = &r["capacity_scales"];
+    assert_eq!(s["scenario"], r["config"]["capacity"]["scenario"], "{s}");
+    assert_eq!(s["profile"], "tiny");
+    let scales = s["scales"].as_array().expect("scales");
+    assert_eq!(scales.len(), 2, "{s}");
+    // Scale 1 is the run's own dataset; scale 3 its own database. The run keeps its dataset.
+    assert_eq!(scales[0]["database"].as_str(), Some(db.name.as_str()));
+    assert_eq!(scales[1]["database"].as_str(), Some("sbscale_tiny_3_s42"));
+    assert_eq!(r["dataset"]["scale"].as_f64(), Some(1.0));
+    assert_eq!(r["dataset"]["fingerprint"], scales[0]["fingerprint"]);
+    for x in scales {
+        assert!(
+            !x["capacity"]["steps"].as_array().unwrap().is_empty(),
+            "{x}"
+        );
+        assert!(!x["at_common_rate"]["queries"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+    }
+    assert_eq!(
+        s["partitioning"]
+            .as_str()
+            .map(|p| p.starts_with("not compared")),
+        Some(true),
+        "bedtime reads no api_usage: {s}"
+    );
+    // After the capacity stage, before ops.
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    let at = |n: &str| stages.iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    assert!(
+        at("capacity") < at("capacity scale 1")
+            && at("capacity scale 1") < at("capacity scale 3")
+            && at("capacity scale 3") < at("ops"),
+        "{stages:?}"
+    );
+    assert!(
+        stderr(&out).contains("capacity of bedtime by data size"),
+        "{}",
+        stderr(&out)
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("id=\"capacity-scales\""));
+    common::drop_database("sbscale_tiny_3_s42").await;
+}
+
+fn target_of(db: &TestDb) -> storybench::target::Target {
+    storybench::target::Target::resolve(&storybench::target::DbArgs {
+        database_url: Some(db.url.clone()),
+        data_dir: "/nonexistent".into(),
+        port: None,
+        protect: vec!["prod".into()],
+        keep_copies: false,
+        shared_lock: false,
+    })
+    .unwrap()
+}
+
+/// The flattening comparison of an api_usage query gets the partitioned and the flat layout
+/// as arms of every strategy (rows per layout differ in plan, not in count); a query that
+/// reads no api_usage gets the dataset's layout only.
+#[tokio::test]
+async fn flatten_measures_both_api_usage_layouts_for_a_query_reading_it() {
+    let mut dbs = Vec::new();
+    for (tag, scale) in [("flat_small", "1"), ("flat_large", "2")] {
+        let db = TestDb::new(tag).await;
+        let out = db.storybench(&[
+            "seed",
+            "--profile",
+            "tiny",
+            "--anchor",
+            "2026-06-01",
+            "--scale",
+            scale,
+        ]);
+        assert!(out.status.success(), "seed: {}", stderr(&out));
+        dbs.push(db);
+    }
+    let (small, large) = (target_of(&dbs[0]), target_of(&dbs[1]));
+    let mut opts = storybench::config::RunConfig::preset("quick")
+        .unwrap()
+        .explain;
+    opts.strategies = vec!["fk_only".into(), "tuned".into()];
+    let dir = common::temp_root("flatten-layouts");
+    let queries = ["user_usage_30d".to_string(), "recent_stories".to_string()];
+    let out = storybench::measure::load::capacity::flatten::measure(
+        (&small, 1.0),
+        (&large, 2.0),
+        &queries,
+        &opts,
+        &dir,
+    )
+    .await
+    .unwrap();
+    let usage = out.iter().find(|f| f.query == "user_usage_30d").unwrap();
+    assert!(
+        usage.reads_api_usage && usage.skipped.is_none(),
+        "{usage:?}"
+    );
+    let arms: Vec<String> = usage.strategies.iter().map(|w| w.label(true)).collect();
+    assert_eq!(
+        arms,
+        [
+            "fk_only/partitioned",
+            "tuned/partitioned",
+            "fk_only/flat",
+            "tuned/flat"
+        ],
+        "{usage:?}"
+    );
+    for w in &usage.strategies {
+        assert!(
+            w.buffers_small.is_some_and(|b| b > 0) && w.buffers_large.is_some_and(|b| b > 0),
+            "{w:?}"
+        );
+    }
+    // The layouts' plans differ: partitions appended on one, one table on the other.
+    assert_ne!(
+        usage.strategies[1].shape_large,
+        usage.strategies[3].shape_large
+    );
+    let stories = out.iter().find(|f| f.query == "recent_stories").unwrap();
+    assert!(!stories.reads_api_usage);
+    assert_eq!(stories.strategies.len(), 2, "{stories:?}");
 }
 
 #[test]

@@ -5,6 +5,8 @@
 
 use super::capacity::CapacityArgs;
 use super::RunSession;
+use crate::config::RunConfig;
+use crate::measure::explain::ExplainOptions;
 use crate::measure::load::capacity::scales::{self, ScalesSection};
 use crate::measure::load::capacity::{self, flatten, CapacityOptions};
 use crate::scenario::Scenario;
@@ -72,7 +74,7 @@ impl ScalesArgs {
 }
 
 pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
-    let scale_list = args.scales.checked()?;
+    args.scales.checked()?;
     if args.shard.is_some() || args.pooler.wanted() {
         bail!("--scales runs one search per scale on this process's own connections: it does not combine with --shard or a pooler");
     }
@@ -87,21 +89,25 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
         config,
         args.out.as_deref(),
         async |session, target| {
-            let opts = args.options();
+            // The ownership check first: nothing is dropped on a database that is not ours.
             let seed_opts = seed_options(target, &args).await?;
-            let section = measure(
-                session,
-                target,
-                &scenario,
-                &opts,
-                &seed_opts,
-                &scale_list,
-                &args.scales,
-            )
-            .await?;
-            crate::printer::show(|p| crate::printer::capacity_scales::summary(p, &section));
-            session.results.capacity_scales = Some(section);
-            Ok(())
+            let swept = crate::pristine::sweep_stale(target).await?;
+            if !swept.is_empty() {
+                crate::say!(
+                    "  dropped pristine copies a killed storybench left: {}",
+                    swept.join(", ")
+                );
+            }
+            session.collect_environment(target).await?;
+            let job = ScalesJob {
+                scenario: &scenario,
+                opts: args.options(),
+                seed_opts,
+                args: &args.scales,
+                explain: crate::config::RunConfig::preset("full")?.explain,
+                record_dataset: true,
+            };
+            stage(session, target, &job).await
         },
     )
     .await
@@ -136,41 +142,93 @@ async fn seed_options(target: &Target, args: &CapacityArgs) -> Result<SeedOption
     })
 }
 
-/// Every scale in increasing order, then the fits and the flattening stage.
-pub async fn measure(
-    session: &mut RunSession,
-    target: &Target,
-    scenario: &Scenario,
-    opts: &CapacityOptions,
-    seed_opts: &SeedOptions,
-    scale_list: &[f64],
-    args: &ScalesArgs,
-) -> Result<ScalesSection> {
-    let swept = crate::pristine::sweep_stale(target).await?;
-    if !swept.is_empty() {
-        crate::say!(
-            "  dropped pristine copies a killed storybench left: {}",
-            swept.join(", ")
-        );
-    }
-    session.collect_environment(target).await?;
+/// What the scales stage measures: `capacity --scales` and `run --scales` fill it in.
+pub struct ScalesJob<'a> {
+    pub scenario: &'a Scenario,
+    pub opts: CapacityOptions,
+    /// The seed inputs shared by every scale (its `scale` is replaced per scale).
+    pub seed_opts: SeedOptions,
+    pub args: &'a ScalesArgs,
+    /// The explain stage's options: its strategies are the flattening stage's arms.
+    pub explain: ExplainOptions,
+    /// Record each scale's dataset as the run's (the command); `run` keeps its own.
+    pub record_dataset: bool,
+}
+
+/// The whole stage: measures every scale, keeps the section in the results (also what was
+/// measured before an error or Ctrl-C) and prints it.
+pub async fn stage(session: &mut RunSession, target: &Target, job: &ScalesJob<'_>) -> Result<()> {
+    let scale_list = job.args.checked()?;
     let mut section = ScalesSection {
-        scenario: scenario.name.clone(),
-        profile: seed_opts.profile.clone(),
-        seed: seed_opts.seed,
-        anchor: Some(seed_opts.anchor),
-        launch_scale: args.launch_scale,
-        common_rate: args.common_rate,
+        scenario: job.scenario.name.clone(),
+        profile: job.seed_opts.profile.clone(),
+        seed: job.seed_opts.seed,
+        anchor: Some(job.seed_opts.anchor),
+        launch_scale: job.args.launch_scale,
+        common_rate: job.args.common_rate,
         flat_exponent: flatten::FLAT_EXPONENT,
         ..Default::default()
     };
+    let outcome = measure(session, target, job, &scale_list, &mut section).await;
+    if !section.scales.is_empty() {
+        crate::printer::show(|p| crate::printer::capacity_scales::summary(p, &section));
+        session.results.capacity_scales = Some(section);
+    }
+    outcome
+}
+
+/// `run --scales`: the stage on the run's profile, seed and anchor, with the capacity
+/// stage's scenario and options and the explain stage's strategies.
+pub async fn for_run(
+    session: &mut RunSession,
+    target: &Target,
+    config: &RunConfig,
+    scenario: &Scenario,
+) -> Result<()> {
+    let args = run_args(config);
+    let job = ScalesJob {
+        scenario,
+        opts: config.capacity_options()?,
+        seed_opts: SeedOptions {
+            reset: false,
+            ..config.seed_options()
+        },
+        args: &args,
+        explain: config.explain.clone(),
+        record_dataset: false,
+    };
+    stage(session, target, &job).await
+}
+
+/// The scales arguments a run configuration stands for.
+pub fn run_args(config: &RunConfig) -> ScalesArgs {
+    ScalesArgs {
+        scales: config.scales.scales.clone(),
+        launch_scale: config.scales.launch_scale,
+        profile: Some(config.dataset.profile.clone()),
+        anchor: config.dataset.anchor,
+        dataset_seed: Some(config.dataset.seed),
+        common_rate: config.scales.common_rate,
+    }
+}
+
+/// Every scale in increasing order, then the fits and the flattening stage. `section` holds
+/// whatever was measured when it returns, concluded.
+async fn measure(
+    session: &mut RunSession,
+    target: &Target,
+    job: &ScalesJob<'_>,
+    scale_list: &[f64],
+    section: &mut ScalesSection,
+) -> Result<()> {
+    let (scenario, opts) = (job.scenario, &job.opts);
     // Every scale's dataset first: a refused or failed one stops the command before
     // anything is measured.
     let mut datasets = Vec::new();
     for &scale in scale_list {
         let o = SeedOptions {
             scale,
-            ..seed_opts.clone()
+            ..job.seed_opts.clone()
         };
         let ds = session
             .stage(
@@ -188,7 +246,7 @@ pub async fn measure(
     for ds in datasets {
         let scale = ds.info.scale;
         let common = section.common_rate;
-        let (search, step) = session
+        let measured = session
             .stage_on_copy(&format!("capacity scale {scale}"), &ds.target, async |t| {
                 let search = capacity::search(t, scenario, opts).await?;
                 // The first (smallest) scale sets the common rate: half its capacity.
@@ -202,16 +260,25 @@ pub async fn measure(
                 };
                 Ok((search, step))
             })
-            .await?;
+            .await;
+        let (search, step) = match measured {
+            Ok(m) => m,
+            Err(e) => {
+                scales::conclude(section);
+                return Err(e);
+            }
+        };
         if section.common_rate.is_none() {
             section.common_rate = step.as_ref().map(|s| s.rate);
         }
         crate::printer::show(|p| crate::printer::capacity::summary(p, &search));
         section.scales.push(scales::scale_run(&ds, search, step));
-        session.results.dataset = Some(ds.info.clone());
+        if job.record_dataset {
+            session.results.dataset = Some(ds.info.clone());
+        }
         targets.push((ds.target, scale));
     }
-    scales::conclude(&mut section);
+    scales::conclude(section);
     let flagged: Vec<String> = section
         .queries
         .iter()
@@ -220,7 +287,6 @@ pub async fn measure(
         .collect();
     if let (false, Some(small), Some(large)) = (flagged.is_empty(), targets.first(), targets.last())
     {
-        let explain_opts = crate::config::RunConfig::preset("full")?.explain;
         let dir = session.out_dir.join("scales_explain");
         section.flattening = session
             .stage(
@@ -229,11 +295,11 @@ pub async fn measure(
                     (&small.0, small.1),
                     (&large.0, large.1),
                     &flagged,
-                    &explain_opts,
+                    &job.explain,
                     &dir,
                 ),
             )
             .await?;
     }
-    Ok(section)
+    Ok(())
 }

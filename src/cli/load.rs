@@ -317,6 +317,11 @@ pub async fn stages_for_run(
     let capacity = section.sustainable_rate;
     session.results.capacity = Some(section);
 
+    if !config.scales.scales.is_empty() {
+        // Capacity as the data grows: the same search at each scale's own dataset.
+        super::capacity_scales::for_run(session, target, config, &bedtime).await?;
+    }
+
     // Operations under load, at a share of the capacity just measured.
     let mix = crate::scenario::load(&config.ops.scenario)?;
     if config.ops.rate.is_none() && capacity.is_none() {

@@ -49,6 +49,17 @@ pub struct RunArgs {
     /// see `storybench settings`).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub settings: Option<Vec<crate::cluster::settings::Profile>>,
+    /// Capacity as the data grows at these dataset scales (e.g. 1,3,10), after the capacity
+    /// stage (see `capacity --scales`): each scale seeded once into its own database.
+    #[arg(long, value_delimiter = ',')]
+    pub scales: Option<Vec<f64>>,
+    /// With --scales: the scale the capacity curve is extrapolated to (preset: 100).
+    #[arg(long)]
+    pub launch_scale: Option<f64>,
+    /// With --scales: the rate of every scale's per-query p95 (default: half the smallest
+    /// scale's capacity).
+    #[arg(long)]
+    pub common_rate: Option<f64>,
     /// With --settings on an external server: allow ALTER SYSTEM (reset afterwards).
     #[arg(long)]
     pub alter_system: bool,
@@ -82,6 +93,15 @@ impl RunArgs {
         }
         if let Some(p) = &self.settings {
             c.settings.profiles = p.clone();
+        }
+        if let Some(s) = &self.scales {
+            c.scales.scales = s.clone();
+        }
+        if let Some(l) = self.launch_scale {
+            c.scales.launch_scale = l;
+        }
+        if self.common_rate.is_some() {
+            c.scales.common_rate = self.common_rate;
         }
         if self.alter_system {
             c.settings.alter_system = true;
@@ -117,6 +137,9 @@ pub async fn run(db: &DbArgs, args: RunArgs) -> Result<i32> {
     config.rls.validate()?;
     config.capacity_options()?.validate()?;
     config.ops.validate()?;
+    if !config.scales.scales.is_empty() {
+        super::capacity_scales::run_args(&config).checked()?;
+    }
     if !config.settings.profiles.is_empty() {
         crate::measure::settings::check_request(
             db.database_url.is_some(),

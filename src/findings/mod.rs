@@ -223,4 +223,7 @@ pub fn annotate(r: &mut RunResults) {
     if let Some(s) = r.partitions.as_mut() {
         s.verdicts = partitions_verdicts::derive(s);
     }
+    if let Some(s) = r.capacity_scales.as_mut() {
+        s.partitioning = Some(scales::partitioning_words(s));
+    }
 }

@@ -139,7 +139,29 @@ pub fn growth(s: &ScalesSection) -> Finding {
             flattening_words(s, &q.name),
         ));
     }
+    out.figures.push(fig("partitioning", partitioning_words(s)));
     out
+}
+
+/// Whether the partitioned-vs-flat api_usage layout was an arm of the comparison, and why not.
+pub fn partitioning_words(s: &ScalesSection) -> String {
+    let usage: Vec<&str> = s
+        .flattening
+        .iter()
+        .filter(|f| f.reads_api_usage)
+        .map(|f| f.query.as_str())
+        .collect();
+    if usage.is_empty() {
+        format!(
+            "not compared: no query whose p95 grows reads api_usage (the only partitioned table) in {}",
+            s.scenario
+        )
+    } else {
+        format!(
+            "partitioned and flat api_usage measured as arms for {}",
+            usage.join(", ")
+        )
+    }
 }
 
 /// What the strategies do to one query's work between the smallest and the largest scale.
@@ -153,9 +175,12 @@ pub fn flattening_words(s: &ScalesSection, query: &str) -> String {
     let work: Vec<String> = f
         .strategies
         .iter()
-        .map(|w| match (w.buffers_small, w.buffers_large, w.exponent) {
-            (Some(a), Some(b), Some(k)) => format!("{} {a} → {b} buffers (k {k:.2})", w.strategy),
-            _ => format!("{} not measured", w.strategy),
+        .map(|w| {
+            let arm = w.label(f.reads_api_usage);
+            match (w.buffers_small, w.buffers_large, w.exponent) {
+                (Some(a), Some(b), Some(k)) => format!("{arm} {a} → {b} buffers (k {k:.2})"),
+                _ => format!("{arm} not measured"),
+            }
         })
         .collect();
     match f.flat.first() {
@@ -165,8 +190,15 @@ pub fn flattening_words(s: &ScalesSection, query: &str) -> String {
             f.large_scale,
             work.join("; ")
         ),
+        None if f.reads_api_usage => format!(
+            "neither an index strategy nor the api_usage layout (partitioned, flat) keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; look at a narrower query",
+            s.flat_exponent,
+            f.small_scale,
+            f.large_scale,
+            work.join("; ")
+        ),
         None => format!(
-            "no index strategy keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; look at partitioning or a narrower query",
+            "no index strategy keeps its work flat (k ≤ {}) from scale {} to {} ({}): the work grows with the user's data; it reads no api_usage, so partitioning does not apply: look at a narrower query",
             s.flat_exponent,
             f.small_scale,
             f.large_scale,
@@ -186,4 +218,69 @@ fn scale_list(s: &ScalesSection) -> String {
 /// Every finding of the section.
 pub fn findings(s: &ScalesSection) -> Vec<Finding> {
     vec![curve(s), growth(s)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::load::capacity::flatten::{Flattening, StrategyWork};
+    use crate::schema::Layout;
+
+    fn arm(strategy: &str, layout: Layout, small: u64, large: u64) -> StrategyWork {
+        let k = (large as f64 / small as f64).ln() / 10f64.ln();
+        StrategyWork {
+            strategy: strategy.into(),
+            layout,
+            buffers_small: Some(small),
+            buffers_large: Some(large),
+            exponent: Some(k),
+            flat: k <= 0.2,
+            shape_large: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn partitioning_is_an_arm_only_for_a_growing_query_reading_api_usage() {
+        let mut s = ScalesSection {
+            scenario: "bedtime".into(),
+            flat_exponent: 0.2,
+            ..Default::default()
+        };
+        s.flattening.push(Flattening {
+            query: "recent_stories".into(),
+            small_scale: 1.0,
+            large_scale: 10.0,
+            strategies: vec![arm("tuned", Layout::Partitioned, 10, 100)],
+            ..Default::default()
+        });
+        assert!(partitioning_words(&s)
+            .starts_with("not compared: no query whose p95 grows reads api_usage"));
+        let w = flattening_words(&s, "recent_stories");
+        assert!(
+            w.contains("tuned 10 → 100 buffers") && w.contains("reads no api_usage"),
+            "{w}"
+        );
+        s.flattening.push(Flattening {
+            query: "user_usage_30d".into(),
+            small_scale: 1.0,
+            large_scale: 10.0,
+            strategies: vec![
+                arm("tuned", Layout::Partitioned, 10, 100),
+                arm("tuned", Layout::Flat, 10, 12),
+            ],
+            flat: vec!["tuned/flat".into()],
+            reads_api_usage: true,
+            skipped: None,
+        });
+        assert_eq!(
+            partitioning_words(&s),
+            "partitioned and flat api_usage measured as arms for user_usage_30d"
+        );
+        let w = flattening_words(&s, "user_usage_30d");
+        assert!(
+            w.starts_with("tuned/flat keeps its work flat from scale 1 to 10")
+                && w.contains("tuned/partitioned 10 → 100 buffers"),
+            "{w}"
+        );
+    }
 }

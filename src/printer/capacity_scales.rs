@@ -54,7 +54,11 @@ pub fn summary(p: &mut Printer, s: &ScalesSection) -> io::Result<()> {
     }
     for f in crate::findings::scales::findings(s) {
         writeln!(p.human, "{}", f.headline)?;
-        for x in f.figures.iter().filter(|x| x.label.ends_with(" fix")) {
+        for x in f
+            .figures
+            .iter()
+            .filter(|x| x.label.ends_with(" fix") || x.label == "partitioning")
+        {
             writeln!(p.human, "  {}: {}", x.label, x.value)?;
         }
     }

@@ -83,6 +83,17 @@ impl ExplainOptions {
 
 /// Runs the comparison on pristine copies: the dataset itself is not changed.
 pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Result<ExplainSection> {
+    run_on_layout(target, opts, out_dir, None).await
+}
+
+/// [`run`] with `api_usage` read through `layout` (by search_path; every dataset holds both)
+/// instead of the variant's.
+pub async fn run_on_layout(
+    target: &Target,
+    opts: &ExplainOptions,
+    out_dir: &Path,
+    layout: Option<schema::Layout>,
+) -> Result<ExplainSection> {
     for s in &opts.strategies {
         schema::validate_name("indexes", s)?;
     }
@@ -94,13 +105,14 @@ pub async fn run(target: &Target, opts: &ExplainOptions, out_dir: &Path) -> Resu
     let variant = schema::current_variant(&mut conn)
         .await?
         .unwrap_or_default();
-    let ctx = RequestContext::new(variant.api_usage, opts.statement_timeout);
+    let layout = layout.unwrap_or(variant.api_usage);
+    let ctx = RequestContext::new(layout, opts.statement_timeout);
     let population = Population::load(&mut conn, dataset.anchor).await?;
     let subjects = subjects(&population);
     let drawn = draw_parameters(&mut conn, &specs, &subjects, &population, opts.seed).await?;
 
     let mut section = ExplainSection {
-        layout: variant.api_usage,
+        layout,
         runs: opts.runs,
         ..Default::default()
     };

@@ -39,6 +39,10 @@ pub struct ScalesSection {
     pub flattening: Vec<super::flatten::Flattening>,
     /// Work exponent at or below which a strategy counts as flat (buffers ∝ scale^k).
     pub flat_exponent: f64,
+    /// Whether the api_usage layout (partitioned vs flat) was an arm of the flattening
+    /// comparison, in words (`findings::scales::partitioning_words`, set when written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<String>,
     /// Measured facts a reader should know (points left out of a fit, and why).
     pub notes: Vec<String>,
 }
