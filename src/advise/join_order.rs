@@ -61,11 +61,13 @@ pub(super) async fn measure(
             Some(q.subject.clone()),
             o,
         );
+        let bypass_work = Work::from_plan(&bypass);
         c.plans = vec![
             explain("under RLS", &under_rls),
             explain("bypassing RLS", &bypass),
         ];
-        c.work_bypass = Some(Work::from_plan(&bypass));
+        c.plans.extend(judge(&c, &bypass_work));
+        c.work_bypass = Some(bypass_work);
         out.push(c);
     }
     Ok(out)
@@ -120,4 +122,17 @@ pub fn explain(label: &str, p: &PlanSummary) -> String {
         scans.join(" → "),
         p.shared_hit + p.shared_read
     )
+}
+
+/// The proposal's work against the plan as is and the bypass bound, in one line.
+fn judge(c: &AdvisoryCost, bypass: &Work) -> Option<String> {
+    let (a, f) = (c.work_as_is.as_ref()?, c.work_fixed.as_ref()?);
+    let (a, f, b) = (a.shared_buffers(), f.shared_buffers(), bypass.shared_buffers());
+    Some(if f < a {
+        format!("the proposal: {a} → {f} shared buffers (bypassing RLS: {b})")
+    } else {
+        format!(
+            "the proposal does not help: {a} → {f} shared buffers (bypassing RLS: {b}); keep the policy as it is"
+        )
+    })
 }
