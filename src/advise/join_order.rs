@@ -66,7 +66,8 @@ pub(super) async fn measure(
             explain("under RLS", &under_rls),
             explain("bypassing RLS", &bypass),
         ];
-        c.plans.extend(judge(&c, &bypass_work));
+        let verdict = judge(&c, &bypass_work);
+        c.plans.extend(verdict);
         c.work_bypass = Some(bypass_work);
         out.push(c);
     }
