@@ -66,7 +66,13 @@ pub(super) async fn measure(
             explain("under RLS", &under_rls),
             explain("bypassing RLS", &bypass),
         ];
-        let verdict = judge(&c, &bypass_work);
+        let verdict = if c.fix.is_empty() {
+            Some(format!(
+                "no SELECT policy on {lead} in the form (SELECT auth.uid()) = col to rewrite"
+            ))
+        } else {
+            judge(&c, &bypass_work)
+        };
         c.plans.extend(verdict);
         c.work_bypass = Some(bypass_work);
         out.push(c);
