@@ -377,16 +377,31 @@ async fn advise_explains_a_join_order_the_policies_change() {
         .map(|p| p.as_str().unwrap())
         .collect();
     let first = |line: &str| line.find(" on heroes").unwrap() < line.find(" on stories").unwrap();
-    assert!(plans[0].starts_with("under RLS: ") && first(plans[0]), "{plans:#?}");
-    assert!(plans[1].starts_with("bypassing RLS: ") && !first(plans[1]), "{plans:#?}");
+    assert!(
+        plans[0].starts_with("under RLS: ") && first(plans[0]),
+        "{plans:#?}"
+    );
+    assert!(
+        plans[1].starts_with("bypassing RLS: ") && !first(plans[1]),
+        "{plans:#?}"
+    );
     // Work, not time: the plan under RLS touches clearly more buffers than bypassing it.
     let buffers =
         |w: &Value| w["shared_hit"].as_u64().unwrap() + w["shared_read"].as_u64().unwrap();
-    let (as_is, bypass) = (buffers(&recent["work_as_is"]), buffers(&recent["work_bypass"]));
-    assert!(as_is as f64 >= 1.5 * bypass as f64, "{as_is} vs {bypass}: {recent:#}");
+    let (as_is, bypass) = (
+        buffers(&recent["work_as_is"]),
+        buffers(&recent["work_bypass"]),
+    );
+    assert!(
+        as_is as f64 >= 1.5 * bypass as f64,
+        "{as_is} vs {bypass}: {recent:#}"
+    );
     // The proposal, made on the second copy and measured: the same ten rows.
     assert!(
-        recent["fix"][0].as_str().unwrap().contains("IN (SELECT auth.uid())"),
+        recent["fix"][0]
+            .as_str()
+            .unwrap()
+            .contains("IN (SELECT auth.uid())"),
         "{recent:#}"
     );
     assert_eq!(recent["work_fixed"]["rows"], recent["work_as_is"]["rows"]);
@@ -550,7 +565,10 @@ async fn advise_says_so_when_hypopg_is_refused() {
     let printed = format!("{}{}", common::stdout(&run), stderr(&run));
     assert!(printed.contains("without screening"), "{printed}");
     // Unscreened, not skipped: a candidate was built for real and judged.
-    assert!(advice["screened"].as_array().unwrap().is_empty(), "{advice:#}");
+    assert!(
+        advice["screened"].as_array().unwrap().is_empty(),
+        "{advice:#}"
+    );
     let built = advice["created"].as_array().unwrap();
     assert!(!built.is_empty(), "{advice:#}");
     assert!(built.iter().all(|v| v["bytes"].as_i64().unwrap() > 0));

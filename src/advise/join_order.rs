@@ -134,7 +134,11 @@ pub fn explain(label: &str, p: &PlanSummary) -> String {
 /// The proposal's work against the plan as is and the bypass bound, in one line.
 fn judge(c: &AdvisoryCost, bypass: &Work) -> Option<String> {
     let (a, f) = (c.work_as_is.as_ref()?, c.work_fixed.as_ref()?);
-    let (a, f, b) = (a.shared_buffers(), f.shared_buffers(), bypass.shared_buffers());
+    let (a, f, b) = (
+        a.shared_buffers(),
+        f.shared_buffers(),
+        bypass.shared_buffers(),
+    );
     Some(if f < a {
         format!("the proposal: {a} → {f} shared buffers (bypassing RLS: {b})")
     } else {
