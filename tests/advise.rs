@@ -333,6 +333,84 @@ async fn schema_advisories_are_measured_on_a_fixed_copy() {
     assert_eq!(db.dump(), before, "the dataset is unchanged");
 }
 
+/// The RLS-only case of issue 17: under `initplan` policies with `doc` indexes,
+/// `recent_stories` for the heaviest user starts from heroes (the heroes policy's filter is
+/// estimated as independent of the query's own filter on stories: the join is expected to
+/// return about one row, so the LIMIT no longer stops the ordered stories scan early).
+/// `advise schema --measure` finds it from the plans under RLS and bypassing it, explains it
+/// with both plans, and measures the proposed policy form on a second copy.
+#[tokio::test]
+async fn advise_explains_a_join_order_the_policies_change() {
+    let _one = COPIES.lock().await;
+    let db = TestDb::new("advise_join_order").await;
+    let seeded = db.storybench(&["seed", "--profile", "tiny", "--anchor", "2026-11-20"]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let before = db.dump();
+    let out = common::temp_root("advise-join-order");
+    let run = db.storybench(&[
+        "advise",
+        "schema",
+        "--policies",
+        "initplan",
+        "--indexes",
+        "doc",
+        "--measure",
+        "--budget",
+        "50ms",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let costs = r["lint"]["costs"].as_array().unwrap();
+    let recent = costs
+        .iter()
+        .find(|c| c["rule"] == "rls_join_order" && c["statement"] == "recent_stories")
+        .unwrap_or_else(|| panic!("recent_stories reordered by the policies: {costs:#?}"));
+    assert_eq!(recent["object"], "public.heroes", "{recent:#}");
+    // The explanation: heroes first under RLS, stories first bypassing it.
+    let plans: Vec<&str> = recent["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let first = |line: &str| line.find(" on heroes").unwrap() < line.find(" on stories").unwrap();
+    assert!(
+        plans[0].starts_with("under RLS: ") && first(plans[0]),
+        "{plans:#?}"
+    );
+    assert!(
+        plans[1].starts_with("bypassing RLS: ") && !first(plans[1]),
+        "{plans:#?}"
+    );
+    // Work, not time: the plan under RLS touches clearly more buffers than bypassing it.
+    let buffers =
+        |w: &Value| w["shared_hit"].as_u64().unwrap() + w["shared_read"].as_u64().unwrap();
+    let (as_is, bypass) = (
+        buffers(&recent["work_as_is"]),
+        buffers(&recent["work_bypass"]),
+    );
+    assert!(
+        as_is as f64 >= 1.5 * bypass as f64,
+        "{as_is} vs {bypass}: {recent:#}"
+    );
+    // The proposal, made on the second copy and measured: the same ten rows.
+    assert!(
+        recent["fix"][0]
+            .as_str()
+            .unwrap()
+            .contains("IN (SELECT auth.uid())"),
+        "{recent:#}"
+    );
+    assert_eq!(recent["work_fixed"]["rows"], recent["work_as_is"]["rows"]);
+    assert!(recent["error"].is_null(), "{recent:#}");
+    let printed = format!("{}{}", common::stdout(&run), stderr(&run));
+    assert!(printed.contains("under RLS: "), "{printed}");
+    assert_eq!(db.dump(), before, "the dataset is unchanged");
+}
+
 /// advise degrades with a clear message on a real server without pg_qualstats preloaded (an
 /// embedded cluster whose shared_preload_libraries was edited): the advice still comes, from
 /// the plans alone. (HypoPG refused is not tested: an event trigger that refuses it is a
@@ -415,6 +493,94 @@ async fn advise_says_so_when_pg_qualstats_is_missing() {
     );
     let printed = format!("{}{}", common::stdout(&run), stderr(&run));
     assert!(printed.contains("does not preload it"), "{printed}");
+}
+
+/// advise through a role that may create databases but is not a superuser: storybench runs
+/// end to end (it owns its database, so seed, pristine copies and the variant switches work),
+/// but CREATE EXTENSION hypopg is refused there. advise says so with the server's reason and
+/// builds the candidates for real unscreened.
+#[tokio::test]
+async fn advise_says_so_when_hypopg_is_refused() {
+    let _one = COPIES.lock().await;
+    // The API roles are cluster-wide and created by a superuser's first seed (service_role
+    // has BYPASSRLS, which only a superuser grants).
+    let first = TestDb::new("advise_roles").await;
+    let seeded = first.storybench(&["seed", "--profile", "tiny", "--anchor", common::ANCHOR]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let role = "sb_not_superuser";
+    let name = "t_advise_hypopg_refused";
+    let mut admin = common::connect(&common::url_for("postgres")).await;
+    for stmt in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("DROP ROLE IF EXISTS {role}"),
+        format!("CREATE ROLE {role} LOGIN CREATEDB NOSUPERUSER"),
+        format!("GRANT anon, authenticated, service_role TO {role}"),
+        format!("CREATE DATABASE {name} OWNER {role}"),
+    ] {
+        sqlx::Executor::execute(&mut admin, sqlx::AssertSqlSafe(stmt))
+            .await
+            .unwrap();
+    }
+    let mut url = url::Url::parse(&common::url_for(name)).unwrap();
+    url.set_username(role).unwrap();
+    let url = url.to_string();
+    let sb = |args: &[&str]| {
+        common::storybench_cmd()
+            .arg("--database-url")
+            .arg(&url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let seeded = sb(&["seed", "--profile", "tiny", "--anchor", common::ANCHOR]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let out = common::temp_root("advise-hypopg-refused");
+    let run = sb(&[
+        "advise",
+        "indexes",
+        "--indexes",
+        "doc",
+        "--policies",
+        "initplan",
+        "--queries",
+        "recently_played",
+        "--max-verified",
+        "1",
+        "--budget",
+        "50ms",
+        "--no-compare",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let advice = &r["advice"];
+    assert!(advice["hypopg"].is_null(), "{advice:#}");
+    let note = advice["hypopg_note"].as_str().unwrap();
+    assert!(
+        note.contains("permission denied") && note.contains("without screening"),
+        "{note}"
+    );
+    let printed = format!("{}{}", common::stdout(&run), stderr(&run));
+    assert!(printed.contains("without screening"), "{printed}");
+    // Unscreened, not skipped: a candidate was built for real and judged.
+    assert!(
+        advice["screened"].as_array().unwrap().is_empty(),
+        "{advice:#}"
+    );
+    let built = advice["created"].as_array().unwrap();
+    assert!(!built.is_empty(), "{advice:#}");
+    assert!(built.iter().all(|v| v["bytes"].as_i64().unwrap() > 0));
+    let mut cleanup = common::connect(&common::url_for("postgres")).await;
+    for stmt in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {role}"),
+    ] {
+        sqlx::Executor::execute(&mut cleanup, sqlx::AssertSqlSafe(stmt))
+            .await
+            .unwrap();
+    }
 }
 
 /// Shared buffers hit by one of a cost's two plans.

@@ -43,6 +43,12 @@ pub struct AdvisoryCost {
     pub work_fixed: Option<Work>,
     pub rounds: Rounds,
     pub error: Option<String>,
+    /// The plans that explain the advisory (`rls_changes_join_order`: under RLS, bypassing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<String>,
+    /// The same statement's work bypassing RLS: the bound a policy fix could reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_bypass: Option<Work>,
 }
 
 /// Runs every measurable advisory of the variant on two pristine copies of `target`.
@@ -99,6 +105,7 @@ async fn on_copies(
         .collect();
     let app = app_queries(&mut a, &specs).await?;
     let mut out = non_leakproof(&mut a, &app, &ctx, opts).await?;
+    out.extend(super::join_order::measure(&mut a, &mut b, &app, policies, &ctx, opts).await?);
     let q = &file().queries;
     for (rule, query) in [
         (Rule::AuthRlsInitplan, &q.fix_auth_per_row),
@@ -128,11 +135,11 @@ async fn on_copies(
 }
 
 /// An app catalog query with the heaviest user's parameters.
-struct AppQuery<'a> {
-    spec: &'a QuerySpec,
-    params: Vec<crate::params::ParamValue>,
-    who: crate::auth::Principal,
-    subject: String,
+pub(super) struct AppQuery<'a> {
+    pub(super) spec: &'a QuerySpec,
+    pub(super) params: Vec<crate::params::ParamValue>,
+    pub(super) who: crate::auth::Principal,
+    pub(super) subject: String,
 }
 
 async fn app_queries<'a>(
@@ -235,7 +242,7 @@ async fn non_leakproof(
     Ok(out)
 }
 
-fn cost(
+pub(super) fn cost(
     rule: Rule,
     object: String,
     fix: Vec<String>,
@@ -258,6 +265,8 @@ fn cost(
         work_fixed: o.arms[1].work.clone(),
         rounds: o.rounds.clone(),
         error: o.arms.iter().find_map(|a| a.error.clone()),
+        plans: Vec::new(),
+        work_bypass: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub(super) struct Queries {
     pub(super) foreign_key_cases: String,
     pub(super) local_timeout: String,
     pub(super) explain_lookup: String,
+    pub(super) fix_join_order: String,
 }
 
 #[cfg(test)]
@@ -48,6 +49,8 @@ pub enum Rule {
     ExposedSecurityDefiner,
     /// Found from the plans (`advise schema --measure`), not the catalog.
     NonLeakproofUnderRls,
+    /// Found from the plans: a read whose join order the policies change (`join_order`).
+    RlsJoinOrder,
 }
 
 impl Rule {
@@ -60,6 +63,7 @@ impl Rule {
             Rule::RlsEnabledNoPolicy => "rls_enabled_no_policy",
             Rule::ExposedSecurityDefiner => "security_definer_in_exposed_schema",
             Rule::NonLeakproofUnderRls => "non_leakproof_filter_under_rls",
+            Rule::RlsJoinOrder => "rls_changes_join_order",
         }
     }
 
@@ -84,6 +88,9 @@ impl Rule {
             }
             Rule::NonLeakproofUnderRls => {
                 "a leakproof form of the filter (equality or range on a column, an index the user's own rows are reached by first), or accept the filter above the policy"
+            }
+            Rule::RlsJoinOrder => {
+                "the leading table's SELECT policy as `user_id IN (SELECT auth.uid())`: the planner then stops counting the policy as a second, independent filter on the join"
             }
         }
     }

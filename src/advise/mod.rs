@@ -5,6 +5,7 @@
 pub mod citus;
 pub mod costs;
 pub mod indexes;
+pub mod join_order;
 pub mod lint;
 
 use crate::target::Target;

@@ -89,6 +89,13 @@ pub fn advisory_cost(c: &crate::advise::costs::AdvisoryCost) -> String {
             b.execution_ms
         ));
     }
+    if let Some(w) = &c.work_bypass {
+        line.push_str(&format!(
+            " (bypassing RLS: {} buffers, executor {:.2} ms)",
+            w.shared_buffers(),
+            w.execution_ms
+        ));
+    }
     if let Some(e) = &c.error {
         line.push_str(&format!(", error: {e}"));
     }

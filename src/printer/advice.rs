@@ -116,6 +116,9 @@ pub fn lint(p: &mut Printer, s: &LintSection) -> io::Result<()> {
                 "    - {}",
                 crate::findings::advice::advisory_cost(c)
             )?;
+            for plan in &c.plans {
+                writeln!(p.human, "      {plan}")?;
+            }
         }
     }
     writeln!(p.machine, "schema_advisories {}", s.advisories.len())?;
