@@ -4,16 +4,25 @@
 use super::topics::{fig, finding};
 use super::{Finding, Interval, Tone, Topic};
 use crate::format::human_bytes;
-use crate::measure::ops::{Operation, OpsSection};
+use crate::measure::ops::{BackupFigures, CronFigures, Operation, OpsSection, Restore};
 
 pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
     let mut out = Vec::new();
-    if let Some(r) = op
+    if let Some((b, r)) = op
         .backup
         .as_ref()
         .and_then(|b| b.restore.as_ref().map(|r| (b, r)))
     {
-        let (b, r) = r;
+        out.push(backup_finding(s, op, b, r));
+    }
+    if let Some(c) = &op.cron {
+        out.push(cron_finding(s, op, c));
+    }
+    out
+}
+
+/// The backup's restore check.
+fn backup_finding(s: &OpsSection, op: &Operation, b: &BackupFigures, r: &Restore) -> Finding {
         let (tone, verdict) = if r.same_fingerprint {
             (Tone::Clear, "with the same fingerprint as the copy")
         } else {
@@ -44,9 +53,11 @@ pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
                 r.messages.chars().take(200).collect(),
             ));
         }
-        out.push(f);
-    }
-    if let Some(c) = &op.cron {
+    f
+}
+
+/// The scheduled cleanup's interference with the app's latency.
+fn cron_finding(s: &OpsSection, op: &Operation, c: &CronFigures) -> Finding {
         let who = match &c.pg_cron_unavailable {
             None => format!(
                 "pg_cron {} ran it",
@@ -103,7 +114,5 @@ pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
             f.figures
                 .push(fig("runs not succeeded", failed.to_string()));
         }
-        out.push(f);
-    }
-    out
+    f
 }
