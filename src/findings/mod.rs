@@ -188,16 +188,6 @@ pub(crate) fn pct(r: f64) -> String {
     }
 }
 
-/// Geometric mean of positive values.
-pub(crate) fn geomean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (mut sum, mut n) = (0.0, 0usize);
-    for x in v.into_iter().filter(|x| *x > 0.0 && x.is_finite()) {
-        sum += x.ln();
-        n += 1;
-    }
-    (n > 0).then(|| (sum / n as f64).exp())
-}
-
 /// Below this relative difference a ratio without an interval is not called a difference:
 /// it is within what this harness measures as noise on a shared machine.
 pub(crate) const NOISE_BAND: f64 = 0.05;
