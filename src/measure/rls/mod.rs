@@ -210,7 +210,7 @@ async fn stage(
             .await?;
         if opts.setup_runs > 0 {
             let conn = conn.as_mut().context("connection")?;
-            section.setup_cost = Some(setup_cost(conn, opts, scenario, population).await?);
+            section.setup_cost = Some(claims_setup_cost(conn, opts, scenario, population).await?);
         }
     }
     let conn = conn.as_mut().context("connection")?;
@@ -304,7 +304,7 @@ async fn draw_params(
 }
 
 /// What setting the claims costs per transaction, as the heaviest user.
-async fn setup_cost(
+async fn claims_setup_cost(
     conn: &mut PgConnection,
     opts: &RlsOptions,
     scenario: &scenario::RlsScenario,
