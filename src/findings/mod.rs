@@ -62,7 +62,7 @@ pub struct Interval {
 
 impl Interval {
     /// A measured 95 % confidence interval (the engine's and the statistics module's).
-    pub fn ci95(i: &crate::stats::Interval) -> Self {
+    pub(crate) fn ci95(i: &crate::stats::Interval) -> Self {
         Self {
             low: i.low,
             high: i.high,
