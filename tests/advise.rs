@@ -187,9 +187,7 @@ async fn the_recommended_variant_is_clean_by_supabases_linter_rules() {
     let out = common::temp_root("advise-lint-leakproof");
     let run = db.storybench(&advise(
         "schema",
-        &[
-            "--measure",
-        ],
+        &["--measure"],
         "50ms",
         &out.to_string_lossy(),
     ));
@@ -270,13 +268,7 @@ async fn schema_advisories_are_measured_on_a_fixed_copy() {
     let out = common::temp_root("advise-costs");
     let run = db.storybench(&advise(
         "schema",
-        &[
-            "--policies",
-            "doc",
-            "--indexes",
-            "doc",
-            "--measure",
-        ],
+        &["--policies", "doc", "--indexes", "doc", "--measure"],
         "100ms",
         &out.to_string_lossy(),
     ));

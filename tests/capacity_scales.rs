@@ -69,11 +69,7 @@ async fn scales_have_their_own_datasets_and_the_section_its_shape() {
     assert!(seed.status.success(), "seed: {}", stderr(&seed));
     let scenario = common::sleep_scenario();
     let out_dir: PathBuf = dir.join("out");
-    let out = db.storybench(&capacity_args(
-        &scenario,
-        out_dir.to_str().unwrap(),
-        "8",
-    ));
+    let out = db.storybench(&capacity_args(&scenario, out_dir.to_str().unwrap(), "8"));
     assert!(out.status.success(), "{}", stderr(&out));
     let s = &results(&out_dir)["capacity_scales"];
     let scales = s["scales"].as_array().expect("scales");
@@ -163,11 +159,7 @@ async fn scales_have_their_own_datasets_and_the_section_its_shape() {
 
     // A second run reuses both datasets.
     let again = dir.join("again");
-    let out = db.storybench(&capacity_args(
-        &scenario,
-        again.to_str().unwrap(),
-        "3",
-    ));
+    let out = db.storybench(&capacity_args(&scenario, again.to_str().unwrap(), "3"));
     assert!(out.status.success(), "{}", stderr(&out));
     let s2 = &results(&again)["capacity_scales"];
     for (a, b) in scales.iter().zip(s2["scales"].as_array().unwrap()) {

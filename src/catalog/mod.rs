@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use sampler::Sampler;
 
 /// Tags the shipped catalog must carry, one per use case the issues ask to cover.
+#[cfg(test)]
 pub(crate) const COVERAGE_TAGS: &[&str] = &[
     "recent_stories",
     "favourites",
@@ -180,6 +181,7 @@ impl Catalog {
         self.queries.iter().filter(|q| q.has_tag(tag)).collect()
     }
 
+    #[cfg(test)]
     pub(crate) fn by_role(&self, role: Role) -> Vec<&QuerySpec> {
         self.queries.iter().filter(|q| q.role == role).collect()
     }

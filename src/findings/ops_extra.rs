@@ -23,12 +23,12 @@ pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
 
 /// The backup's restore check.
 fn backup_finding(s: &OpsSection, op: &Operation, b: &BackupFigures, r: &Restore) -> Finding {
-        let (tone, verdict) = if r.same_fingerprint {
-            (Tone::Clear, "with the same fingerprint as the copy")
-        } else {
-            (Tone::Bad, "with a DIFFERENT fingerprint from the copy")
-        };
-        let mut f = finding(
+    let (tone, verdict) = if r.same_fingerprint {
+        (Tone::Clear, "with the same fingerprint as the copy")
+    } else {
+        (Tone::Bad, "with a DIFFERENT fingerprint from the copy")
+    };
+    let mut f = finding(
             Topic::Operations,
             tone,
             format!(
@@ -43,29 +43,29 @@ fn backup_finding(s: &OpsSection, op: &Operation, b: &BackupFigures, r: &Restore
             ),
             &format!("ops-{}", op.name),
         );
+    f.figures.push(fig(
+        "stories and heroes dump",
+        human_bytes(b.tables_dump_bytes as f64),
+    ));
+    if r.exit_code != 0 {
         f.figures.push(fig(
-            "stories and heroes dump",
-            human_bytes(b.tables_dump_bytes as f64),
+            "pg_restore reported",
+            r.messages.chars().take(200).collect(),
         ));
-        if r.exit_code != 0 {
-            f.figures.push(fig(
-                "pg_restore reported",
-                r.messages.chars().take(200).collect(),
-            ));
-        }
+    }
     f
 }
 
 /// The scheduled cleanup's interference with the app's latency.
 fn cron_finding(s: &OpsSection, op: &Operation, c: &CronFigures) -> Finding {
-        let who = match &c.pg_cron_unavailable {
-            None => format!(
-                "pg_cron {} ran it",
-                c.pg_cron_version.as_deref().unwrap_or("")
-            ),
-            Some(why) => format!("{why}: storybench fired it on the same schedule"),
-        };
-        let (tone, verdict, interval) = match &c.interference {
+    let who = match &c.pg_cron_unavailable {
+        None => format!(
+            "pg_cron {} ran it",
+            c.pg_cron_version.as_deref().unwrap_or("")
+        ),
+        Some(why) => format!("{why}: storybench fired it on the same schedule"),
+    };
+    let (tone, verdict, interval) = match &c.interference {
             Some(i) if i.ratio.includes(1.0) => (
                 Tone::Unclear,
                 format!(
@@ -88,12 +88,12 @@ fn cron_finding(s: &OpsSection, op: &Operation, c: &CronFigures) -> Finding {
                 None,
             ),
         };
-        let longest = c
-            .runs
-            .iter()
-            .map(|r| r.finished_s - r.started_s)
-            .fold(0.0, f64::max);
-        let mut f = finding(
+    let longest = c
+        .runs
+        .iter()
+        .map(|r| r.finished_s - r.started_s)
+        .fold(0.0, f64::max);
+    let mut f = finding(
             Topic::Operations,
             tone,
             format!(
@@ -108,11 +108,11 @@ fn cron_finding(s: &OpsSection, op: &Operation, c: &CronFigures) -> Finding {
             ),
             &format!("ops-{}", op.name),
         );
-        f.interval = interval;
-        let failed = c.runs.iter().filter(|r| r.status != "succeeded").count();
-        if failed > 0 {
-            f.figures
-                .push(fig("runs not succeeded", failed.to_string()));
-        }
+    f.interval = interval;
+    let failed = c.runs.iter().filter(|r| r.status != "succeeded").count();
+    if failed > 0 {
+        f.figures
+            .push(fig("runs not succeeded", failed.to_string()));
+    }
     f
 }

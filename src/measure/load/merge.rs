@@ -169,7 +169,9 @@ impl Sums {
     }
 }
 
-pub(crate) fn merge_goose(sections: &[(f64, &LoadSection)]) -> Option<super::scenario_run::GooseSummary> {
+pub(crate) fn merge_goose(
+    sections: &[(f64, &LoadSection)],
+) -> Option<super::scenario_run::GooseSummary> {
     let gs: Vec<&super::scenario_run::GooseSummary> = sections
         .iter()
         .filter_map(|(_, s)| s.goose.as_ref())

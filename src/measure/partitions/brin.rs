@@ -121,9 +121,9 @@ async fn build(tx: &mut PgConnection, kind: &str) -> Result<(IndexKind, Vec<Stri
             create,
             &[("name", unqualified), ("kind", kind)],
         )))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("building the {kind} index on the {layout} layout"))?;
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("building the {kind} index on the {layout} layout"))?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let bytes: i64 = sqlx::query_scalar(sql(&queries().index_bytes))
             .bind(&index)

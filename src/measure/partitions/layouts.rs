@@ -201,7 +201,11 @@ fn say_query(q: &QueryLayouts, partitions_total: usize) {
         } else {
             q.pruning.join(", ")
         },
-        if q.consistent { "" } else { "  (RESULTS DIFFER)" }
+        if q.consistent {
+            ""
+        } else {
+            "  (RESULTS DIFFER)"
+        }
     );
 }
 

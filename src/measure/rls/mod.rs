@@ -206,8 +206,10 @@ async fn stage(
     }
     if opts.measure {
         let refs: Vec<&QuerySpec> = specs.iter().collect();
-        measure_matrix(target, conn, opts, scenario, &refs, population, ctx, out_dir, section)
-            .await?;
+        measure_matrix(
+            target, conn, opts, scenario, &refs, population, ctx, out_dir, section,
+        )
+        .await?;
         if opts.setup_runs > 0 {
             let conn = conn.as_mut().context("connection")?;
             section.setup_cost = Some(claims_setup_cost(conn, opts, scenario, population).await?);

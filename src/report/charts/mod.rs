@@ -342,7 +342,10 @@ pub fn trend(
 
 /// HDR-style percentile curves: x is the percentile on a "nines" scale (90, 99, 99.9 …
 /// evenly spaced), y the latency in ms on a log scale.
-pub(crate) fn percentile_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Option<String> {
+pub(crate) fn percentile_curves(
+    title: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Option<String> {
     let series: Vec<Series> = curves
         .iter()
         .map(|(n, pts)| Series {

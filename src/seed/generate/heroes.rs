@@ -159,10 +159,7 @@ pub(crate) fn write(g: &Generator, u: &mut UserCtx, out: &mut Out) {
 }
 
 fn draw_looks<'a>(rng: &mut super::Rng8, v: &'a Visual) -> Looks<'a> {
-    let (hair_color, hair_style) = (
-        pick_str(rng, &v.hair_colors),
-        pick_str(rng, &v.hair_styles),
-    );
+    let (hair_color, hair_style) = (pick_str(rng, &v.hair_colors), pick_str(rng, &v.hair_styles));
     let (eyes, skin, clothing) = (
         pick_str(rng, &v.eye_colors),
         pick_str(rng, &v.skin_tones),

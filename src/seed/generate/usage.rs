@@ -270,8 +270,8 @@ fn entry_times(g: &Generator, u: &UserCtx, rng: &mut Rng8, (kind, obj): (u8, usi
             expires,
         )
     } else {
-        let created = rng
-            .random_range(since.max(g.anchor - ttl + MINUTE).min(g.anchor - MINUTE)..g.anchor);
+        let created =
+            rng.random_range(since.max(g.anchor - ttl + MINUTE).min(g.anchor - MINUTE)..g.anchor);
         (created, (created + ttl).max(g.anchor + MINUTE))
     };
     let accessed = rng.random_range(0..12i32);
