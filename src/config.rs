@@ -240,7 +240,7 @@ impl RunConfig {
     }
 
     /// Every stage draws from the dataset's seed.
-    pub fn sync_seeds(&mut self) {
+    fn sync_seeds(&mut self) {
         let seed = self.dataset.seed;
         self.explain.seed = seed;
         self.rls.seed = seed;

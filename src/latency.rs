@@ -115,7 +115,7 @@ impl Latency {
     }
 
     /// Base64 of HdrHistogram's V2 compressed encoding (readable by every HdrHistogram port).
-    pub fn encode(&self) -> String {
+    fn encode(&self) -> String {
         encode_histogram(&self.hist)
     }
 

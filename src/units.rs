@@ -117,6 +117,7 @@ mod tests {
         assert_eq!(parse_percent("10%").unwrap(), 0.1);
         assert_eq!(parse_percent("10").unwrap(), 0.1);
         assert_eq!(parse_percent(" 0.5 % ").unwrap(), 0.005);
+        assert_eq!(parse_percent(" 2.5% ").unwrap(), 0.025);
         assert!(parse_percent("abc").is_err());
         assert!(parse_percent("-1").is_err());
         assert!(parse_share("150%").is_err());

@@ -11,6 +11,14 @@ use serde_json::Value;
 /// checks that no advise copy is left on it.
 static COPIES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `advise WHAT ARGS… --budget BUDGET --out OUT`, the argument block every run here shares.
+fn advise<'a>(what: &'a str, args: &[&'a str], budget: &'a str, out: &'a str) -> Vec<&'a str> {
+    let mut all = vec!["advise", what];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--budget", budget, "--out", out]);
+    all
+}
+
 #[tokio::test]
 async fn an_index_a_hot_query_lacks_is_built_for_real_used_and_judged_by_its_rule() {
     let _one = COPIES.lock().await;
@@ -19,24 +27,23 @@ async fn an_index_a_hot_query_lacks_is_built_for_real_used_and_judged_by_its_rul
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     let before = db.dump();
     let out = common::temp_root("advise-missing");
-    let run = db.storybench(&[
-        "advise",
+    let run = db.storybench(&advise(
         "indexes",
-        "--indexes",
-        "doc",
-        // The recommended policy set: under doc's per-row auth.uid() HypoPG fails on these
-        // plans and the verdict on play_events moved between runs (buffers 132 → 141).
-        "--policies",
-        "initplan",
-        "--queries",
-        "recently_played,play_story,heroes_with_avatar",
-        "--max-verified",
-        "6",
-        "--budget",
+        &[
+            "--indexes",
+            "doc",
+            // The recommended policy set: under doc's per-row auth.uid() HypoPG fails on these
+            // plans and the verdict on play_events moved between runs (buffers 132 → 141).
+            "--policies",
+            "initplan",
+            "--queries",
+            "recently_played,play_story,heroes_with_avatar",
+            "--max-verified",
+            "6",
+        ],
         "200ms",
-        "--out",
         &out.to_string_lossy(),
-    ]);
+    ));
     assert!(run.status.success(), "{}", stderr(&run));
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
@@ -178,15 +185,12 @@ async fn the_recommended_variant_is_clean_by_supabases_linter_rules() {
     // text_pattern_ops) index serves the title search as an index condition bypassing RLS,
     // but under RLS LIKE (not leakproof) stays a Filter above the policy.
     let out = common::temp_root("advise-lint-leakproof");
-    let run = db.storybench(&[
-        "advise",
+    let run = db.storybench(&advise(
         "schema",
-        "--measure",
-        "--budget",
+        &["--measure"],
         "50ms",
-        "--out",
         &out.to_string_lossy(),
-    ]);
+    ));
     assert!(run.status.success(), "{}", stderr(&run));
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
@@ -262,19 +266,12 @@ async fn schema_advisories_are_measured_on_a_fixed_copy() {
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     let before = db.dump();
     let out = common::temp_root("advise-costs");
-    let run = db.storybench(&[
-        "advise",
+    let run = db.storybench(&advise(
         "schema",
-        "--policies",
-        "doc",
-        "--indexes",
-        "doc",
-        "--measure",
-        "--budget",
+        &["--policies", "doc", "--indexes", "doc", "--measure"],
         "100ms",
-        "--out",
         &out.to_string_lossy(),
-    ]);
+    ));
     assert!(run.status.success(), "{}", stderr(&run));
     let r: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
@@ -456,23 +453,22 @@ async fn advise_says_so_when_pg_qualstats_is_missing() {
     assert!(!preload.contains("pg_qualstats"), "{preload}");
     drop(conn);
     let out = root.join("out");
-    let run = sb(&[
-        "advise",
+    let run = sb(&advise(
         "indexes",
-        "--indexes",
-        "doc",
-        "--policies",
-        "initplan",
-        "--queries",
-        "recently_played",
-        "--max-verified",
-        "1",
-        "--budget",
+        &[
+            "--indexes",
+            "doc",
+            "--policies",
+            "initplan",
+            "--queries",
+            "recently_played",
+            "--max-verified",
+            "1",
+            "--no-compare",
+        ],
         "50ms",
-        "--no-compare",
-        "--out",
         &out.to_string_lossy(),
-    ]);
+    ));
     let stopped = sb(&["db", "stop"]);
     assert!(stopped.status.success(), "{}", stderr(&stopped));
     assert!(run.status.success(), "{}", stderr(&run));

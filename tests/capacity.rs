@@ -13,21 +13,6 @@ fn tmp(tag: &str) -> PathBuf {
     common::temp_root(&format!("cap-{tag}"))
 }
 
-const SLEEP_QUERIES: &str = r#"
-[[query]]
-name = "sleep_20ms"
-description = "Test: a statement that takes 20 ms of the server's time (not its CPU)."
-role = "service"
-kind = "read"
-tags = ["calibration"]
-params = []
-sql = "SELECT pg_sleep(0.02)"
-"#;
-
-const SLEEP_SCENARIO: &str = "description = \"Test: one 20 ms statement.\"\n\
-    principal = \"service\"\nqueries = \"sleep_queries.toml\"\n\
-    [[transaction]]\nname = \"one\"\nweight = 1\n[[transaction.step]]\nquery = \"sleep_20ms\"\n";
-
 fn results(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
 }
@@ -46,16 +31,14 @@ async fn search_reports_an_interval_names_saturation_and_lengthens_short_steps()
         dir.join("seed").to_str().unwrap(),
     ]);
     assert!(seed.status.success(), "seed: {}", stderr(&seed));
-    std::fs::write(dir.join("sleep_queries.toml"), SLEEP_QUERIES).unwrap();
-    let scenario = dir.join("sleep.toml");
-    std::fs::write(&scenario, SLEEP_SCENARIO).unwrap();
+    let scenario = common::sleep_scenario();
     let out_dir = dir.join("out");
     // Two users of a 20 ms statement serve under 100/s: 160/s and more must break (a
     // backlog), 40/s cannot fill 72 samples in 1 s.
     let out = db.storybench(&[
         "capacity",
         "--scenario",
-        scenario.to_str().unwrap(),
+        &scenario,
         "--slo",
         "p95<1s",
         "--users",

@@ -11,21 +11,6 @@ use serde_json::Value;
 use sqlx::Executor;
 use std::path::{Path, PathBuf};
 
-const SLEEP_QUERIES: &str = r#"
-[[query]]
-name = "sleep_20ms"
-description = "Test: a statement that takes 20 ms of the server's time (not its CPU)."
-role = "service"
-kind = "read"
-tags = ["calibration"]
-params = []
-sql = "SELECT pg_sleep(0.02)"
-"#;
-
-const SLEEP_SCENARIO: &str = "description = \"Test: one 20 ms statement.\"\n\
-    principal = \"service\"\nqueries = \"sleep_queries.toml\"\n\
-    [[transaction]]\nname = \"one\"\nweight = 1\n[[transaction.step]]\nquery = \"sleep_20ms\"\n";
-
 fn results(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
 }
@@ -83,15 +68,9 @@ async fn scales_have_their_own_datasets_and_the_section_its_shape() {
         dir.join("seed").to_str().unwrap(),
     ]);
     assert!(seed.status.success(), "seed: {}", stderr(&seed));
-    std::fs::write(dir.join("sleep_queries.toml"), SLEEP_QUERIES).unwrap();
-    let scenario = dir.join("sleep.toml");
-    std::fs::write(&scenario, SLEEP_SCENARIO).unwrap();
+    let scenario = common::sleep_scenario();
     let out_dir: PathBuf = dir.join("out");
-    let out = db.storybench(&capacity_args(
-        scenario.to_str().unwrap(),
-        out_dir.to_str().unwrap(),
-        "8",
-    ));
+    let out = db.storybench(&capacity_args(&scenario, out_dir.to_str().unwrap(), "8"));
     assert!(out.status.success(), "{}", stderr(&out));
     let s = &results(&out_dir)["capacity_scales"];
     let scales = s["scales"].as_array().expect("scales");
@@ -181,11 +160,7 @@ async fn scales_have_their_own_datasets_and_the_section_its_shape() {
 
     // A second run reuses both datasets.
     let again = dir.join("again");
-    let out = db.storybench(&capacity_args(
-        scenario.to_str().unwrap(),
-        again.to_str().unwrap(),
-        "3",
-    ));
+    let out = db.storybench(&capacity_args(&scenario, again.to_str().unwrap(), "3"));
     assert!(out.status.success(), "{}", stderr(&out));
     let s2 = &results(&again)["capacity_scales"];
     for (a, b) in scales.iter().zip(s2["scales"].as_array().unwrap()) {
@@ -211,11 +186,9 @@ async fn a_database_of_the_scales_name_that_is_not_ours_is_refused_untouched() {
         .await
         .unwrap();
     drop(theirs);
-    std::fs::write(dir.join("sleep_queries.toml"), SLEEP_QUERIES).unwrap();
-    let scenario = dir.join("sleep.toml");
-    std::fs::write(&scenario, SLEEP_SCENARIO).unwrap();
+    let scenario = common::sleep_scenario();
     let out_dir = dir.join("out");
-    let mut args = capacity_args(scenario.to_str().unwrap(), out_dir.to_str().unwrap(), "3");
+    let mut args = capacity_args(&scenario, out_dir.to_str().unwrap(), "3");
     let i = args.iter().position(|a| *a == "1,2").unwrap();
     args[i] = "6,7";
     let out = db.storybench(&args);

@@ -286,42 +286,14 @@ async fn open_model_reports_a_stall_no_coordinated_omission() {
     );
 }
 
-const SPEED_QUERIES: &str = r#"
-[[query]]
-name = "normal_select"
-description = "Test: an instant statement."
-role = "service"
-kind = "read"
-tags = ["calibration"]
-params = []
-sql = "SELECT 1"
-
-[[query]]
-name = "slow_select"
-description = "Test: a statement slowed by 20 ms."
-role = "service"
-kind = "read"
-tags = ["calibration"]
-params = []
-sql = "SELECT pg_sleep(0.02)"
-"#;
-
-fn speed_scenario(query: &str) -> String {
-    format!(
-        "description = \"Test: {query}.\"\nprincipal = \"service\"\nqueries = \"speed_queries.toml\"\n\
-         [[transaction]]\nname = \"one\"\nweight = 1\n[[transaction.step]]\nquery = \"{query}\"\n"
-    )
-}
-
 #[tokio::test]
 async fn capacity_search_ranks_a_slowed_query_lower() {
     let db = seeded("load_cap").await;
     let dir = tmp("cap");
-    std::fs::write(dir.join("speed_queries.toml"), SPEED_QUERIES).unwrap();
     let mut found = Vec::new();
-    for query in ["slow_select", "normal_select"] {
-        let file = dir.join(format!("{query}.toml"));
-        std::fs::write(&file, speed_scenario(query)).unwrap();
+    // The 20 ms sleep, then an instant statement (tests/fixtures/sleep/).
+    for query in ["sleep", "normal"] {
+        let file = common::fixture(&format!("sleep/{query}.toml"));
         let out_dir = dir.join(format!("out_{query}"));
         let out = db.storybench(&[
             "capacity",

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 pub use sampler::Sampler;
 
 /// Tags the shipped catalog must carry, one per use case the issues ask to cover.
-pub const COVERAGE_TAGS: &[&str] = &[
+#[cfg(test)]
+pub(crate) const COVERAGE_TAGS: &[&str] = &[
     "recent_stories",
     "favourites",
     "story_detail",
@@ -180,7 +181,8 @@ impl Catalog {
         self.queries.iter().filter(|q| q.has_tag(tag)).collect()
     }
 
-    pub fn by_role(&self, role: Role) -> Vec<&QuerySpec> {
+    #[cfg(test)]
+    pub(crate) fn by_role(&self, role: Role) -> Vec<&QuerySpec> {
         self.queries.iter().filter(|q| q.role == role).collect()
     }
 

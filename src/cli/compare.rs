@@ -12,7 +12,7 @@ pub struct CompareArgs {
     pub new: PathBuf,
     /// Largest tolerated slowdown before a change counts: a time metric must lie beyond
     /// max(this, its noise floor) with confidence (docs/statistics.md).
-    #[arg(long, default_value = "10%", value_parser = compare::parse_percent)]
+    #[arg(long, default_value = "10%", value_parser = crate::units::parse_percent)]
     pub max_regression: f64,
     /// Directory of earlier run directories (`*/results.json`): runs of BASE's configuration
     /// there give each metric its noise floor. Default: the directory holding BASE's run

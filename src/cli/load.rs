@@ -95,18 +95,7 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
         db.shared_lock = true;
     }
     let db = &db;
-    if !args.think_scale.is_finite() || !(0.0..=100.0).contains(&args.think_scale) {
-        bail!(
-            "--think-scale must be between 0 and 100; got {}",
-            args.think_scale
-        );
-    }
-    if args.pool == Some(0) {
-        bail!("--pool must be at least 1");
-    }
-    if args.pooler.wanted() && args.scenario.is_none() {
-        bail!("--pooler/--pooler-url run a --scenario's users through the pooler; give --scenario");
-    }
+    check_args(&args)?;
     // Load the scenario first: a malformed file is an error before anything starts.
     let scenario = match (&args.sql, &args.scenario) {
         (Some(_), _) => None,
@@ -137,42 +126,7 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
                 session.check_dataset(target).await?;
             }
             let section = match (&scenario, &args.sql) {
-                (Some(sc), _) => {
-                    let pooler = match args.pooler.wanted() {
-                        true => Some(std::sync::Arc::new(
-                            crate::pooler::Pooler::open(
-                                &args.pooler,
-                                target,
-                                args.statement_timeout,
-                            )
-                            .await?,
-                        )),
-                        false => None,
-                    };
-                    let opts = ScenarioOptions {
-                        pooler,
-                        shape: shape.clone(),
-                        pool: args.pool,
-                        goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
-                        statement_timeout: args.statement_timeout,
-                        think_scale: args.think_scale,
-                        query_seconds: false,
-                        measure_start: None,
-                        shard: args.shard,
-                    };
-                    match (args.shard, args.start_at) {
-                        (Some(shard), Some(at)) => {
-                            super::shard::run(session, target, sc, &opts, shard, at).await?
-                        }
-                        _ => {
-                            session
-                                .stage_on_copy("load", target, async |t| {
-                                    measure_scenario(t, sc, &opts).await
-                                })
-                                .await?
-                        }
-                    }
-                }
+                (Some(sc), _) => scenario_section(session, target, sc, &args, &shape).await?,
                 (None, Some(sql)) if has_dataset => {
                     session
                         .stage_on_copy("load", target, async |t| {
@@ -194,6 +148,60 @@ pub async fn run(db: &DbArgs, args: LoadArgs) -> Result<i32> {
         },
     )
     .await
+}
+
+/// The flags clap cannot check on its own.
+fn check_args(args: &LoadArgs) -> Result<()> {
+    if !args.think_scale.is_finite() || !(0.0..=100.0).contains(&args.think_scale) {
+        bail!(
+            "--think-scale must be between 0 and 100; got {}",
+            args.think_scale
+        );
+    }
+    if args.pool == Some(0) {
+        bail!("--pool must be at least 1");
+    }
+    if args.pooler.wanted() && args.scenario.is_none() {
+        bail!("--pooler/--pooler-url run a --scenario's users through the pooler; give --scenario");
+    }
+    Ok(())
+}
+
+/// A scenario's load: one shard of a sharded run, or the whole load on a pristine copy.
+async fn scenario_section(
+    session: &mut RunSession,
+    target: &Target,
+    sc: &Scenario,
+    args: &LoadArgs,
+    shape: &LoadShape,
+) -> Result<LoadSection> {
+    let pooler = match args.pooler.wanted() {
+        true => Some(std::sync::Arc::new(
+            crate::pooler::Pooler::open(&args.pooler, target, args.statement_timeout).await?,
+        )),
+        false => None,
+    };
+    let opts = ScenarioOptions {
+        pooler,
+        shape: shape.clone(),
+        pool: args.pool,
+        goose_report: Some(session.out_dir.join(GOOSE_REPORT)),
+        statement_timeout: args.statement_timeout,
+        think_scale: args.think_scale,
+        query_seconds: false,
+        measure_start: None,
+        shard: args.shard,
+    };
+    match (args.shard, args.start_at) {
+        (Some(shard), Some(at)) => super::shard::run(session, target, sc, &opts, shard, at).await,
+        _ => {
+            session
+                .stage_on_copy("load", target, async |t| {
+                    measure_scenario(t, sc, &opts).await
+                })
+                .await
+        }
+    }
 }
 
 /// goose's own HTML report, written beside report.html.

@@ -41,7 +41,7 @@ pub fn run(args: MergeArgs) -> i32 {
             }
         }
     }
-    let merged = match crate::measure::load::merge::merge(&inputs, args.max_skew) {
+    let merged = match crate::results::merge::merge(&inputs, args.max_skew) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e:#}");

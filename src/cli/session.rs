@@ -159,7 +159,7 @@ impl RunSession {
 
     /// [`finalize`](Self::finalize), with the comparison to a baseline in the report and
     /// the findings; `run` ends its terminal output with the findings and the report path.
-    pub fn finalize_with(
+    fn finalize_with(
         mut self,
         outcome: Result<()>,
         baseline: Option<&crate::compare::Comparison>,

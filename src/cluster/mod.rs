@@ -187,7 +187,7 @@ impl EmbeddedCluster {
         self.chown_to_postgres(&path)
     }
 
-    pub fn configured_port(&self) -> Result<u16> {
+    fn configured_port(&self) -> Result<u16> {
         let path = self.data_dir.join(CONF_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(

@@ -133,7 +133,7 @@ impl EmbeddedCluster {
     /// Writes the profile file, includes it from storybench.conf and restarts the server.
     /// Returns storybench.conf as it was, for [`restore_profile`](Self::restore_profile).
     /// A server that does not start with the profile is restored before the error returns.
-    pub fn apply_profile(&self, values: &[(&str, String)], label: &str) -> Result<String> {
+    fn apply_profile(&self, values: &[(&str, String)], label: &str) -> Result<String> {
         let conf = self.data_dir.join(CONF_FILE);
         let original = std::fs::read_to_string(&conf)
             .with_context(|| format!("reading {}", conf.display()))?;
@@ -176,7 +176,7 @@ impl EmbeddedCluster {
     }
 
     /// Removes the profile file, puts storybench.conf back as it was and restarts.
-    pub fn restore_profile(&self, original_conf: &str) -> Result<()> {
+    fn restore_profile(&self, original_conf: &str) -> Result<()> {
         let profile = self.data_dir.join(PROFILE_FILE);
         if profile.exists() {
             std::fs::remove_file(&profile)

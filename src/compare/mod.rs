@@ -120,30 +120,3 @@ pub fn compare_with(
         deltas,
     }
 }
-
-/// Parses `10%`, `10` (percent) or `0.1` (fraction ≤ 1 with no `%`… ambiguous, so a bare
-/// number is always percent).
-pub fn parse_percent(text: &str) -> Result<f64, String> {
-    let t = text.trim().trim_end_matches('%');
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("{text:?} is not a percentage (e.g. 10%)"))?;
-    if !(0.0..=1000.0).contains(&v) {
-        return Err(format!("{text:?} must be between 0% and 1000%"));
-    }
-    Ok(v / 100.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_percent;
-
-    #[test]
-    fn percent_with_or_without_sign() {
-        assert_eq!(parse_percent("10%"), Ok(0.1));
-        assert_eq!(parse_percent("10"), Ok(0.1));
-        assert_eq!(parse_percent(" 2.5% "), Ok(0.025));
-        assert!(parse_percent("x").is_err());
-        assert!(parse_percent("-5%").is_err());
-    }
-}

@@ -62,7 +62,7 @@ pub struct Interval {
 
 impl Interval {
     /// A measured 95 % confidence interval (the engine's and the statistics module's).
-    pub fn ci95(i: &crate::stats::Interval) -> Self {
+    pub(crate) fn ci95(i: &crate::stats::Interval) -> Self {
         Self {
             low: i.low,
             high: i.high,
@@ -186,16 +186,6 @@ pub(crate) fn pct(r: f64) -> String {
     } else {
         format!("{p:.0} %")
     }
-}
-
-/// Geometric mean of positive values.
-pub(crate) fn geomean(v: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (mut sum, mut n) = (0.0, 0usize);
-    for x in v.into_iter().filter(|x| *x > 0.0 && x.is_finite()) {
-        sum += x.ln();
-        n += 1;
-    }
-    (n > 0).then(|| (sum / n as f64).exp())
 }
 
 /// Below this relative difference a ratio without an interval is not called a difference:

@@ -4,22 +4,31 @@
 use super::topics::{fig, finding};
 use super::{Finding, Interval, Tone, Topic};
 use crate::format::human_bytes;
-use crate::measure::ops::{Operation, OpsSection};
+use crate::measure::ops::{BackupFigures, CronFigures, Operation, OpsSection, Restore};
 
 pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
     let mut out = Vec::new();
-    if let Some(r) = op
+    if let Some((b, r)) = op
         .backup
         .as_ref()
         .and_then(|b| b.restore.as_ref().map(|r| (b, r)))
     {
-        let (b, r) = r;
-        let (tone, verdict) = if r.same_fingerprint {
-            (Tone::Clear, "with the same fingerprint as the copy")
-        } else {
-            (Tone::Bad, "with a DIFFERENT fingerprint from the copy")
-        };
-        let mut f = finding(
+        out.push(backup_finding(s, op, b, r));
+    }
+    if let Some(c) = &op.cron {
+        out.push(cron_finding(s, op, c));
+    }
+    out
+}
+
+/// The backup's restore check.
+fn backup_finding(s: &OpsSection, op: &Operation, b: &BackupFigures, r: &Restore) -> Finding {
+    let (tone, verdict) = if r.same_fingerprint {
+        (Tone::Clear, "with the same fingerprint as the copy")
+    } else {
+        (Tone::Bad, "with a DIFFERENT fingerprint from the copy")
+    };
+    let mut f = finding(
             Topic::Operations,
             tone,
             format!(
@@ -34,27 +43,29 @@ pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
             ),
             &format!("ops-{}", op.name),
         );
+    f.figures.push(fig(
+        "stories and heroes dump",
+        human_bytes(b.tables_dump_bytes as f64),
+    ));
+    if r.exit_code != 0 {
         f.figures.push(fig(
-            "stories and heroes dump",
-            human_bytes(b.tables_dump_bytes as f64),
+            "pg_restore reported",
+            r.messages.chars().take(200).collect(),
         ));
-        if r.exit_code != 0 {
-            f.figures.push(fig(
-                "pg_restore reported",
-                r.messages.chars().take(200).collect(),
-            ));
-        }
-        out.push(f);
     }
-    if let Some(c) = &op.cron {
-        let who = match &c.pg_cron_unavailable {
-            None => format!(
-                "pg_cron {} ran it",
-                c.pg_cron_version.as_deref().unwrap_or("")
-            ),
-            Some(why) => format!("{why}: storybench fired it on the same schedule"),
-        };
-        let (tone, verdict, interval) = match &c.interference {
+    f
+}
+
+/// The scheduled cleanup's interference with the app's latency.
+fn cron_finding(s: &OpsSection, op: &Operation, c: &CronFigures) -> Finding {
+    let who = match &c.pg_cron_unavailable {
+        None => format!(
+            "pg_cron {} ran it",
+            c.pg_cron_version.as_deref().unwrap_or("")
+        ),
+        Some(why) => format!("{why}: storybench fired it on the same schedule"),
+    };
+    let (tone, verdict, interval) = match &c.interference {
             Some(i) if i.ratio.includes(1.0) => (
                 Tone::Unclear,
                 format!(
@@ -77,12 +88,12 @@ pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
                 None,
             ),
         };
-        let longest = c
-            .runs
-            .iter()
-            .map(|r| r.finished_s - r.started_s)
-            .fold(0.0, f64::max);
-        let mut f = finding(
+    let longest = c
+        .runs
+        .iter()
+        .map(|r| r.finished_s - r.started_s)
+        .fold(0.0, f64::max);
+    let mut f = finding(
             Topic::Operations,
             tone,
             format!(
@@ -97,13 +108,11 @@ pub(super) fn extras(s: &OpsSection, op: &Operation) -> Vec<Finding> {
             ),
             &format!("ops-{}", op.name),
         );
-        f.interval = interval;
-        let failed = c.runs.iter().filter(|r| r.status != "succeeded").count();
-        if failed > 0 {
-            f.figures
-                .push(fig("runs not succeeded", failed.to_string()));
-        }
-        out.push(f);
+    f.interval = interval;
+    let failed = c.runs.iter().filter(|r| r.status != "succeeded").count();
+    if failed > 0 {
+        f.figures
+            .push(fig("runs not succeeded", failed.to_string()));
     }
-    out
+    f
 }

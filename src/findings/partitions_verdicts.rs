@@ -3,10 +3,7 @@
 
 use crate::format::human_bytes;
 use crate::measure::partitions::*;
-
-fn geomean(values: &[f64]) -> Option<f64> {
-    crate::stats::geomean(values.iter().copied())
-}
+use crate::stats::geomean;
 
 fn faster_or_slower(ratio: f64) -> String {
     if ratio >= 1.0 {
@@ -53,7 +50,7 @@ pub fn derive(s: &PartitionsSection) -> Vec<String> {
         ));
     }
     let ratios: Vec<f64> = s.queries.iter().filter_map(|q| q.ratio_p50).collect();
-    if let Some(g) = geomean(&ratios) {
+    if let Some(g) = geomean(ratios.iter().copied()) {
         v.push(format!(
             "Over {} analytics queries the partitioned layout is {} (geometric mean of p50 ratios).",
             ratios.len(),
@@ -82,7 +79,7 @@ pub fn derive(s: &PartitionsSection) -> Vec<String> {
         .iter()
         .filter_map(|q| q.generic_ratio_p50)
         .collect();
-    if let Some(g) = geomean(&gen_ratios) {
+    if let Some(g) = geomean(gen_ratios.iter().copied()) {
         v.push(format!(
             "With generic plans the partitioned layout is {} than flat (geometric mean of p50 ratios).",
             faster_or_slower(g)
@@ -143,7 +140,7 @@ fn index_verdicts(ix: &IndexComparison, v: &mut Vec<String>) {
             .iter()
             .filter(|q| q.layout == layout && q.kind == "brin" && q.index_used)
             .count();
-        if let Some(g) = geomean(&ratios) {
+        if let Some(g) = geomean(ratios.iter().copied()) {
             v.push(format!(
                 "Range queries on the {layout} layout: BRIN is {} than btree (geometric mean of p50 ratios); the planner used BRIN for {used} of {} queries.",
                 faster_or_slower(g),

@@ -5,7 +5,7 @@ use crate::measure::rls::{Form, ModeRun, RlsQuery, RlsSection, BYPASS};
 use crate::params::Subject;
 
 /// Geometric mean of (query, ratio) pairs and the worst one.
-fn geomean(v: &[(String, f64)]) -> Option<(f64, String, f64)> {
+fn geomean_and_worst(v: &[(String, f64)]) -> Option<(f64, String, f64)> {
     let g = crate::stats::geomean(v.iter().map(|x| x.1))?;
     let worst = v
         .iter()
@@ -76,8 +76,8 @@ fn main_subject(s: &RlsSection) -> Subject {
 
 /// The doc policies against the initplan ones, geometric mean of the reads.
 fn doc_vs_initplan(s: &RlsSection, subject: Subject) -> Option<String> {
-    let doc = geomean(&overheads(&s.queries, subject, "doc"));
-    let init = geomean(&overheads(&s.queries, subject, "initplan"));
+    let doc = geomean_and_worst(&overheads(&s.queries, subject, "doc"));
+    let init = geomean_and_worst(&overheads(&s.queries, subject, "initplan"));
     let ((d, dq, dw), (i, iq, iw)) = (doc?, init?);
     let n = overheads(&s.queries, subject, "initplan").len();
     if d > i * 1.10 {
@@ -113,7 +113,7 @@ fn explicit_filter(s: &RlsSection, subject: Subject, set: &str) -> Option<String
                 .map(|(_, f)| (q.clone(), po / f))
         })
         .collect();
-    let (g, wq, w) = geomean(&pairs)?;
+    let (g, wq, w) = geomean_and_worst(&pairs)?;
     if g > 1.10 {
         Some(format!(
             "Keep the explicit user_id filter in app queries: with the {set} policies, relying on the policy alone is \
@@ -296,7 +296,7 @@ fn absolute_initplan(s: &RlsSection, subject: Subject) -> Option<String> {
         added[0],
         added[added.len() - 1]
     );
-    if let Some((g, _, _)) = geomean(&long) {
+    if let Some((g, _, _)) = geomean_and_worst(&long) {
         line.push_str(&format!(
             " On the reads taking at least {LONG_QUERY_MS} ms bypass ({}), initplan costs {} over bypass (geometric mean).",
             long.iter().map(|l| l.0.as_str()).collect::<Vec<_>>().join(", "),

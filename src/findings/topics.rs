@@ -2,7 +2,7 @@
 //! confidence interval yet the interval stays `None` and the verdict falls back to the
 //! noise band (see [`measurable`]); nothing here invents a spread.
 
-use super::{geomean, measurable, pct, ratio_text, Figure, Finding, Interval, Tone, Topic};
+use super::{measurable, pct, ratio_text, Figure, Finding, Interval, Tone, Topic};
 use crate::compare::Comparison;
 use crate::format::human_bytes;
 use crate::measure::explain::ExplainSection;
@@ -10,6 +10,7 @@ use crate::measure::load::capacity::CapacitySection;
 use crate::measure::partitions::PartitionsSection;
 use crate::measure::rls::{RlsSection, RlsSubject, BYPASS};
 use crate::params::Subject;
+use crate::stats::geomean;
 
 pub(super) fn fig(label: &str, value: String) -> Figure {
     Figure {

@@ -34,7 +34,7 @@ impl<T> std::error::Error for Partial<T> {}
 
 /// After a statement failed: does every connection still answer? If not, the server (or
 /// the network to it) went away, and the stage stops with one error instead of one per query.
-pub async fn server_still_there(
+pub(crate) async fn server_still_there(
     conns: &mut [&mut sqlx::postgres::PgConnection],
 ) -> anyhow::Result<()> {
     use sqlx::Connection;

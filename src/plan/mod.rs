@@ -82,7 +82,7 @@ impl RelationAccess {
     }
 
     /// "stories s", or "stories" when the alias is the table name.
-    pub fn relation_display(&self) -> String {
+    fn relation_display(&self) -> String {
         if self.alias.is_empty() || self.alias == self.relation {
             self.relation.clone()
         } else {

@@ -302,7 +302,7 @@ impl Pooler {
 
     /// The pooler's counters for `database` now, or None when it has no admin console
     /// storybench may read (a pooler other than pgbouncer, or no admin rights).
-    pub async fn stats_of(&self, database: &str) -> Option<PoolerStats> {
+    async fn stats_of(&self, database: &str) -> Option<PoolerStats> {
         let admin = self.admin.as_ref()?;
         let mut conn: PgConnection = admin.connect().await.ok()?;
         // The admin console speaks the simple query protocol only.

@@ -97,14 +97,10 @@ const TEMPLATE: &str = include_str!("index.html.j2");
 /// The threshold regressions vs the previous run are counted at (compare's default).
 const MAX_REGRESSION: f64 = 0.10;
 
+/// Median of the finite values (none → NaN).
 fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
+    let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    crate::stats::median(&finite)
 }
 
 /// The trend charts of one command's successful runs (oldest first).

@@ -18,17 +18,6 @@ fn mean_var(v: &[f64]) -> (f64, f64) {
     (m, var)
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
 /// Welch t of splitting `v` at `k` (segments `..k` and `k..`).
 fn welch_t(v: &[f64], k: usize) -> f64 {
     let (a, b) = v.split_at(k);
@@ -48,7 +37,7 @@ fn split(v: &[f64], offset: usize, out: &mut Vec<usize>) {
         .map(|k| (k, welch_t(v, k)))
         .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
     let Some((k, t)) = best else { return };
-    let (before, after) = (median(&v[..k]), median(&v[k..]));
+    let (before, after) = (crate::stats::median(&v[..k]), crate::stats::median(&v[k..]));
     let shift = (after - before).abs() / before.abs().max(1e-12);
     if t < MIN_T || shift < MIN_SHIFT {
         return;

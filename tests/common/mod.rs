@@ -212,11 +212,22 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The path of a fixture file: tests/fixtures/<name>.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The 20 ms pg_sleep scenario (tests/fixtures/sleep/, its catalog beside it): what two
+/// users serve is bounded from below whatever the machine.
+pub fn sleep_scenario() -> String {
+    fixture("sleep/sleep.toml").display().to_string()
+}
+
 /// Runs a fixture SQL file (tests/fixtures/<name>) in one transaction.
 pub async fn run_fixture(conn: &mut PgConnection, name: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = fixture(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let mut tx = conn.begin().await.unwrap();
     tx.execute(sqlx::raw_sql(AssertSqlSafe(text)))

@@ -144,8 +144,17 @@ pub async fn run(
     scenario: &Scenario,
     opts: &ScenarioOptions,
 ) -> Result<ScenarioOutcome> {
+    opts.shape.validate()?;
+    let shared = Arc::new(prepare(target, scenario, opts).await?);
+    let attack = build_attack(scenario, &opts.shape, &shared, opts.goose_report.as_deref())?;
+    let metrics = execute(attack, &shared).await?;
+    outcome(&shared, &metrics, opts)
+}
+
+/// What every user shares: connection options (direct or through the pooler), the
+/// optional pool, the seeded population the users play.
+async fn prepare(target: &Target, scenario: &Scenario, opts: &ScenarioOptions) -> Result<Shared> {
     let shape = &opts.shape;
-    shape.validate()?;
     let mut conn = target.connect().await?;
     let variant = crate::schema::current_variant(&mut conn)
         .await?
@@ -187,7 +196,7 @@ pub async fn run(
         None => None,
     };
     let ctx = crate::measure::exec::RequestContext::new(variant.api_usage, opts.statement_timeout);
-    let shared = Arc::new(Shared {
+    Ok(Shared {
         options,
         pool,
         protocol,
@@ -209,9 +218,11 @@ pub async fn run(
         query_seconds: opts.query_seconds,
         measure_start: opts.measure_start.clone(),
         encode_seconds: opts.shard.is_some(),
-    });
+    })
+}
 
-    let attack = build_attack(scenario, shape, &shared, opts.goose_report.as_deref())?;
+/// Runs the attack with the live view and the interrupt bridge beside it.
+async fn execute(attack: GooseAttack, shared: &Shared) -> Result<GooseMetrics> {
     let done = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(bridge_interrupts(done.clone()));
     let live = super::live::show(done.clone(), || shared.clock.get().map(|c| &c.recorders));
@@ -224,13 +235,21 @@ pub async fn run(
         live
     );
     let _ = watcher.await;
-    let metrics = metrics.map_err(|e| anyhow!("goose: {e}"))?;
+    metrics.map_err(|e| anyhow!("goose: {e}"))
+}
 
+/// storybench's figures over the measured window, and goose's own counts.
+fn outcome(
+    shared: &Shared,
+    metrics: &GooseMetrics,
+    opts: &ScenarioOptions,
+) -> Result<ScenarioOutcome> {
+    let clients = opts.shape.clients;
     let Some(clock) = shared.clock.get() else {
         anyhow::bail!(
             "the load never started: {} of {} goose users started",
             shared.started.load(Ordering::SeqCst),
-            shape.clients
+            clients
         );
     };
     let measured = Instant::now()
@@ -244,7 +263,7 @@ pub async fn run(
         total_us += r.raw_data.total_time_us;
     }
     let goose = GooseSummary {
-        users: shape.clients,
+        users: clients,
         requests,
         failures,
         mean_ms: total_us as f64 / 1000.0 / requests.max(1) as f64,

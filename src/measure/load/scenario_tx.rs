@@ -149,6 +149,12 @@ impl Failure {
     }
 }
 
+/// The steps one execution runs, with their values, and as whom.
+struct Chosen<'p> {
+    steps: Vec<(&'p StepPlan, Vec<ParamValue>)>,
+    who: Option<Principal>,
+}
+
 /// One execution of a scenario transaction.
 pub(super) async fn run(user: &mut GooseUser, shared: &Shared, plan: &TxPlan) -> TransactionResult {
     let Some(clock) = shared.clock.get() else {
@@ -162,28 +168,8 @@ pub(super) async fn run(user: &mut GooseUser, shared: &Shared, plan: &TxPlan) ->
     }
     let worker = user.weighted_users_index;
     let open = clock.schedule.is_some();
-    let intended = match &clock.schedule {
-        Some(s) => {
-            let at = s.next();
-            if at >= clock.deadline {
-                sleep_until(at.min(clock.deadline + Duration::from_millis(50))).await;
-                return Ok(());
-            }
-            // Already due: it queued while every user was busy; else this user slept for it.
-            let queued = at <= Instant::now();
-            sleep_until(at).await;
-            let lag = Instant::now().saturating_duration_since(at);
-            clock.recorders.lag(worker, at, lag);
-            if !queued {
-                clock.recorders.wake_lag(worker, at, lag);
-            }
-            if shared.latency_limit.is_some_and(|l| lag > l) {
-                clock.recorders.dropped(worker, at);
-                return Ok(());
-            }
-            at
-        }
-        None => Instant::now(),
+    let Some(intended) = intended_start(shared, clock, worker).await else {
+        return Ok(());
     };
     let Some(state) = user.get_session_data::<UserState>().cloned() else {
         return Err(Box::new(TransactionError::Custom("no session data".into())));
@@ -195,59 +181,8 @@ pub(super) async fn run(user: &mut GooseUser, shared: &Shared, plan: &TxPlan) ->
         rng,
         conn,
     } = &mut *inner;
-    // Which steps run this time, and their values, drawn before any request.
-    let mut chosen: Vec<(&StepPlan, Vec<ParamValue>)> = Vec::new();
-    for s in &plan.steps {
-        if s.probability < 1.0 && rng.random::<f64>() >= s.probability {
-            continue;
-        }
-        let values = match &shared.population {
-            Some(p) => s
-                .spec
-                .params
-                .iter()
-                .map(|&sampler| p.value(sampler, *subject, rows, rng))
-                .collect(),
-            None => Vec::new(),
-        };
-        chosen.push((s, values));
-    }
-    let who = match plan.principal {
-        PrincipalKind::App => Some(Principal::User(*subject)),
-        PrincipalKind::Service => Some(Principal::Service),
-        PrincipalKind::Direct => None,
-    };
-    let mut thought = Duration::ZERO;
-    let mut failure = None;
-    let groups: Vec<&[(&StepPlan, Vec<ParamValue>)]> = if plan.atomic {
-        vec![&chosen[..]]
-    } else {
-        chosen.chunks(1).collect()
-    };
-    for (gi, group) in groups.iter().enumerate() {
-        let Some(first) = group.first() else { continue };
-        let lease = match lease(shared, clock, worker, conn, &first.0.spec.name).await {
-            Ok(l) => l,
-            Err(f) => {
-                record_failure(user, clock, worker, &f).await;
-                failure = Some(f);
-                break;
-            }
-        };
-        let outcome = request(user, shared, clock, worker, lease, who.as_ref(), group).await;
-        if let Err(f) = outcome {
-            if f.lost_connection {
-                *conn = None;
-            }
-            failure = Some(f);
-            break;
-        }
-        // Closed model: the user reads before the next step (never inside an atomic one).
-        let last = gi + 1 == groups.len();
-        if !open && !plan.atomic && !last {
-            thought += think(rng, &first.0.think, shared.think_scale, clock).await;
-        }
-    }
+    let chosen = choose(plan, shared, *subject, rows, rng);
+    let (thought, failure) = run_steps(user, shared, clock, plan, &chosen, conn, rng).await;
     let finished = Instant::now();
     clock.recorders.transaction(
         worker,
@@ -267,6 +202,110 @@ pub(super) async fn run(user: &mut GooseUser, shared: &Shared, plan: &TxPlan) ->
             f.query, f.sqlstate, f.message
         )))),
     }
+}
+
+/// When this execution was meant to start: now in the closed model; in the open model the
+/// schedule's next arrival, slept for (its lag recorded). None: past the deadline, or
+/// dropped for a lag over `--latency-limit`.
+async fn intended_start(shared: &Shared, clock: &Clock, worker: usize) -> Option<Instant> {
+    let Some(s) = &clock.schedule else {
+        return Some(Instant::now());
+    };
+    let at = s.next();
+    if at >= clock.deadline {
+        sleep_until(at.min(clock.deadline + Duration::from_millis(50))).await;
+        return None;
+    }
+    // Already due: it queued while every user was busy; else this user slept for it.
+    let queued = at <= Instant::now();
+    sleep_until(at).await;
+    let lag = Instant::now().saturating_duration_since(at);
+    clock.recorders.lag(worker, at, lag);
+    if !queued {
+        clock.recorders.wake_lag(worker, at, lag);
+    }
+    if shared.latency_limit.is_some_and(|l| lag > l) {
+        clock.recorders.dropped(worker, at);
+        return None;
+    }
+    Some(at)
+}
+
+/// Which steps run this time, and their values, drawn before any request.
+fn choose<'p>(
+    plan: &'p TxPlan,
+    shared: &Shared,
+    subject: Uuid,
+    rows: &UserRows,
+    rng: &mut ChaCha8Rng,
+) -> Chosen<'p> {
+    let mut steps: Vec<(&StepPlan, Vec<ParamValue>)> = Vec::new();
+    for s in &plan.steps {
+        if s.probability < 1.0 && rng.random::<f64>() >= s.probability {
+            continue;
+        }
+        let values = match &shared.population {
+            Some(p) => s
+                .spec
+                .params
+                .iter()
+                .map(|&sampler| p.value(sampler, subject, rows, rng))
+                .collect(),
+            None => Vec::new(),
+        };
+        steps.push((s, values));
+    }
+    let who = match plan.principal {
+        PrincipalKind::App => Some(Principal::User(subject)),
+        PrincipalKind::Service => Some(Principal::Service),
+        PrincipalKind::Direct => None,
+    };
+    Chosen { steps, who }
+}
+
+/// Runs the chosen steps: one request each, or all in one when atomic, thinking between
+/// them in the closed model. Returns the time spent thinking and the failure that ended it.
+async fn run_steps(
+    user: &mut GooseUser,
+    shared: &Shared,
+    clock: &Clock,
+    plan: &TxPlan,
+    chosen: &Chosen<'_>,
+    conn: &mut Option<PgConnection>,
+    rng: &mut ChaCha8Rng,
+) -> (Duration, Option<Failure>) {
+    let worker = user.weighted_users_index;
+    let open = clock.schedule.is_some();
+    let mut thought = Duration::ZERO;
+    let groups: Vec<&[(&StepPlan, Vec<ParamValue>)]> = if plan.atomic {
+        vec![&chosen.steps[..]]
+    } else {
+        chosen.steps.chunks(1).collect()
+    };
+    for (gi, group) in groups.iter().enumerate() {
+        let Some(first) = group.first() else { continue };
+        let lease = match lease(shared, clock, worker, conn, &first.0.spec.name).await {
+            Ok(l) => l,
+            Err(f) => {
+                record_failure(user, clock, worker, &f).await;
+                return (thought, Some(f));
+            }
+        };
+        let who = chosen.who.as_ref();
+        let outcome = request(user, shared, clock, worker, lease, who, group).await;
+        if let Err(f) = outcome {
+            if f.lost_connection {
+                *conn = None;
+            }
+            return (thought, Some(f));
+        }
+        // Closed model: the user reads before the next step (never inside an atomic one).
+        let last = gi + 1 == groups.len();
+        if !open && !plan.atomic && !last {
+            thought += think(rng, &first.0.think, shared.think_scale, clock).await;
+        }
+    }
+    (thought, None)
 }
 
 async fn sleep_until(at: Instant) {

@@ -46,13 +46,14 @@ pub async fn compare(
             out.queries
                 .extend(query_runs(&mut tx, opts, spec, d, kind, &names).await);
         }
-        for drop in [
-            &queries().drop_cmp_index_partitioned,
-            &queries().drop_cmp_index_flat,
-        ] {
-            sqlx::raw_sql(AssertSqlSafe(fill(drop, &[("kind", kind)])))
-                .execute(&mut *tx)
-                .await?;
+        for name in [&queries().cmp_index_partitioned, &queries().cmp_index_flat] {
+            let index = fill(name, &[("kind", kind)]);
+            sqlx::raw_sql(AssertSqlSafe(fill(
+                &queries().drop_index,
+                &[("index", &index)],
+            )))
+            .execute(&mut *tx)
+            .await?;
         }
     }
     // Undo everything: the set-aside indexes come back, the comparison indexes never existed.
@@ -101,23 +102,28 @@ async fn build(tx: &mut PgConnection, kind: &str) -> Result<(IndexKind, Vec<Stri
         ..Default::default()
     };
     let mut names = Vec::new();
-    for (layout, create, index) in [
+    for (layout, create, name) in [
         (
             Layout::Partitioned,
             &queries().create_cmp_index_partitioned,
-            format!("public.storybench_cmp_usage_created_{kind}"),
+            &queries().cmp_index_partitioned,
         ),
         (
             Layout::Flat,
             &queries().create_cmp_index_flat,
-            format!("storybench_flat.storybench_cmp_flat_usage_created_{kind}"),
+            &queries().cmp_index_flat,
         ),
     ] {
+        let index = fill(name, &[("kind", kind)]);
+        let unqualified = index.rsplit('.').next().unwrap_or(&index);
         let started = Instant::now();
-        sqlx::raw_sql(AssertSqlSafe(fill(create, &[("kind", kind)])))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("building the {kind} index on the {layout} layout"))?;
+        sqlx::raw_sql(AssertSqlSafe(fill(
+            create,
+            &[("name", unqualified), ("kind", kind)],
+        )))
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("building the {kind} index on the {layout} layout"))?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let bytes: i64 = sqlx::query_scalar(sql(&queries().index_bytes))
             .bind(&index)

@@ -5,7 +5,7 @@ use super::probe::{self, Arm, GENERIC};
 use super::types::*;
 use super::{context, roles, PartitionsOptions};
 use crate::catalog::QuerySpec;
-use crate::measure::engine::ArmOutcome;
+use crate::measure::engine::{ArmOutcome, Outcome};
 use crate::measure::exec::principal_for;
 use crate::params::{rng_for, ParamValue, Population};
 use crate::plan::PlanSummary;
@@ -78,11 +78,10 @@ pub async fn compare(
     out_dir: &Path,
     section: &mut PartitionsSection,
 ) -> Result<()> {
-    let total = Some(section.partitions_total);
-    let (ctx_p, ctx_f) = (
+    let ctx = [
         context(Layout::Partitioned, opts),
         context(Layout::Flat, opts),
-    );
+    ];
     for (spec, d) in specs.iter().zip(drawn) {
         crate::interrupt::check()?;
         let who = principal_for(spec, d.user);
@@ -94,69 +93,17 @@ pub async fn compare(
             settings: if generic { vec![GENERIC] } else { vec![] },
         };
         let arms = [
-            arm(&ctx_p, false),
-            arm(&ctx_f, false),
-            arm(&ctx_p, true),
-            arm(&ctx_f, true),
+            arm(&ctx[0], false),
+            arm(&ctx[1], false),
+            arm(&ctx[0], true),
+            arm(&ctx[1], true),
         ];
-        let mut q = QueryLayouts {
-            name: spec.name.clone(),
-            description: spec.description.clone(),
-            params: d.params.iter().map(ParamValue::display).collect(),
-            partitioned: LayoutRun {
-                layout: Layout::Partitioned,
-                ..Default::default()
-            },
-            flat: LayoutRun {
-                layout: Layout::Flat,
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        for (a, lr) in [(&arms[0], &mut q.partitioned), (&arms[1], &mut q.flat)] {
-            match probe::digest(conn, a).await {
-                Ok((rows, digest)) => {
-                    lr.rows = Some(rows);
-                    lr.digest = Some(digest);
-                }
-                Err(e) => error(section, "layouts", &spec.name, format!("{e:#}")),
-            }
-        }
-        q.consistent = q.partitioned.digest.is_some()
-            && q.partitioned.digest == q.flat.digest
-            && q.partitioned.rows == q.flat.rows;
+        let mut q = new_query(spec, d);
+        check_results(conn, &arms[..2], &mut q, section).await;
         // Partitioned vs flat with custom plans, and again with generic plans.
         let versus = [Some(1), None, Some(3), None];
         let out = probe::measure(conn, &arms, &versus, &opts.engine()).await;
-        for (i, arm) in out.arms.iter().enumerate() {
-            let layout = Layout::ALL[i % 2];
-            let mode = if i >= 2 { "generic" } else { "custom" };
-            let run = match i {
-                0 => &mut q.partitioned.custom,
-                1 => &mut q.flat.custom,
-                2 => &mut q.partitioned.generic,
-                _ => &mut q.flat.generic,
-            };
-            let rel = format!("plans/partitions/{}.{layout}.{mode}.json", spec.name);
-            let t = if layout == Layout::Partitioned {
-                total
-            } else {
-                None
-            };
-            fill(run, arm, t, out_dir, &rel);
-        }
-        q.ratio_interval = out.arms[0].ratio;
-        q.ratio_side = out.arms[0].side;
-        q.generic_ratio_interval = out.arms[2].ratio;
-        q.generic_ratio_side = out.arms[2].side;
-        q.work_ratio = out.arms[0].work_ratio.clone();
-        q.rounds = Some(out.rounds.clone());
-        let p50 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p50_ms);
-        let p95 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p95_ms);
-        q.ratio_p50 = ratio(p50(&q.partitioned.custom), p50(&q.flat.custom));
-        q.ratio_p95 = ratio(p95(&q.partitioned.custom), p95(&q.flat.custom));
-        q.generic_ratio_p50 = ratio(p50(&q.partitioned.generic), p50(&q.flat.generic));
-        q.pruning = pruning_kinds(&q.partitioned, section.partitions_total);
+        record_timings(&mut q, &out, section.partitions_total, out_dir);
         for r in [
             &q.partitioned.custom,
             &q.partitioned.generic,
@@ -167,23 +114,99 @@ pub async fn compare(
                 error(section, "layouts", &spec.name, e);
             }
         }
-        crate::say!(
-            "  {:<28} partitioned/flat p50 {:>6} (generic {:>6}) · partitions scanned {} of {} · {}{}",
-            spec.name,
-            fmt_ratio(q.ratio_p50),
-            fmt_ratio(q.generic_ratio_p50),
-            q.partitioned.custom.scanned.len(),
-            section.partitions_total,
-            if q.pruning.is_empty() {
-                "no pruning".to_string()
-            } else {
-                q.pruning.join(", ")
-            },
-            if q.consistent { "" } else { "  (RESULTS DIFFER)" }
-        );
+        say_query(&q, section.partitions_total);
         section.queries.push(q);
     }
     Ok(())
+}
+
+fn new_query(spec: &QuerySpec, d: &Drawn) -> QueryLayouts {
+    QueryLayouts {
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        params: d.params.iter().map(ParamValue::display).collect(),
+        partitioned: LayoutRun {
+            layout: Layout::Partitioned,
+            ..Default::default()
+        },
+        flat: LayoutRun {
+            layout: Layout::Flat,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Both layouts' rows and result digests (custom plans): the layouts must agree.
+async fn check_results(
+    conn: &mut PgConnection,
+    arms: &[Arm<'_>],
+    q: &mut QueryLayouts,
+    section: &mut PartitionsSection,
+) {
+    for (a, lr) in arms.iter().zip([&mut q.partitioned, &mut q.flat]) {
+        match probe::digest(conn, a).await {
+            Ok((rows, digest)) => {
+                lr.rows = Some(rows);
+                lr.digest = Some(digest);
+            }
+            Err(e) => error(section, "layouts", &q.name, format!("{e:#}")),
+        }
+    }
+    q.consistent = q.partitioned.digest.is_some()
+        && q.partitioned.digest == q.flat.digest
+        && q.partitioned.rows == q.flat.rows;
+}
+
+/// The engine's four arms (partitioned, flat; custom, generic) into the query's runs,
+/// their plans saved, and the ratios between the layouts.
+fn record_timings(q: &mut QueryLayouts, out: &Outcome, partitions_total: usize, out_dir: &Path) {
+    for (i, arm) in out.arms.iter().enumerate() {
+        let layout = Layout::ALL[i % 2];
+        let mode = if i >= 2 { "generic" } else { "custom" };
+        let run = match i {
+            0 => &mut q.partitioned.custom,
+            1 => &mut q.flat.custom,
+            2 => &mut q.partitioned.generic,
+            _ => &mut q.flat.generic,
+        };
+        let rel = format!("plans/partitions/{}.{layout}.{mode}.json", q.name);
+        let t = (layout == Layout::Partitioned).then_some(partitions_total);
+        fill(run, arm, t, out_dir, &rel);
+    }
+    q.ratio_interval = out.arms[0].ratio;
+    q.ratio_side = out.arms[0].side;
+    q.generic_ratio_interval = out.arms[2].ratio;
+    q.generic_ratio_side = out.arms[2].side;
+    q.work_ratio = out.arms[0].work_ratio.clone();
+    q.rounds = Some(out.rounds.clone());
+    let p50 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p50_ms);
+    let p95 = |r: &ModeRun| r.latency.as_ref().map(|l| l.p95_ms);
+    q.ratio_p50 = ratio(p50(&q.partitioned.custom), p50(&q.flat.custom));
+    q.ratio_p95 = ratio(p95(&q.partitioned.custom), p95(&q.flat.custom));
+    q.generic_ratio_p50 = ratio(p50(&q.partitioned.generic), p50(&q.flat.generic));
+    q.pruning = pruning_kinds(&q.partitioned, partitions_total);
+}
+
+fn say_query(q: &QueryLayouts, partitions_total: usize) {
+    crate::say!(
+        "  {:<28} partitioned/flat p50 {:>6} (generic {:>6}) · partitions scanned {} of {} · {}{}",
+        q.name,
+        fmt_ratio(q.ratio_p50),
+        fmt_ratio(q.generic_ratio_p50),
+        q.partitioned.custom.scanned.len(),
+        partitions_total,
+        if q.pruning.is_empty() {
+            "no pruning".to_string()
+        } else {
+            q.pruning.join(", ")
+        },
+        if q.consistent {
+            ""
+        } else {
+            "  (RESULTS DIFFER)"
+        }
+    );
 }
 
 fn fmt_ratio(r: Option<f64>) -> String {

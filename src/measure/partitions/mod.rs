@@ -61,10 +61,10 @@ pub(crate) struct PartitionsQueries {
     pub deallocate: String,
     pub created_at_indexes: String,
     pub drop_index: String,
+    pub cmp_index_partitioned: String,
+    pub cmp_index_flat: String,
     pub create_cmp_index_partitioned: String,
     pub create_cmp_index_flat: String,
-    pub drop_cmp_index_partitioned: String,
-    pub drop_cmp_index_flat: String,
     pub leftover_cmp_indexes: String,
     pub index_bytes: String,
     pub index_tree_names: String,
@@ -223,9 +223,47 @@ pub async fn run(
         skipped,
         ..Default::default()
     };
-    section.partitions_total = partition_count(&mut conn).await?;
+    describe_layouts(&mut conn, &mut section).await?;
+
+    let outcome = async {
+        let drawn = layouts::draw(&mut conn, &population, &specs, opts.seed).await?;
+        layouts::compare(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
+        layouts::partitionwise(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
+        if opts.indexes {
+            crate::interrupt::check()?;
+            match brin::compare(&mut conn, opts, &specs, &drawn).await {
+                Ok(c) => section.indexes = Some(c),
+                Err(e) => section.errors.push(PartError {
+                    part: "indexes".into(),
+                    query: None,
+                    error: format!("{e:#}"),
+                }),
+            }
+        }
+        if opts.scaling || opts.maintenance {
+            crate::interrupt::check()?;
+            let parts = ScratchParts {
+                catalog: &catalog,
+                population: &population,
+                anchor: dataset.anchor,
+            };
+            scratch_parts(target, &mut conn, opts, parts, &mut section).await?;
+        }
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    // Interrupted: keep what was measured (the command marks the run interrupted).
+    if !crate::interrupt::interrupted() {
+        outcome?;
+    }
+    Ok(section)
+}
+
+/// The partitions and both layouts' rows and digests: the layouts must hold the same data.
+async fn describe_layouts(conn: &mut PgConnection, section: &mut PartitionsSection) -> Result<()> {
+    section.partitions_total = partition_count(conn).await?;
     for row in sqlx::query(sql(&queries().partition_rows))
-        .fetch_all(&mut conn)
+        .fetch_all(&mut *conn)
         .await?
     {
         section.partitions.push(PartitionRows {
@@ -240,7 +278,7 @@ pub async fn run(
         (Layout::Flat, &queries().layout_digest_flat),
     ] {
         let (rows, digest): (i64, String) = sqlx::query_as(sql(q))
-            .fetch_one(&mut conn)
+            .fetch_one(&mut *conn)
             .await
             .with_context(|| format!("digest of the {layout} layout"))?;
         section.layout_digests.push(LayoutDigest {
@@ -262,53 +300,40 @@ pub async fn run(
             "DIFFER"
         }
     );
+    Ok(())
+}
 
+/// What the scaling and maintenance parts read besides the connection.
+struct ScratchParts<'a> {
+    catalog: &'a crate::catalog::Catalog,
+    population: &'a Population,
+    anchor: chrono::NaiveDate,
+}
+
+/// The scaling curve and partition maintenance, on scratch copies in a schema dropped
+/// whatever happens.
+async fn scratch_parts(
+    target: &Target,
+    conn: &mut PgConnection,
+    opts: &PartitionsOptions,
+    p: ScratchParts<'_>,
+    section: &mut PartitionsSection,
+) -> Result<()> {
+    scratch::open(conn).await?;
     let outcome = async {
-        let drawn = layouts::draw(&mut conn, &population, &specs, opts.seed).await?;
-        layouts::compare(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
-        layouts::partitionwise(&mut conn, opts, &specs, &drawn, out_dir, &mut section).await?;
-        if opts.indexes {
-            crate::interrupt::check()?;
-            match brin::compare(&mut conn, opts, &specs, &drawn).await {
-                Ok(c) => section.indexes = Some(c),
-                Err(e) => section.errors.push(PartError {
-                    part: "indexes".into(),
-                    query: None,
-                    error: format!("{e:#}"),
-                }),
-            }
+        if opts.scaling {
+            section.scaling = Some(scaling::run(conn, opts, p.catalog, p.population).await?);
         }
-        if opts.scaling || opts.maintenance {
+        if opts.maintenance {
             crate::interrupt::check()?;
-            scratch::open(&mut conn).await?;
-            let outcome = async {
-                if opts.scaling {
-                    section.scaling = Some(
-                        scaling::run(&mut conn, opts, &catalog, &population, dataset.anchor)
-                            .await?,
-                    );
-                }
-                if opts.maintenance {
-                    crate::interrupt::check()?;
-                    section.maintenance =
-                        Some(maintenance::run(target, &mut conn, opts, dataset.anchor).await?);
-                }
-                Ok::<_, anyhow::Error>(())
-            }
-            .await;
-            // Drop the scratch schema whatever happened.
-            let closed = scratch::close(&mut conn).await;
-            outcome?;
-            closed?;
+            section.maintenance = Some(maintenance::run(target, conn, opts, p.anchor).await?);
         }
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    // Interrupted: keep what was measured (the command marks the run interrupted).
-    if !crate::interrupt::interrupted() {
-        outcome?;
-    }
-    Ok(section)
+    let closed = scratch::close(conn).await;
+    outcome?;
+    closed
 }
 
 /// The request context of a layout.

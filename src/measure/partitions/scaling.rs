@@ -7,15 +7,16 @@ use super::probe::{self, Arm, GENERIC};
 use super::scratch::{self, Bound};
 use super::types::*;
 use super::{queries, roles, PartitionsOptions};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, QuerySpec};
 use crate::latency::Latency;
 use crate::measure::exec::{principal_for, RequestContext};
-use crate::params::{rng_for, Population};
+use crate::params::{rng_for, ParamValue, Population};
 use crate::sql_files::sql;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, Months, NaiveDate, Utc};
 use sqlx::postgres::PgConnection;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How a copy is partitioned.
 #[derive(Clone, Copy, Debug)]
@@ -59,12 +60,20 @@ pub fn bounds(grain: Grain, first: DateTime<Utc>, last: DateTime<Utc>) -> Vec<Bo
     out
 }
 
+/// The scaling queries with their drawn parameters, the user they run as, and the request
+/// context that points `api_usage` at the scratch copy.
+struct Probes<'a> {
+    specs: Vec<&'a QuerySpec>,
+    drawn: Vec<Vec<ParamValue>>,
+    user: Uuid,
+    ctx: RequestContext,
+}
+
 pub async fn run(
     conn: &mut PgConnection,
     opts: &PartitionsOptions,
     catalog: &Catalog,
     population: &Population,
-    _anchor: NaiveDate,
 ) -> Result<Scaling> {
     let (first, last, rows): (Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64) =
         sqlx::query_as(sql(&queries().usage_span))
@@ -73,17 +82,7 @@ pub async fn run(
     let (Some(first), Some(last)) = (first, last) else {
         anyhow::bail!("api_usage is empty: no scaling curve to draw");
     };
-    let specs = catalog.select(&roles().scaling)?;
-    let user = population.heavy();
-    let mut drawn = Vec::new();
-    for spec in &specs {
-        let mut rng = rng_for(opts.seed, &format!("partitions:{}", spec.name));
-        drawn.push(population.draw(conn, spec, user, &mut rng).await?);
-    }
-    let ctx = RequestContext {
-        search_path: scratch::SEARCH_PATH.into(),
-        statement_timeout: format!("{}ms", opts.statement_timeout.as_millis().max(1)),
-    };
+    let probes = draw_probes(conn, opts, catalog, population).await?;
     let layouts = [
         ("flat", Vec::new()),
         ("monthly", bounds(Grain::Month, first, last)),
@@ -97,70 +96,106 @@ pub async fn run(
     };
     for (name, bounds) in &layouts {
         crate::interrupt::check()?;
-        let table = "api_usage";
-        let load_seconds = scratch::create_copy(conn, table, bounds)
+        let load_seconds = scratch::create_copy(conn, TABLE, bounds)
             .await
             .with_context(|| format!("building the {name} copy"))?;
-        let measured = async {
-            let index_seconds = scratch::index_copy(conn, table, !bounds.is_empty()).await?;
-            let layout = ScalingLayout {
-                name: name.to_string(),
-                partitions: bounds.len().max(1),
-                load_seconds,
-                index_seconds,
-                bytes: scratch::bytes(conn, table).await?,
-            };
-            for (spec, params) in specs.iter().zip(&drawn) {
-                let who = principal_for(spec, user);
-                // Guard: as the query's role, `api_usage` must name the scratch copy.
-                let probe_arm = Arm {
-                    sql: "",
-                    params: &[],
-                    who: &who,
-                    ctx: &ctx,
-                    settings: vec![],
-                };
-                if !probe::resolves_to(conn, &probe_arm, "storybench_scratch.api_usage").await? {
-                    anyhow::bail!(
-                        "api_usage does not resolve to the scratch copy for {}",
-                        spec.name
-                    );
-                }
-                for generic in [false, true] {
-                    crate::interrupt::check()?;
-                    let arm = Arm {
-                        sql: &spec.sql,
-                        params,
-                        who: &who,
-                        ctx: &ctx,
-                        settings: if generic { vec![GENERIC] } else { vec![] },
-                    };
-                    let p = point(conn, &arm, generic, out.repetitions, !bounds.is_empty())
-                        .await
-                        .with_context(|| format!("{} on the {name} copy", spec.name))?;
-                    out.points.push(ScalingPoint {
-                        query: spec.name.clone(),
-                        mode: if generic { "generic" } else { "custom" }.into(),
-                        layout: name.to_string(),
-                        partitions: layout.partitions,
-                        ..p
-                    });
-                }
-            }
-            crate::say!(
-                "  scaling: {name} ({} partitions) loaded in {:.1} s",
-                layout.partitions,
-                layout.load_seconds
-            );
-            out.layouts.push(layout);
-            Ok::<_, anyhow::Error>(())
-        }
-        .await;
-        scratch::drop_copy(conn, table).await?;
+        let measured = measure_layout(conn, &probes, (name, bounds), load_seconds, &mut out).await;
+        scratch::drop_copy(conn, TABLE).await?;
         measured?;
     }
     out.crossovers = crossovers(&out.points);
     Ok(out)
+}
+
+/// The table whose scratch copies the curve is drawn over.
+const TABLE: &str = "api_usage";
+
+async fn draw_probes<'a>(
+    conn: &mut PgConnection,
+    opts: &PartitionsOptions,
+    catalog: &'a Catalog,
+    population: &Population,
+) -> Result<Probes<'a>> {
+    let specs = catalog.select(&roles().scaling)?;
+    let user = population.heavy();
+    let mut drawn = Vec::new();
+    for spec in &specs {
+        let mut rng = rng_for(opts.seed, &format!("partitions:{}", spec.name));
+        drawn.push(population.draw(conn, spec, user, &mut rng).await?);
+    }
+    let ctx = RequestContext {
+        search_path: scratch::SEARCH_PATH.into(),
+        statement_timeout: format!("{}ms", opts.statement_timeout.as_millis().max(1)),
+    };
+    Ok(Probes {
+        specs,
+        drawn,
+        user,
+        ctx,
+    })
+}
+
+/// One layout's copy (already loaded): indexes, size, and every query's custom and generic
+/// points on it.
+async fn measure_layout(
+    conn: &mut PgConnection,
+    probes: &Probes<'_>,
+    (name, bounds): (&str, &[Bound]),
+    load_seconds: f64,
+    out: &mut Scaling,
+) -> Result<()> {
+    let index_seconds = scratch::index_copy(conn, TABLE, !bounds.is_empty()).await?;
+    let layout = ScalingLayout {
+        name: name.to_string(),
+        partitions: bounds.len().max(1),
+        load_seconds,
+        index_seconds,
+        bytes: scratch::bytes(conn, TABLE).await?,
+    };
+    for (spec, params) in probes.specs.iter().zip(&probes.drawn) {
+        let who = principal_for(spec, probes.user);
+        // Guard: as the query's role, `api_usage` must name the scratch copy.
+        let probe_arm = Arm {
+            sql: "",
+            params: &[],
+            who: &who,
+            ctx: &probes.ctx,
+            settings: vec![],
+        };
+        if !probe::resolves_to(conn, &probe_arm, "storybench_scratch.api_usage").await? {
+            anyhow::bail!(
+                "api_usage does not resolve to the scratch copy for {}",
+                spec.name
+            );
+        }
+        for generic in [false, true] {
+            crate::interrupt::check()?;
+            let arm = Arm {
+                sql: &spec.sql,
+                params,
+                who: &who,
+                ctx: &probes.ctx,
+                settings: if generic { vec![GENERIC] } else { vec![] },
+            };
+            let p = point(conn, &arm, generic, out.repetitions, !bounds.is_empty())
+                .await
+                .with_context(|| format!("{} on the {name} copy", spec.name))?;
+            out.points.push(ScalingPoint {
+                query: spec.name.clone(),
+                mode: if generic { "generic" } else { "custom" }.into(),
+                layout: name.to_string(),
+                partitions: layout.partitions,
+                ..p
+            });
+        }
+    }
+    crate::say!(
+        "  scaling: {name} ({} partitions) loaded in {:.1} s",
+        layout.partitions,
+        layout.load_seconds
+    );
+    out.layouts.push(layout);
+    Ok(())
 }
 
 /// Medians of EXPLAIN ANALYZE's planning and execution time over `reps` runs (after one

@@ -205,70 +205,14 @@ async fn stage(
         push_audit(section, set);
     }
     if opts.measure {
-        let subjects: Vec<SubjectUser> = opts
-            .users
-            .iter()
-            .map(|s| SubjectUser::of(*s, population))
-            .collect();
         let refs: Vec<&QuerySpec> = specs.iter().collect();
-        let mut drawn = Vec::new();
-        for spec in &refs {
-            let mut per = Vec::new();
-            for s in &subjects {
-                let mut rng = rng_for(opts.seed, &format!("rls:{}:{}", spec.name, s.subject));
-                per.push(population.draw(c, spec, s.user, &mut rng).await?);
-            }
-            drawn.push(per);
-        }
-        let matrix = Matrix {
-            opts,
-            specs: &refs,
-            subjects: &subjects,
-            drawn: &drawn,
-            sets: &opts.policy_sets,
-            skip: &[],
-            ctx,
-            out_dir,
-            label: &section.indexes,
-            tag: &scenario.matrix.statement_tag,
-        };
-        // The leakproof trap on the strategy that has indexes able to serve it.
-        let trap_idx: Vec<usize> = (0..refs.len())
-            .filter(|i| refs[*i].has_tag("leakproof_trap"))
-            .collect();
-        let trap_specs: Vec<&QuerySpec> = trap_idx.iter().map(|i| refs[*i]).collect();
-        let trap_drawn: Vec<_> = trap_idx.iter().map(|i| drawn[*i].clone()).collect();
-        let trap_label = section.trap_indexes.clone();
-        let skip = ["definer".to_string()];
-        let trap =
-            (section.trap_indexes != section.indexes && !trap_idx.is_empty()).then(|| Matrix {
-                specs: &trap_specs,
-                drawn: &trap_drawn,
-                skip: &skip,
-                label: &trap_label,
-                ..matrix
-            });
-        // Copies cannot be made while this session is connected to the dataset.
-        if let Some(c) = conn.take() {
-            sqlx::Connection::close(c).await?;
-        }
-        let measured = matrix::on_copies(target, &matrix, trap.as_ref()).await;
-        *conn = Some(target.connect().await?);
-        (section.queries, section.trap_queries) = measured?;
-        let conn = conn.as_mut().context("connection")?;
+        measure_matrix(
+            target, conn, opts, scenario, &refs, population, ctx, out_dir, section,
+        )
+        .await?;
         if opts.setup_runs > 0 {
-            crate::say!("  rls: claims set-up cost");
-            let who = Principal::User(population.heavy());
-            section.setup_cost = Some(
-                setup_cost::measure(
-                    conn,
-                    &scenario.setup_cost.statement,
-                    &who,
-                    opts.setup_runs,
-                    (opts.setup_runs / 10).max(10),
-                )
-                .await?,
-            );
+            let conn = conn.as_mut().context("connection")?;
+            section.setup_cost = Some(claims_setup_cost(conn, opts, scenario, population).await?);
         }
     }
     let conn = conn.as_mut().context("connection")?;
@@ -281,6 +225,103 @@ async fn stage(
         }
     }
     Ok(())
+}
+
+/// The latency matrix (and the leakproof trap's) on copies; the session's connection is
+/// closed meanwhile and reopened after.
+#[allow(clippy::too_many_arguments)]
+async fn measure_matrix(
+    target: &Target,
+    conn: &mut Option<PgConnection>,
+    opts: &RlsOptions,
+    scenario: &scenario::RlsScenario,
+    refs: &[&QuerySpec],
+    population: &Population,
+    ctx: &RequestContext,
+    out_dir: &Path,
+    section: &mut RlsSection,
+) -> Result<()> {
+    let subjects: Vec<SubjectUser> = opts
+        .users
+        .iter()
+        .map(|s| SubjectUser::of(*s, population))
+        .collect();
+    let c = conn.as_mut().context("connection")?;
+    let drawn = draw_params(c, opts, refs, &subjects, population).await?;
+    let matrix = Matrix {
+        opts,
+        specs: refs,
+        subjects: &subjects,
+        drawn: &drawn,
+        sets: &opts.policy_sets,
+        skip: &[],
+        ctx,
+        out_dir,
+        label: &section.indexes,
+        tag: &scenario.matrix.statement_tag,
+    };
+    // The leakproof trap on the strategy that has indexes able to serve it.
+    let trap_idx: Vec<usize> = (0..refs.len())
+        .filter(|i| refs[*i].has_tag("leakproof_trap"))
+        .collect();
+    let trap_specs: Vec<&QuerySpec> = trap_idx.iter().map(|i| refs[*i]).collect();
+    let trap_drawn: Vec<_> = trap_idx.iter().map(|i| drawn[*i].clone()).collect();
+    let trap_label = section.trap_indexes.clone();
+    let skip = ["definer".to_string()];
+    let trap = (section.trap_indexes != section.indexes && !trap_idx.is_empty()).then(|| Matrix {
+        specs: &trap_specs,
+        drawn: &trap_drawn,
+        skip: &skip,
+        label: &trap_label,
+        ..matrix
+    });
+    // Copies cannot be made while this session is connected to the dataset.
+    if let Some(c) = conn.take() {
+        sqlx::Connection::close(c).await?;
+    }
+    let measured = matrix::on_copies(target, &matrix, trap.as_ref()).await;
+    *conn = Some(target.connect().await?);
+    (section.queries, section.trap_queries) = measured?;
+    Ok(())
+}
+
+/// Each query's parameters per subject, each from its own seeded stream.
+async fn draw_params(
+    c: &mut PgConnection,
+    opts: &RlsOptions,
+    refs: &[&QuerySpec],
+    subjects: &[SubjectUser],
+    population: &Population,
+) -> Result<Vec<Vec<Vec<crate::params::ParamValue>>>> {
+    let mut drawn = Vec::new();
+    for spec in refs {
+        let mut per = Vec::new();
+        for s in subjects {
+            let mut rng = rng_for(opts.seed, &format!("rls:{}:{}", spec.name, s.subject));
+            per.push(population.draw(c, spec, s.user, &mut rng).await?);
+        }
+        drawn.push(per);
+    }
+    Ok(drawn)
+}
+
+/// What setting the claims costs per transaction, as the heaviest user.
+async fn claims_setup_cost(
+    conn: &mut PgConnection,
+    opts: &RlsOptions,
+    scenario: &scenario::RlsScenario,
+    population: &Population,
+) -> Result<SetupCost> {
+    crate::say!("  rls: claims set-up cost");
+    let who = Principal::User(population.heavy());
+    setup_cost::measure(
+        conn,
+        &scenario.setup_cost.statement,
+        &who,
+        opts.setup_runs,
+        (opts.setup_runs / 10).max(10),
+    )
+    .await
 }
 
 fn audit_subjects(population: &Population, opts: &RlsOptions) -> (Vec<audit::Attacker>, Vec<Uuid>) {

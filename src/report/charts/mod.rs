@@ -49,7 +49,7 @@ pub struct Series {
 }
 
 /// A horizontal bar chart; `None` when there is nothing to draw or drawing fails.
-pub fn horizontal_bars(title: &str, unit: &str, bars: &[(String, f64)]) -> Option<String> {
+pub(crate) fn horizontal_bars(title: &str, unit: &str, bars: &[(String, f64)]) -> Option<String> {
     let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     // Named after its unit, so even a one-series chart has a legend.
     let series = [Series {
@@ -61,7 +61,7 @@ pub fn horizontal_bars(title: &str, unit: &str, bars: &[(String, f64)]) -> Optio
 
 /// Horizontal grouped bars: one group per label, one bar per series (e.g. query × strategy).
 /// With `log`, the value axis is logarithmic (latencies spanning orders of magnitude).
-pub fn grouped_bars(
+pub(crate) fn grouped_bars(
     title: &str,
     unit: &str,
     labels: &[String],
@@ -342,7 +342,10 @@ pub fn trend(
 
 /// HDR-style percentile curves: x is the percentile on a "nines" scale (90, 99, 99.9 …
 /// evenly spaced), y the latency in ms on a log scale.
-pub fn percentile_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Option<String> {
+pub(crate) fn percentile_curves(
+    title: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Option<String> {
     let series: Vec<Series> = curves
         .iter()
         .map(|(n, pts)| Series {

@@ -1,7 +1,7 @@
 //! heroes, hero_gallery (with their generate-avatar calls) and custom_events.
 
 use super::json::Obj;
-use super::text::Fill;
+use super::text::{Fill, Visual};
 use super::usage::{api_call, Call, F_AVATAR};
 use super::users::{first_name, UserCtx};
 use super::{
@@ -73,16 +73,35 @@ fn distinct(rng: &mut super::Rng8, len: usize, n: usize) -> [usize; 4] {
     out
 }
 
+/// A hero's drawn appearance: the `visual_profile` fields and the prompt's look and palette.
+struct Looks<'a> {
+    hair_color: &'a str,
+    hair_style: &'a str,
+    eyes: &'a str,
+    skin: &'a str,
+    clothing: &'a str,
+    features: Vec<&'a str>,
+    colors: [&'a str; 3],
+    look: String,
+    palette: String,
+}
+
+/// Reused string buffers for the gallery rows.
+#[derive(Default)]
+struct Scratch {
+    url: String,
+    prompt: String,
+    primary_gen: String,
+    gen_id: String,
+}
+
 pub(crate) fn write(g: &Generator, u: &mut UserCtx, out: &mut Out) {
     let mut rng = stream_rng(g.seed(), u.index, Stream::Heroes);
     let mut api_rng = stream_rng(g.seed(), u.index, Stream::AvatarApi);
-    let v = &g.texts.visual;
     let bank = &g.texts.banks[u.lang];
     let latest = g.anchor - QUIET_BEFORE_ANCHOR;
-    let mut url = String::new();
-    let mut prompt = String::new();
-    let mut primary_gen = String::new();
-    let mut gen_id = String::new();
+    let mut s = Scratch::default();
+    // The draws below keep their order: the seed's fingerprint depends on it.
     for h in 0..u.n_heroes {
         let id = random_uuid(&mut rng);
         // The first hero comes with sign-up (before any story); later ones any time after.
@@ -97,95 +116,11 @@ pub(crate) fn write(g: &Generator, u: &mut UserCtx, out: &mut Out) {
         if secondary >= primary {
             secondary += 1;
         }
-        let (hair_color, hair_style) = (
-            pick_str(&mut rng, &v.hair_colors),
-            pick_str(&mut rng, &v.hair_styles),
-        );
-        let (eyes, skin, clothing) = (
-            pick_str(&mut rng, &v.eye_colors),
-            pick_str(&mut rng, &v.skin_tones),
-            pick_str(&mut rng, &v.clothing_styles),
-        );
-        let nf = rng.random_range(1..=2);
-        let f = distinct(&mut rng, v.features.len(), nf);
-        let c = distinct(&mut rng, v.colors.len(), 3);
-        let features: Vec<&str> = f[..nf].iter().map(|&i| v.features[i].as_str()).collect();
-        let colors: [&str; 3] = [&v.colors[c[0]], &v.colors[c[1]], &v.colors[c[2]]];
-        let look = format!(
-            "{hair_style} {hair_color} hair, {eyes} eyes, {skin} skin and a {clothing} outfit"
-        );
-        let palette = format!("{}, {} and {}", colors[0], colors[1], colors[2]);
-
-        prompt.clear();
-        let fill = Fill {
-            hero: &name,
-            style: pick_str(&mut rng, &g.texts.prompts.styles),
-            look: &look,
-            palette: &palette,
-            mood: "",
-        };
-        g.texts.banks[0].render(
-            pick(&mut rng, &g.texts.prompts.avatars),
-            &fill,
-            &mut rng,
-            &mut prompt,
-        );
-
-        // Gallery: the first avatar right after creation, regenerations later; the latest is primary.
-        let n_images = g.gallery_counts.sample(&mut rng) + 1;
-        let mut times = [0i64; 4];
-        times[0] = created + rng.random_range(8 * SECOND..40 * SECOND);
-        for t in times.iter_mut().take(n_images).skip(1) {
-            *t = if created + MINUTE < latest {
-                rng.random_range(created + MINUTE..latest)
-            } else {
-                created + MINUTE
-            };
-        }
-        times[..n_images].sort_unstable();
-        let mut primary_url = String::new();
-        for (k, &t) in times[..n_images].iter().enumerate() {
-            let image_id = random_uuid(&mut rng);
-            let call = api_call(
-                g,
-                out,
-                &mut api_rng,
-                &u.id,
-                Some(&mut u.recent_api),
-                Call {
-                    func: F_AVATAR,
-                    at: t,
-                    tokens: 90,
-                    hero: Some(&id),
-                    ..Call::default()
-                },
-            );
-            gen_id.clear();
-            gen_id.push_str("gen_");
-            push_hex(&mut gen_id, &call);
-            url.clear();
-            url.push_str(STORAGE);
-            url.push_str("/hero-avatars/");
-            push_hex(&mut url, &u.id);
-            url.push('/');
-            push_hex(&mut url, &image_id);
-            let is_primary = k + 1 == n_images;
-            let w = out.t(Table::HeroGallery);
-            w.row(8);
-            w.uuid(&image_id);
-            w.uuid(&id);
-            w.text_with(|b| b.extend_from_slice(format!("{url}.png").as_bytes()));
-            w.text_with(|b| b.extend_from_slice(format!("{url}_thumb.jpg").as_bytes()));
-            w.text(&gen_id);
-            w.text(&prompt);
-            w.bool(is_primary);
-            w.timestamptz(t);
-            if is_primary {
-                primary_url = format!("{url}.png");
-                primary_gen.clone_from(&gen_id);
-            }
-        }
-        u.last_activity = u.last_activity.max(times[n_images - 1]);
+        let looks = draw_looks(&mut rng, &g.texts.visual);
+        render_prompt(g, &name, &looks, &mut rng, &mut s.prompt);
+        let (last_image, primary_url) =
+            write_gallery(g, u, out, (&mut rng, &mut api_rng), (&id, created), &mut s);
+        u.last_activity = u.last_activity.max(last_image);
 
         let w = out.t(Table::Heroes);
         w.row(14);
@@ -196,31 +131,147 @@ pub(crate) fn write(g: &Generator, u: &mut UserCtx, out: &mut Out) {
         w.text(TRAITS[secondary]);
         w.text(pick_str(&mut rng, &bank.hero.appearances));
         w.text(pick_str(&mut rng, &bank.hero.abilities));
-        w.text(&prompt);
+        w.text(&s.prompt);
         w.text(&primary_url);
-        w.text(&primary_gen);
+        w.text(&s.primary_gen);
         w.jsonb_with(|b| {
             Obj::new(b)
-                .str("hair_color", hair_color)
-                .str("hair_style", hair_style)
-                .str("eye_color", eyes)
-                .str("skin_tone", skin)
-                .str("clothing_style", clothing)
-                .str_array("distinctive_features", &features)
-                .str_array("color_palette", &colors)
+                .str("hair_color", looks.hair_color)
+                .str("hair_style", looks.hair_style)
+                .str("eye_color", looks.eyes)
+                .str("skin_tone", looks.skin)
+                .str("clothing_style", looks.clothing)
+                .str_array("distinctive_features", &looks.features)
+                .str_array("color_palette", &looks.colors)
                 .end()
         });
         w.timestamptz(created);
-        w.timestamptz(times[n_images - 1]);
+        w.timestamptz(last_image);
         w.bool(rng.random_bool(g.p.heroes.active_share));
         u.heroes.push(Hero {
             id,
             created,
             name,
-            look,
-            palette,
+            look: looks.look,
+            palette: looks.palette,
         });
     }
+}
+
+fn draw_looks<'a>(rng: &mut super::Rng8, v: &'a Visual) -> Looks<'a> {
+    let (hair_color, hair_style) = (pick_str(rng, &v.hair_colors), pick_str(rng, &v.hair_styles));
+    let (eyes, skin, clothing) = (
+        pick_str(rng, &v.eye_colors),
+        pick_str(rng, &v.skin_tones),
+        pick_str(rng, &v.clothing_styles),
+    );
+    let nf = rng.random_range(1..=2);
+    let f = distinct(rng, v.features.len(), nf);
+    let c = distinct(rng, v.colors.len(), 3);
+    let features: Vec<&str> = f[..nf].iter().map(|&i| v.features[i].as_str()).collect();
+    let colors: [&str; 3] = [&v.colors[c[0]], &v.colors[c[1]], &v.colors[c[2]]];
+    let look =
+        format!("{hair_style} {hair_color} hair, {eyes} eyes, {skin} skin and a {clothing} outfit");
+    let palette = format!("{}, {} and {}", colors[0], colors[1], colors[2]);
+    Looks {
+        hair_color,
+        hair_style,
+        eyes,
+        skin,
+        clothing,
+        features,
+        colors,
+        look,
+        palette,
+    }
+}
+
+/// The avatar prompt (English bank, whatever the user's language).
+fn render_prompt(
+    g: &Generator,
+    name: &str,
+    looks: &Looks,
+    rng: &mut super::Rng8,
+    prompt: &mut String,
+) {
+    prompt.clear();
+    let fill = Fill {
+        hero: name,
+        style: pick_str(rng, &g.texts.prompts.styles),
+        look: &looks.look,
+        palette: &looks.palette,
+        mood: "",
+    };
+    g.texts.banks[0].render(pick(rng, &g.texts.prompts.avatars), &fill, rng, prompt);
+}
+
+/// Gallery: the first avatar right after creation, regenerations later; the latest is primary.
+/// Returns the latest image's time and the primary image's URL (its generation id in
+/// `s.primary_gen`).
+fn write_gallery(
+    g: &Generator,
+    u: &mut UserCtx,
+    out: &mut Out,
+    (rng, api_rng): (&mut super::Rng8, &mut super::Rng8),
+    (id, created): (&Uuid, i64),
+    s: &mut Scratch,
+) -> (i64, String) {
+    let latest = g.anchor - QUIET_BEFORE_ANCHOR;
+    let n_images = g.gallery_counts.sample(rng) + 1;
+    let mut times = [0i64; 4];
+    times[0] = created + rng.random_range(8 * SECOND..40 * SECOND);
+    for t in times.iter_mut().take(n_images).skip(1) {
+        *t = if created + MINUTE < latest {
+            rng.random_range(created + MINUTE..latest)
+        } else {
+            created + MINUTE
+        };
+    }
+    times[..n_images].sort_unstable();
+    let mut primary_url = String::new();
+    for (k, &t) in times[..n_images].iter().enumerate() {
+        let image_id = random_uuid(rng);
+        let call = api_call(
+            g,
+            out,
+            api_rng,
+            &u.id,
+            Some(&mut u.recent_api),
+            Call {
+                func: F_AVATAR,
+                at: t,
+                tokens: 90,
+                hero: Some(id),
+                ..Call::default()
+            },
+        );
+        s.gen_id.clear();
+        s.gen_id.push_str("gen_");
+        push_hex(&mut s.gen_id, &call);
+        let url = &mut s.url;
+        url.clear();
+        url.push_str(STORAGE);
+        url.push_str("/hero-avatars/");
+        push_hex(url, &u.id);
+        url.push('/');
+        push_hex(url, &image_id);
+        let is_primary = k + 1 == n_images;
+        let w = out.t(Table::HeroGallery);
+        w.row(8);
+        w.uuid(&image_id);
+        w.uuid(id);
+        w.text_with(|b| b.extend_from_slice(format!("{url}.png").as_bytes()));
+        w.text_with(|b| b.extend_from_slice(format!("{url}_thumb.jpg").as_bytes()));
+        w.text(&s.gen_id);
+        w.text(&s.prompt);
+        w.bool(is_primary);
+        w.timestamptz(t);
+        if is_primary {
+            primary_url = format!("{url}.png");
+            s.primary_gen.clone_from(&s.gen_id);
+        }
+    }
+    (times[n_images - 1], primary_url)
 }
 
 pub(crate) fn plan_events(g: &Generator, u: &UserCtx) -> Vec<EventPlan> {

@@ -158,8 +158,15 @@ fn keys_and_constraints_hold() {
 
 fn check_constraints(g: &Generator) {
     let data = Data::of(g);
-    let anchor = g.anchor;
-    // Primary keys and unique keys.
+    check_unique_keys(&data);
+    check_foreign_keys(&data);
+    check_heroes(&data);
+    check_stories(&data, g.anchor);
+    check_statuses_and_windows(&data, g);
+}
+
+/// Primary keys and unique keys.
+fn check_unique_keys(data: &Data) {
     for t in [
         Table::Users,
         Table::Heroes,
@@ -197,8 +204,9 @@ fn check_constraints(g: &Generator) {
     );
     unique(Table::CacheEntries, &["key"]);
     unique(Table::Users, &["email"]);
+}
 
-    // Foreign keys.
+fn check_foreign_keys(data: &Data) {
     let set = |t: Table, c: &str| -> HashSet<Vec<u8>> {
         data.values(t, c).flatten().map(<[u8]>::to_vec).collect()
     };
@@ -227,8 +235,10 @@ fn check_constraints(g: &Generator) {
             assert!(target.contains(v), "{}.{c} dangling", t.name());
         }
     }
+}
 
-    // Every hero: traits differ, name 1–50 chars, exactly one primary image.
+/// Every hero: traits differ, name 1–50 chars, exactly one primary image.
+fn check_heroes(data: &Data) {
     let (p, s) = (
         data.col(Table::Heroes, "primary_trait"),
         data.col(Table::Heroes, "secondary_trait"),
@@ -244,10 +254,12 @@ fn check_constraints(g: &Generator) {
         *primaries.entry(r[1].clone().unwrap()).or_default() +=
             u32::from(r[6].as_deref() == Some(&[1]));
     }
-    assert_eq!(primaries.len(), heroes.len());
+    assert_eq!(primaries.len(), data.rows(Table::Heroes).len());
     assert!(primaries.values().all(|&n| n == 1));
+}
 
-    // Stories: play_count and last_played_at agree with play_events; word_count with content.
+/// Stories: play_count and last_played_at agree with play_events; word_count with content.
+fn check_stories(data: &Data, anchor: i64) {
     let mut plays: HashMap<Vec<u8>, (i32, i64)> = HashMap::new();
     for r in data.rows(Table::PlayEvents) {
         let e = plays.entry(r[1].clone().unwrap()).or_insert((0, i64::MIN));
@@ -284,8 +296,11 @@ fn check_constraints(g: &Generator) {
         let custom = r[col("event_type")].as_deref() == Some(b"custom");
         assert_eq!(custom, r[col("custom_event_id")].is_some());
     }
+}
 
-    // Every status appears; retry counts within 0..=5 and set for failed/retrying.
+/// Every status appears; API calls, rate-limit windows and cache expiry within the window.
+fn check_statuses_and_windows(data: &Data, g: &Generator) {
+    let anchor = g.anchor;
     let statuses: HashSet<_> = data
         .values(Table::StoryIllustrations, "status")
         .flatten()

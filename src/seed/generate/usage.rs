@@ -201,116 +201,150 @@ pub(crate) fn cache(g: &Generator, u: &UserCtx, out: &mut Out, s: &mut Scratch) 
         0
     };
     let mut used: Vec<(u8, usize)> = Vec::with_capacity(n);
-    let lo = u.signup + MINUTE;
+    // The draws keep their order (object, times, value): the seed's fingerprint depends on it.
     for _ in 0..n {
-        // Pick an object not cached yet (kind, object index); give up after a few tries.
-        let Some((kind, obj)) = (0..6).find_map(|_| {
-            let kind = rng.random_range(0..4u8);
-            let len = match kind {
-                0 | 1 => u.stories.len(),
-                2 => u.heroes.len(),
-                _ => 1,
-            };
-            let pair = (
-                kind,
-                if len == 0 {
-                    return None;
-                } else {
-                    rng.random_range(0..len)
-                },
-            );
-            (!used.contains(&pair)).then_some(pair)
-        }) else {
+        let Some((kind, obj)) = uncached_object(&mut rng, u, &used) else {
             continue;
         };
         used.push((kind, obj));
-        let since = match kind {
-            0 | 1 => u.stories[obj].created,
-            2 => u.heroes[obj].created,
-            _ => lo,
-        }
-        .max(lo);
-        let ttl = rng.random_range(HOUR..=(c.ttl_hours_max * HOUR as f64) as i64);
-        let span = g.anchor - since;
-        let (created, expires) = if rng.random_bool(c.expired_share) && span > 3 * MINUTE {
-            let expires = rng.random_range(since + 2 * MINUTE..g.anchor);
-            (
-                rng.random_range((expires - ttl).max(since)..expires - MINUTE),
-                expires,
-            )
-        } else {
-            let created = rng
-                .random_range(since.max(g.anchor - ttl + MINUTE).min(g.anchor - MINUTE)..g.anchor);
-            (created, (created + ttl).max(g.anchor + MINUTE))
-        };
-        let accessed = rng.random_range(0..12i32);
-        let last = if accessed == 0 {
-            created
-        } else {
-            rng.random_range(created..expires.min(g.anchor))
-        };
-
+        let t = entry_times(g, u, &mut rng, (kind, obj));
         s.a.clear();
         let mut value = Vec::with_capacity(256);
-        match kind {
-            0 => {
-                let st = &u.stories[obj];
-                s.a.push_str("scenes:");
-                push_hex(&mut s.a, &st.id);
-                let mut o = Obj::new(&mut value);
-                o.uuid("story_id", &st.id)
-                    .int("scene_count", st.scenes as i64);
-                o.raw("emotions", |b| {
-                    b.push(b'[');
-                    for i in 0..st.scenes {
-                        if i > 0 {
-                            b.push(b',');
-                        }
-                        super::json::string(b, pick_str(&mut rng, &super::stories::EMOTIONS));
-                    }
-                    b.push(b']');
-                });
-                o.end();
-            }
-            1 => {
-                let st = &u.stories[obj];
-                s.a.push_str("tts:");
-                push_hex(&mut s.a, &st.id);
-                let mut o = Obj::new(&mut value);
-                o.uuid("story_id", &st.id)
-                    .bool("audio_ready", st.audio)
-                    .str("voice", pick_str(&mut rng, &super::stories::VOICES));
-                o.int("duration_ms", rng.random_range(120_000..420_000))
-                    .end();
-            }
-            2 => {
-                let h = &u.heroes[obj];
-                s.a.push_str("avatar:");
-                push_hex(&mut s.a, &h.id);
-                Obj::new(&mut value)
-                    .uuid("hero_id", &h.id)
-                    .str("name", &h.name)
-                    .str("look", &h.look)
-                    .end();
-            }
-            _ => {
-                s.a.push_str("usage:");
-                push_hex(&mut s.a, &u.id);
-                Obj::new(&mut value)
-                    .uuid("user_id", &u.id)
-                    .int("requests_today", rng.random_range(1..60))
-                    .int("stories_total", u.stories.len() as i64)
-                    .end();
-            }
-        }
+        entry_value(&mut rng, u, (kind, obj), &mut s.a, &mut value);
         let w = out.t(Table::CacheEntries);
         w.row(7);
         w.text(&s.a);
         w.jsonb_with(|b| b.extend_from_slice(&value));
-        w.timestamptz(expires);
-        w.timestamptz(created);
-        w.int4(accessed);
-        w.timestamptz(last);
+        w.timestamptz(t.expires);
+        w.timestamptz(t.created);
+        w.int4(t.accessed);
+        w.timestamptz(t.last);
         w.int4(value.len() as i32);
+    }
+}
+
+/// An object not cached yet (kind, object index); gives up after a few tries.
+fn uncached_object(rng: &mut Rng8, u: &UserCtx, used: &[(u8, usize)]) -> Option<(u8, usize)> {
+    (0..6).find_map(|_| {
+        let kind = rng.random_range(0..4u8);
+        let len = match kind {
+            0 | 1 => u.stories.len(),
+            2 => u.heroes.len(),
+            _ => 1,
+        };
+        let pair = (
+            kind,
+            if len == 0 {
+                return None;
+            } else {
+                rng.random_range(0..len)
+            },
+        );
+        (!used.contains(&pair)).then_some(pair)
+    })
+}
+
+struct EntryTimes {
+    created: i64,
+    expires: i64,
+    accessed: i32,
+    last: i64,
+}
+
+/// When an entry was made, expires (a share already expired) and was last read.
+fn entry_times(g: &Generator, u: &UserCtx, rng: &mut Rng8, (kind, obj): (u8, usize)) -> EntryTimes {
+    let c = &g.p.cache;
+    let lo = u.signup + MINUTE;
+    let since = match kind {
+        0 | 1 => u.stories[obj].created,
+        2 => u.heroes[obj].created,
+        _ => lo,
+    }
+    .max(lo);
+    let ttl = rng.random_range(HOUR..=(c.ttl_hours_max * HOUR as f64) as i64);
+    let span = g.anchor - since;
+    let (created, expires) = if rng.random_bool(c.expired_share) && span > 3 * MINUTE {
+        let expires = rng.random_range(since + 2 * MINUTE..g.anchor);
+        (
+            rng.random_range((expires - ttl).max(since)..expires - MINUTE),
+            expires,
+        )
+    } else {
+        let created =
+            rng.random_range(since.max(g.anchor - ttl + MINUTE).min(g.anchor - MINUTE)..g.anchor);
+        (created, (created + ttl).max(g.anchor + MINUTE))
+    };
+    let accessed = rng.random_range(0..12i32);
+    let last = if accessed == 0 {
+        created
+    } else {
+        rng.random_range(created..expires.min(g.anchor))
+    };
+    EntryTimes {
+        created,
+        expires,
+        accessed,
+        last,
+    }
+}
+
+/// The entry's key (into `key`) and JSON value (into `value`) for the cached object.
+fn entry_value(
+    rng: &mut Rng8,
+    u: &UserCtx,
+    (kind, obj): (u8, usize),
+    key: &mut String,
+    value: &mut Vec<u8>,
+) {
+    match kind {
+        0 => {
+            let st = &u.stories[obj];
+            key.push_str("scenes:");
+            push_hex(key, &st.id);
+            let mut o = Obj::new(value);
+            o.uuid("story_id", &st.id)
+                .int("scene_count", st.scenes as i64);
+            o.raw("emotions", |b| {
+                b.push(b'[');
+                for i in 0..st.scenes {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    super::json::string(b, pick_str(rng, &super::stories::EMOTIONS));
+                }
+                b.push(b']');
+            });
+            o.end();
+        }
+        1 => {
+            let st = &u.stories[obj];
+            key.push_str("tts:");
+            push_hex(key, &st.id);
+            let mut o = Obj::new(value);
+            o.uuid("story_id", &st.id)
+                .bool("audio_ready", st.audio)
+                .str("voice", pick_str(rng, &super::stories::VOICES));
+            o.int("duration_ms", rng.random_range(120_000..420_000))
+                .end();
+        }
+        2 => {
+            let h = &u.heroes[obj];
+            key.push_str("avatar:");
+            push_hex(key, &h.id);
+            Obj::new(value)
+                .uuid("hero_id", &h.id)
+                .str("name", &h.name)
+                .str("look", &h.look)
+                .end();
+        }
+        _ => {
+            key.push_str("usage:");
+            push_hex(key, &u.id);
+            Obj::new(value)
+                .uuid("user_id", &u.id)
+                .int("requests_today", rng.random_range(1..60))
+                .int("stories_total", u.stories.len() as i64)
+                .end();
+        }
     }
 }
