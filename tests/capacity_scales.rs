@@ -225,11 +225,9 @@ async fn ctrl_c_in_a_later_scale_keeps_the_scales_measured() {
     assert!(seed.status.success(), "seed: {}", stderr(&seed));
     // Scale 4: the other tests own scales 2, 3, 6 and 7 and may run meanwhile.
     common::drop_database("sbscale_tiny_4_s42").await;
-    std::fs::write(dir.join("sleep_queries.toml"), SLEEP_QUERIES).unwrap();
-    let scenario = dir.join("sleep.toml");
-    std::fs::write(&scenario, SLEEP_SCENARIO).unwrap();
+    let scenario = common::sleep_scenario();
     let out_dir = dir.join("out");
-    let mut args = capacity_args(scenario.to_str().unwrap(), out_dir.to_str().unwrap(), "8");
+    let mut args = capacity_args(&scenario, out_dir.to_str().unwrap(), "8");
     let i = args.iter().position(|a| *a == "1,2").unwrap();
     args[i] = "1,4";
     let mut cmd = common::storybench_cmd();

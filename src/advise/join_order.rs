@@ -51,7 +51,8 @@ pub(super) async fn measure(
         tx.commit().await?;
         let mut conns: [&mut PgConnection; 2] = [&mut *a, &mut *b];
         let arms = [(0, q.who.clone()), (1, q.who.clone())];
-        let o = super::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
+        let o =
+            crate::measure::engine::two_arms(&mut conns, arms, q.spec, &q.params, ctx, opts).await;
         crate::schema::set_policies(b, policies).await?;
         let mut c = cost(
             Rule::RlsJoinOrder,
