@@ -224,6 +224,11 @@ async fn on_copies(
     let dataset = crate::seed::require_complete(&mut a).await?;
     let population = Population::load(&mut a, dataset.anchor).await?;
     let heavy = crate::measure::explain::subjects(&population)[0];
+    // The copies are storybench's: load pg_stat_statements into them (a dataset seeded by
+    // `seed` alone has it nowhere), so each copy counts its own WAL.
+    for conn in [&mut a, &mut b] {
+        crate::schema::ensure_pg_stat_statements(conn).await?;
+    }
     let wal_from = wal_from(&mut a, &mut b).await?;
     let mut checkpointed = true;
     let mut paths = Vec::new();
