@@ -419,29 +419,24 @@ fn notes(
             noise.join(", ")
         ));
     }
-    let probes: Vec<f64> = section
-        .steps
-        .iter()
-        .filter_map(|s| s.speed_probe_ms)
-        .collect();
-    let (fastest, slowest) = probes
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(l, h), p| (l.min(*p), h.max(*p)));
-    if probes.len() > 1 && slowest / fastest > 1.0 + MACHINE_DRIFT {
+    let probe_range = |probe: fn(&CapacityStep) -> Option<f64>| {
+        let seen: Vec<f64> = section.steps.iter().filter_map(probe).collect();
+        let (low, high) = seen
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(l, h), p| (l.min(*p), h.max(*p)));
+        (seen.len() > 1).then_some((low, high))
+    };
+    if let Some((fastest, slowest)) = probe_range(|s| s.speed_probe_ms)
+        .filter(|(fastest, slowest)| slowest / fastest > 1.0 + MACHINE_DRIFT)
+    {
         section.notes.push(format!(
             "the machine's speed moved during the search: the probe before each step took {fastest:.1}–{slowest:.1} ms ({:+.0} %); a CPU-bound answer moves with it",
             (slowest / fastest - 1.0) * 100.0
         ));
     }
-    let flushes: Vec<f64> = section
-        .steps
-        .iter()
-        .filter_map(|s| s.flush_probe_ms)
-        .collect();
-    let (quick, slow) = flushes
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(l, h), p| (l.min(*p), h.max(*p)));
-    if flushes.len() > 1 && slow / quick > 1.0 + DISK_DRIFT && slow - quick > DISK_DRIFT_MS {
+    if let Some((quick, slow)) = probe_range(|s| s.flush_probe_ms)
+        .filter(|(quick, slow)| slow / quick > 1.0 + DISK_DRIFT && slow - quick > DISK_DRIFT_MS)
+    {
         section.notes.push(format!(
             "the disk's speed moved during the search: a WAL-flushing commit before each step took {quick:.1}–{slow:.1} ms ({:+.0} %); every write transaction waits for one",
             (slow / quick - 1.0) * 100.0
