@@ -308,6 +308,7 @@ impl RunConfig {
             query_seconds: false,
             measure_start: None,
             shard: None,
+            start_at: None,
             pooler: None,
         }
     }

@@ -67,6 +67,20 @@ async fn three_shards_merge_exactly_and_mismatches_are_refused() {
         assert_eq!(s["load"]["shard"]["index"], i);
         assert!((s["load"]["shape"]["rate"].as_f64().unwrap() - 20.0).abs() < 1e-9);
     }
+    // The users connect before the shared start and begin at it: the shards' measured
+    // windows start together however long each one's set-up took.
+    let starts: Vec<chrono::DateTime<chrono::Utc>> = shards
+        .iter()
+        .map(|s| {
+            s["load"]["shard"]["measure_started_at"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let skew = *starts.iter().max().unwrap() - *starts.iter().min().unwrap();
+    assert!(skew.num_milliseconds() < 250, "measured starts {starts:?}");
     let merged_dir = root.join("merged");
     let out = merge(&[&dirs[0], &dirs[1], &dirs[2]], &merged_dir);
     assert!(out.status.success(), "{}", stderr(&out));

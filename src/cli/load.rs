@@ -191,6 +191,7 @@ async fn scenario_section(
         query_seconds: false,
         measure_start: None,
         shard: args.shard,
+        start_at: args.start_at,
     };
     match (args.shard, args.start_at) {
         (Some(shard), Some(at)) => super::shard::run(session, target, sc, &opts, shard, at).await,

@@ -54,7 +54,7 @@ pub async fn run(
     start_at: DateTime<Utc>,
 ) -> Result<LoadSection> {
     let (mut section, name) = on_shared_copy(session, target, shard, start_at, async |s, copy| {
-        shard::wait_until(start_at).await?;
+        shard::announce_start(start_at)?;
         s.stage("load", measure_scenario(copy, scenario, opts))
             .await
     })

@@ -43,6 +43,10 @@ pub struct ScenarioOptions {
     /// Shard I of N of a sharded load: only its part of the seeded users; per-second
     /// histograms are kept so `storybench merge` can add the shards' timelines exactly.
     pub shard: Option<super::shard::Shard>,
+    /// A sharded load's shared wall-clock start: the users connect and read their rows
+    /// before it and begin at it, so every shard's measured window starts together
+    /// however long its own set-up took.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The users connect through this pooler (storybench's samplers stay direct).
     pub pooler: Option<Arc<crate::pooler::Pooler>>,
 }
@@ -72,6 +76,8 @@ pub struct ScenarioOutcome {
 
 /// The run's clock, fixed once every user has started (launch is not measured).
 pub(super) struct Clock {
+    /// When the users begin (launch, or the shared start if that is later).
+    pub begin: Instant,
     pub recorders: Recorders,
     pub schedule: Option<Schedule>,
     pub measure_from: Instant,
@@ -104,6 +110,7 @@ pub(super) struct Shared {
     pub query_seconds: bool,
     pub measure_start: Option<Arc<OnceLock<Instant>>>,
     pub encode_seconds: bool,
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Shared {
@@ -111,6 +118,11 @@ impl Shared {
     pub fn user_started(&self) {
         if self.started.fetch_add(1, Ordering::SeqCst) + 1 >= self.users {
             let now = Instant::now();
+            let until_start = self
+                .start_at
+                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                .unwrap_or_default();
+            let now = now + until_start;
             let measure_from = now + self.warmup;
             // A shard holds ~50 HDR histograms of ~190 KB: a few shards (the runtime has
             // one thread per core) keep contention low without growing with the users.
@@ -125,6 +137,7 @@ impl Shared {
                 let _ = start.set(measure_from);
             }
             let _ = self.clock.set(Clock {
+                begin: now,
                 recorders,
                 schedule: self.rate.map(|r| Schedule::new(now, r, self.seed)),
                 measure_from,
@@ -218,6 +231,7 @@ async fn prepare(target: &Target, scenario: &Scenario, opts: &ScenarioOptions) -
         query_seconds: opts.query_seconds,
         measure_start: opts.measure_start.clone(),
         encode_seconds: opts.shard.is_some(),
+        start_at: opts.start_at,
     })
 }
 
@@ -330,8 +344,16 @@ fn build_attack(
         attack = attack.register_scenario(gs);
     }
     // Goose's run time counts once every user has started; storybench's clock too, so the
-    // attack lasts the warm-up and the measurement plus a second for stragglers.
-    let run_time = (shape.warmup + shape.duration).as_secs_f64().ceil() as usize + 1;
+    // attack lasts the warm-up and the measurement plus a second for stragglers, and for a
+    // shard the wait for the shared start too.
+    let until_start = shared
+        .start_at
+        .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+        .unwrap_or_default();
+    let run_time = (until_start + shape.warmup + shape.duration)
+        .as_secs_f64()
+        .ceil() as usize
+        + 1;
     // set_default hands back a Box; unbox after each.
     let mut attack = *attack
         .set_default(GooseDefault::Host, GOOSE_HOST)

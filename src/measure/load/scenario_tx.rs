@@ -162,6 +162,11 @@ pub(super) async fn run(user: &mut GooseUser, shared: &Shared, plan: &TxPlan) ->
         tokio::time::sleep(Duration::from_millis(20)).await;
         return Ok(());
     };
+    if Instant::now() < clock.begin {
+        // A shard's users wait for the shared start (interruptible: the sleep is short).
+        sleep_until(clock.begin.min(Instant::now() + Duration::from_millis(200))).await;
+        return Ok(());
+    }
     if Instant::now() >= clock.deadline || crate::interrupt::interrupted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
         return Ok(());

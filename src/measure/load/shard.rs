@@ -93,21 +93,20 @@ pub fn copy_name(start_at: &DateTime<Utc>, config: &serde_json::Value) -> String
     format!("sbcopy_shard_{h:016x}")
 }
 
-/// Waits until `start_at` (at once when it has passed).
-pub async fn wait_until(start_at: DateTime<Utc>) -> Result<()> {
-    let now = Utc::now();
-    if let Ok(wait) = (start_at - now).to_std() {
-        if wait > std::time::Duration::from_secs(24 * 3600) {
-            bail!("--start-at {start_at} is more than a day away");
+/// Checks the shared start and says when the users begin: they connect and read their
+/// rows now, and begin at `start_at` (at once when it has passed).
+pub fn announce_start(start_at: DateTime<Utc>) -> Result<()> {
+    match (start_at - Utc::now()).to_std() {
+        Ok(wait) if wait > std::time::Duration::from_secs(24 * 3600) => {
+            bail!("--start-at {start_at} is more than a day away")
         }
-        crate::say!(
-            "  shard: waiting {:.1} s for the shared start {start_at}",
+        Ok(wait) => crate::say!(
+            "  shard: users connect now and begin at the shared start {start_at} (in {:.1} s)",
             wait.as_secs_f64()
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = crate::interrupt::wait() => bail!(crate::interrupt::Interrupted),
-        }
+        ),
+        Err(_) => crate::say!(
+            "  shard: the shared start {start_at} has passed: beginning at once (merge refuses shards further apart than --max-skew)"
+        ),
     }
     Ok(())
 }

@@ -413,6 +413,7 @@ async fn under_load(
         query_seconds: true,
         measure_start: Some(start.clone()),
         shard: None,
+        start_at: None,
         pooler: None,
     };
     let names: Vec<(String, String)> = scenario

@@ -53,6 +53,7 @@ pub async fn measure(
         query_seconds: false,
         measure_start: None,
         shard: part,
+        start_at: None,
         pooler: opts.pooler.clone(),
     };
     let mut conn = target.connect().await?;
