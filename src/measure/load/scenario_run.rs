@@ -118,10 +118,17 @@ impl Shared {
     pub fn user_started(&self) {
         if self.started.fetch_add(1, Ordering::SeqCst) + 1 >= self.users {
             let now = Instant::now();
-            let until_start = self
-                .start_at
-                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
-                .unwrap_or_default();
+            let until_start = match self.start_at.map(|at| at - chrono::Utc::now()) {
+                Some(d) if d >= chrono::TimeDelta::zero() => d.to_std().unwrap_or_default(),
+                Some(late) => {
+                    crate::say!(
+                        "  shard: the users were ready {:.3} s after the shared start: beginning now",
+                        -late.as_seconds_f64()
+                    );
+                    Duration::ZERO
+                }
+                None => Duration::ZERO,
+            };
             let now = now + until_start;
             let measure_from = now + self.warmup;
             // A shard holds ~50 HDR histograms of ~190 KB: a few shards (the runtime has
