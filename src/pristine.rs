@@ -366,7 +366,7 @@ pub async fn reseal(conn: &mut PgConnection) -> Result<DatasetInfo> {
     Ok(info)
 }
 
-async fn current_database(t: &Target) -> Result<String> {
+pub(crate) async fn current_database(t: &Target) -> Result<String> {
     let mut conn = t.connect().await?;
     Ok(sqlx::query_scalar(sql(&q().current_database))
         .fetch_one(&mut conn)

@@ -289,6 +289,11 @@ async fn run_scales_is_a_stage_of_run_after_capacity() {
     assert_eq!(scales[1]["database"].as_str(), Some("sbscale_tiny_3_s42"));
     assert_eq!(r["dataset"]["scale"].as_f64(), Some(1.0));
     assert_eq!(r["dataset"]["fingerprint"], scales[0]["fingerprint"]);
+    // Scale 1's search is the capacity stage's own (same dataset, scenario and options),
+    // not made a second time; scale 3 searched on its own.
+    assert_eq!(scales[0]["search_from_run"], true, "{s}");
+    assert_eq!(scales[0]["capacity"]["steps"], r["capacity"]["steps"]);
+    assert!(scales[1].get("search_from_run").is_none(), "{s}");
     for x in scales {
         assert!(
             !x["capacity"]["steps"].as_array().unwrap().is_empty(),

@@ -106,6 +106,7 @@ pub async fn run(db: &DbArgs, args: CapacityArgs) -> Result<i32> {
                 args: &args.scales,
                 explain: crate::config::RunConfig::preset("full")?.explain,
                 record_dataset: true,
+                known: None,
             };
             stage(session, target, &job).await
         },
@@ -153,6 +154,16 @@ pub struct ScalesJob<'a> {
     pub explain: ExplainOptions,
     /// Record each scale's dataset as the run's (the command); `run` keeps its own.
     pub record_dataset: bool,
+    /// `run`'s own capacity search, made on its dataset with the same scenario and options:
+    /// the scale that is that dataset takes it instead of searching again.
+    pub known: Option<KnownSearch>,
+}
+
+/// A capacity search already made on one database's dataset.
+pub struct KnownSearch {
+    pub database: String,
+    pub fingerprint: Option<String>,
+    pub search: crate::measure::load::capacity::CapacitySection,
 }
 
 /// The whole stage: measures every scale, keeps the section in the results (also what was
@@ -186,6 +197,14 @@ pub async fn for_run(
     scenario: &Scenario,
 ) -> Result<()> {
     let args = run_args(config);
+    let known = match (&session.results.capacity, &session.results.dataset) {
+        (Some(search), Some(dataset)) => Some(KnownSearch {
+            database: crate::pristine::current_database(target).await?,
+            fingerprint: dataset.fingerprint.clone(),
+            search: search.clone(),
+        }),
+        _ => None,
+    };
     let job = ScalesJob {
         scenario,
         opts: config.capacity_options()?,
@@ -196,6 +215,7 @@ pub async fn for_run(
         args: &args,
         explain: config.explain.clone(),
         record_dataset: false,
+        known,
     };
     stage(session, target, &job).await
 }
@@ -246,9 +266,21 @@ async fn measure(
     for ds in datasets {
         let scale = ds.info.scale;
         let common = section.common_rate;
+        let known = job
+            .known
+            .as_ref()
+            .filter(|k| k.database == ds.database && k.fingerprint == ds.info.fingerprint)
+            .map(|k| k.search.clone());
+        if known.is_some() {
+            crate::say!("  capacity scale {scale}: the run's own capacity search on this dataset (not searched again)");
+        }
+        let from_run = known.is_some();
         let measured = session
             .stage_on_copy(&format!("capacity scale {scale}"), &ds.target, async |t| {
-                let search = capacity::search(t, scenario, opts).await?;
+                let search = match known {
+                    Some(s) => s,
+                    None => capacity::search(t, scenario, opts).await?,
+                };
                 // The first (smallest) scale sets the common rate: half its capacity.
                 let rate = common
                     .or(search.sustainable_rate.map(|r| r / 2.0))
@@ -271,8 +303,13 @@ async fn measure(
         if section.common_rate.is_none() {
             section.common_rate = step.as_ref().map(|s| s.rate);
         }
-        crate::printer::show(|p| crate::printer::capacity::summary(p, &search));
-        section.scales.push(scales::scale_run(&ds, search, step));
+        if !from_run {
+            crate::printer::show(|p| crate::printer::capacity::summary(p, &search));
+        }
+        section.scales.push(scales::ScaleRun {
+            search_from_run: from_run,
+            ..scales::scale_run(&ds, search, step)
+        });
         if job.record_dataset {
             session.results.dataset = Some(ds.info.clone());
         }

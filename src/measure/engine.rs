@@ -470,7 +470,10 @@ pub async fn two_arms(
 }
 
 /// The common runner: arms executed with `exec::timed` (writes rolled back), EXPLAINed
-/// with `exec::explain`, writes' WAL from `exec::wal_per_execution` (one execution).
+/// with `exec::explain`, writes' WAL from `exec::wal_per_execution` (median of
+/// [`WAL_SAMPLES`] executions).
+const WAL_SAMPLES: usize = 3;
+
 pub struct SqlRunner<'a, 'c> {
     pub conns: &'a mut [&'c mut PgConnection],
     pub arms: &'a [SqlArm<'a>],
@@ -497,8 +500,15 @@ impl Runner for SqlRunner<'_, '_> {
         let wal_bytes = if arm.spec.is_read() {
             None
         } else {
+            // The median of three executions, each rolled back in its own transaction: a
+            // checkpoint landing just before one makes it write full-page images, which
+            // the steady state of a warmed-up write path does not.
             let p = [arm.params.to_vec()];
-            Some(exec::wal_per_execution(conn, arm.sql, &p, &arm.who, arm.ctx).await?)
+            let mut each = Vec::with_capacity(WAL_SAMPLES);
+            for _ in 0..WAL_SAMPLES {
+                each.push(exec::wal_per_execution(conn, arm.sql, &p, &arm.who, arm.ctx).await?);
+            }
+            Some(crate::stats::median(&each))
         };
         Ok(WorkSample {
             plan: Some(plan),

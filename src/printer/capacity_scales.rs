@@ -12,14 +12,15 @@ pub fn summary(p: &mut Printer, s: &ScalesSection) -> io::Result<()> {
         let probe = crate::stats::median(&r.speed_probe_ms);
         writeln!(
             p.human,
-            "  scale {:>6}: {:>8.1} MB, sustains {} (crossing {}, bracket {}–{}), probe {probe:.1} ms median{}",
+            "  scale {:>6}: {:>8.1} MB, sustains {} (crossing {}, bracket {}–{}), probe {probe:.1} ms median{}{}",
             r.scale,
             r.data_bytes as f64 / 1e6,
             opt(r.sustainable_rate),
             opt(r.crossing_rate),
             opt(r.sustainable_low),
             opt(r.sustainable_high),
-            if r.seed_seconds.is_some() { ", seeded now" } else { ", reused" }
+            if r.seed_seconds.is_some() { ", seeded now" } else { ", reused" },
+            if r.search_from_run { " (the run's capacity search)" } else { "" }
         )?;
     }
     if let Some(rate) = s.common_rate {

@@ -1,6 +1,7 @@
 //! Loading: generator threads on every core feed chunks to `jobs` COPY connections; then
 //! keys, FKs, triggers, RLS, the variant's indexes and policies, ANALYZE and the fingerprint.
 
+use super::budget::{ByteBudget, BYTES_IN_FLIGHT};
 use super::generate::{copy_statement, ChunkData, Generator, Table};
 use super::sql::{q, queries, FINGERPRINT};
 use super::{DatasetInfo, SeedReport, TableLoad};
@@ -39,7 +40,9 @@ pub(super) async fn load_chunks(
 ) -> Result<BTreeMap<String, Tally>> {
     let chunks = generator.chunk_count();
     let progress = Progress::new(&generator);
-    let (tx, rx) = mpsc::channel::<ChunkData>(jobs * 2);
+    // The bytes in flight bound the memory; the channel only hands chunks over.
+    let budget = Arc::new(ByteBudget::new(BYTES_IN_FLIGHT));
+    let (tx, rx) = mpsc::channel::<ChunkData>(chunks.max(1));
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let next = Arc::new(AtomicUsize::new(0));
 
@@ -50,13 +53,20 @@ pub(super) async fn load_chunks(
     let mut producers = Vec::new();
     for _ in 0..gen_threads {
         let (generator, next, tx) = (generator.clone(), next.clone(), tx.clone());
+        let budget = budget.clone();
         producers.push(std::thread::spawn(move || loop {
             let i = next.fetch_add(1, Ordering::SeqCst);
             if i >= chunks || interrupt::interrupted() {
                 return;
             }
-            if tx.blocking_send(generator.chunk(i)).is_err() {
-                return; // the loaders stopped (error or interrupt)
+            // The loaders stopped (error or interrupt) when the channel is closed.
+            if !budget.wait_for_room(|| interrupt::interrupted() || tx.is_closed()) {
+                return;
+            }
+            let chunk = generator.chunk(i);
+            budget.take(chunk.bytes());
+            if tx.blocking_send(chunk).is_err() {
+                return;
             }
         }));
     }
@@ -67,6 +77,7 @@ pub(super) async fn load_chunks(
     for _ in 0..jobs {
         let mut conn = bulk_connection(target).await?;
         let (rx, tallies, progress) = (rx.clone(), tallies.clone(), progress.clone());
+        let budget = budget.clone();
         loaders.spawn(async move {
             loop {
                 let chunk = { rx.lock().await.recv().await };
@@ -89,6 +100,9 @@ pub(super) async fn load_chunks(
                     }
                     progress.advance(data.table, data.rows, data.copy.len());
                 }
+                let bytes = chunk.bytes();
+                drop(chunk);
+                budget.release(bytes);
                 progress.chunk_done();
             }
         });

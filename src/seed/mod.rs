@@ -1,6 +1,7 @@
 //! The seeder: deterministic, realistic InfiniteStories data loaded by binary COPY over
 //! several connections, with keys, FKs and indexes built after the load (as pg_restore does).
 
+mod budget;
 pub mod copy_binary;
 pub mod fingerprint;
 pub mod generate;

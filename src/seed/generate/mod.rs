@@ -122,6 +122,13 @@ pub struct ChunkData {
     pub tables: Vec<TableData>,
 }
 
+impl ChunkData {
+    /// The memory its payloads hold (buffer capacities, not lengths).
+    pub fn bytes(&self) -> u64 {
+        self.tables.iter().map(|t| t.copy.capacity() as u64).sum()
+    }
+}
+
 pub struct TableData {
     pub table: Table,
     pub rows: u64,

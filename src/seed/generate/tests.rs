@@ -112,6 +112,30 @@ fn field_counts_match_copy_statements() {
     }
 }
 
+/// The streamed fingerprint's per-table sums of a whole dataset.
+fn table_sums(g: &Generator) -> Vec<(u64, u64)> {
+    let mut sums = vec![crate::seed::fingerprint::TableSum::default(); Table::ALL.len()];
+    for i in 0..g.chunk_count() {
+        for (k, t) in g.chunk(i).tables.into_iter().enumerate() {
+            sums[k].add(t.sum);
+        }
+    }
+    sums.iter().map(|s| (s.rows, s.sum)).collect()
+}
+
+#[test]
+fn the_data_does_not_depend_on_the_chunk_size() {
+    // users_per_chunk bounds the seeder's memory; a dataset seeded before it changed must
+    // keep its fingerprint.
+    let mut p = profile::load("default").unwrap();
+    let whole = |p: &profile::Profile| table_sums(&Generator::new(p, 0.1, 42, anchor()).unwrap());
+    p.users_per_chunk = 100;
+    let large = whole(&p);
+    p.users_per_chunk = 7;
+    assert_eq!(large, whole(&p));
+    assert!(large.iter().all(|&(rows, _)| rows > 0), "{large:?}");
+}
+
 #[test]
 fn deterministic_and_chunk_independent() {
     let a = generator("tiny", 1.0, 42);

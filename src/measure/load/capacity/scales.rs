@@ -69,6 +69,10 @@ pub struct ScaleRun {
     pub speed_probe_ms: Vec<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_common_rate: Option<CommonStep>,
+    /// The search is `run`'s own capacity stage's, on this same dataset with the same
+    /// scenario and options: not searched a second time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub search_from_run: bool,
     /// The whole search.
     pub capacity: CapacitySection,
 }
@@ -204,6 +208,7 @@ pub fn scale_run(
         sustainable_high: capacity.sustainable_high,
         speed_probe_ms: capacity.speed_probe_ms.clone(),
         at_common_rate,
+        search_from_run: false,
         capacity,
     }
 }
