@@ -10,6 +10,19 @@ use std::sync::{Condvar, Mutex};
 /// plus one chunk per generator thread.
 pub const BYTES_IN_FLIGHT: u64 = 64 << 20;
 
+/// Makes glibc hand every buffer of 1 MiB or more back to the kernel when it is freed.
+/// By default glibc raises this threshold as large blocks are freed, after which chunk
+/// buffers come from per-thread arenas whose freed space stays resident: the seeder's
+/// peak memory then grew with the number of chunks (the scale).
+pub fn return_large_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator parameter; it is called before the
+    // generator threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
+    }
+}
+
 pub struct ByteBudget {
     limit: u64,
     in_flight: Mutex<u64>,

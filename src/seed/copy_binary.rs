@@ -51,6 +51,11 @@ impl CopyWriter {
         self.buf.len()
     }
 
+    /// Bytes of the rows written so far (header and trailer not).
+    pub fn payload_len(&self) -> usize {
+        self.buf.len() - HEADER.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows == 0
     }

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Bytes handed to a COPY connection at a time.
+const COPY_PIECE: usize = 1 << 20;
+
 /// Name of the flat api_usage twin; it receives the same COPY data as the partitioned table.
 const FLAT_API_USAGE: &str = "storybench_flat.api_usage";
 
@@ -41,6 +44,7 @@ pub(super) async fn load_chunks(
     let chunks = generator.chunk_count();
     let progress = Progress::new(&generator);
     // The bytes in flight bound the memory; the channel only hands chunks over.
+    super::budget::return_large_buffers();
     let budget = Arc::new(ByteBudget::new(BYTES_IN_FLIGHT));
     let (tx, rx) = mpsc::channel::<ChunkData>(chunks.max(1));
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -143,9 +147,10 @@ async fn copy_table(
         .copy_in_raw(statement)
         .await
         .map_err(|e| copy_error(name, e))?;
-    copy.send(data.copy.as_slice())
-        .await
-        .map_err(|e| copy_error(name, e))?;
+    // In pieces: the connection's write buffer keeps the size of the largest send.
+    for piece in data.copy.chunks(COPY_PIECE) {
+        copy.send(piece).await.map_err(|e| copy_error(name, e))?;
+    }
     let rows = copy.finish().await.map_err(|e| copy_error(name, e))?;
     if rows != data.rows {
         bail!(

@@ -358,12 +358,19 @@ impl Generator {
         const SAMPLE: u64 = 400;
         let n = self.total_users;
         let step = if n <= SAMPLE { 1 } else { n / SAMPLE };
-        let mut out = Out::new();
         let mut scratch = Scratch::default();
+        // Counted user by user and dropped: the sample's data (~100 MB of the default
+        // profile) would otherwise be the seeder's largest allocation.
+        let (mut rows, mut bytes) = (vec![0u64; Table::ALL.len()], vec![0u64; Table::ALL.len()]);
         let mut sampled = 0u64;
         let mut index = 0;
         while index < n && sampled < SAMPLE {
+            let mut out = Out::new();
             self.user(index, &mut out, &mut scratch);
+            for (k, w) in out.w.iter().enumerate() {
+                rows[k] += w.rows();
+                bytes[k] += w.payload_len() as u64;
+            }
             sampled += 1;
             index += step;
         }
@@ -373,10 +380,9 @@ impl Generator {
         Table::ALL
             .iter()
             .map(|&t| {
-                let w = &out.w[t as usize];
-                let m = &monitor.w[t as usize];
-                let rows = (w.rows() as f64 * factor).round() as u64 + m.rows();
-                let bytes = ((w.len() as f64) * factor).round() as u64 + m.len() as u64;
+                let (k, m) = (t as usize, &monitor.w[t as usize]);
+                let rows = (rows[k] as f64 * factor).round() as u64 + m.rows();
+                let bytes = (bytes[k] as f64 * factor).round() as u64 + m.len() as u64;
                 (t, rows, bytes)
             })
             .collect()
