@@ -35,6 +35,9 @@ pub fn curve(s: &ScalesSection) -> Finding {
             "capacity-scales",
         );
     };
+    if let Some(b) = s.below_curve.first() {
+        return below_curve(s, f, b);
+    }
     let k = f.exponent;
     let shape = if k.high < 0.0 {
         format!(
@@ -95,6 +98,44 @@ pub fn curve(s: &ScalesSection) -> Finding {
     out
 }
 
+/// A scale where nothing passed lies under the curve fitted on the others: capacity falls
+/// faster than the curve there, so no extrapolation from it is given.
+fn below_curve(
+    s: &ScalesSection,
+    f: &PowerFit,
+    b: &crate::measure::load::capacity::scales::BelowCurve,
+) -> Finding {
+    let fitted: Vec<String> = f.points.iter().map(|p| p.size.to_string()).collect();
+    let mut out = finding(
+        Topic::Capacity,
+        Tone::Bad,
+        format!(
+            "{}: at scale {} not even {:.1} tx/s met the limit, under the curve fitted on scales {} (≈ {:.0} tx/s there): capacity falls faster than that curve, so it gives no launch figure; at launch scale {} expect less than {:.1} tx/s.",
+            s.scenario,
+            b.scale,
+            b.capacity_below,
+            fitted.join(", "),
+            b.curve_says,
+            s.launch_scale,
+            b.capacity_below
+        ),
+        "capacity-scales",
+    );
+    for p in &f.points {
+        out.figures.push(fig(
+            &format!("scale {}", p.size),
+            format!("{:.1} tx/s [{:.1}–{:.1}]", p.value, p.low, p.high),
+        ));
+    }
+    for x in &s.below_curve {
+        out.figures.push(fig(
+            &format!("scale {}", x.scale),
+            format!("below {:.1} tx/s (nothing passed)", x.capacity_below),
+        ));
+    }
+    out
+}
+
 /// The queries whose p95 grows with the data at the common rate, and what flattens them.
 pub fn growth(s: &ScalesSection) -> Finding {
     let rate = s.common_rate.unwrap_or(0.0);
@@ -116,7 +157,7 @@ pub fn growth(s: &ScalesSection) -> Finding {
         Topic::Capacity,
         Tone::Bad,
         format!(
-            "{} quer{} slower with more data at the same {rate:.1} tx/s (p95 ∝ size^k, k's interval above 0): {}.",
+            "{} quer{} slower with more data at the same {rate:.1} tx/s (the largest scale's p95 interval above the smallest's, or the exponent k of p95 ∝ size^k above 0): {}.",
             grows.len(),
             if grows.len() == 1 { "y gets" } else { "ies get" },
             grows.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
@@ -124,6 +165,21 @@ pub fn growth(s: &ScalesSection) -> Finding {
         "capacity-scales",
     );
     for q in &grows {
+        if let Some(r) = q.p95_ratio {
+            out.figures.push(fig(
+                &format!("{} p95", q.name),
+                format!(
+                    "×{r:.1} from scale {} to {}{}",
+                    s.scales.first().map_or(0.0, |x| x.scale),
+                    s.scales.last().map_or(0.0, |x| x.scale),
+                    if q.endpoints_apart {
+                        " (95 % intervals apart)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
         if let Some(f) = &q.fit {
             out.figures.push(super::Figure {
                 label: format!("{} exponent", q.name),

@@ -46,6 +46,14 @@ pub struct PowerFit {
 }
 
 impl PowerFit {
+    /// The fitted line's value at `size` (least squares through the points' values).
+    pub fn value_at(&self, size: f64) -> f64 {
+        let x: Vec<f64> = self.points.iter().map(|p| p.size.ln()).collect();
+        let y: Vec<f64> = self.points.iter().map(|p| p.value.ln()).collect();
+        let (slope, intercept, ..) = least_squares(&x, &y);
+        (intercept + slope * size.ln()).exp()
+    }
+
     /// high / low of the prediction (∞ when its low end is 0 or absent).
     pub fn predicted_spread(&self) -> f64 {
         match self.predicted {

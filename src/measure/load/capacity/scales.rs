@@ -32,6 +32,10 @@ pub struct ScalesSection {
     /// prediction is the capacity at `launch_scale`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_fit: Option<PowerFit>,
+    /// Scales where not even the lowest rate tried passed, whose bound (capacity below that
+    /// rate) lies under the fitted curve: the curve does not hold there, nor beyond.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub below_curve: Vec<BelowCurve>,
     /// Per query: p95 at the common rate against scale.
     pub queries: Vec<QueryGrowth>,
     /// For each query whose latency grows with the data: the index strategies' work at the
@@ -107,8 +111,27 @@ pub struct QueryGrowth {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<PowerFit>,
-    /// The exponent's interval lies above 0: p95 grows with the data at a fixed rate.
+    /// p95 at the largest scale over p95 at the smallest (at the common rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ratio: Option<f64>,
+    /// The largest scale's p95 interval lies wholly above the smallest scale's. With few
+    /// scales this is the sharper test: a power-law exponent fitted on three points has
+    /// t(1 df) = 12.7 in its interval.
+    #[serde(default)]
+    pub endpoints_apart: bool,
+    /// p95 grows with the data at a fixed rate: the exponent's interval lies above 0, or
+    /// the endpoints are apart.
     pub grows: bool,
+}
+
+/// A scale where nothing passed, against the curve fitted on the others.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BelowCurve {
+    pub scale: f64,
+    /// Its capacity is below this (the lowest rate tried, which failed).
+    pub capacity_below: f64,
+    /// The fitted curve's capacity at this scale.
+    pub curve_says: f64,
 }
 
 /// The capacity of a scale as a fit point: the crossing (else the sustainable rate) in the
@@ -136,6 +159,23 @@ pub fn conclude(section: &mut ScalesSection) {
         ));
     }
     section.capacity_fit = growth::fit(&points, Some(section.launch_scale));
+    section.below_curve = match &section.capacity_fit {
+        Some(f) => section
+            .scales
+            .iter()
+            .filter(|r| r.sustainable_rate.is_none())
+            .filter_map(|r| {
+                let bound = r.sustainable_high?;
+                let curve_says = f.value_at(r.scale);
+                (curve_says > bound).then_some(BelowCurve {
+                    scale: r.scale,
+                    capacity_below: bound,
+                    curve_says,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut names: Vec<String> = section
         .scales
         .iter()
@@ -169,8 +209,13 @@ pub fn conclude(section: &mut ScalesSection) {
             let fit = (points.len() == section.scales.len())
                 .then(|| growth::fit(&points, None))
                 .flatten();
+            let ends = (points.len() == section.scales.len() && points.len() >= 2)
+                .then(|| (points[0], points[points.len() - 1]));
+            let endpoints_apart = ends.is_some_and(|(a, b)| b.low > a.high);
             QueryGrowth {
-                grows: fit.as_ref().is_some_and(|f| f.exponent.low > 0.0),
+                grows: endpoints_apart || fit.as_ref().is_some_and(|f| f.exponent.low > 0.0),
+                p95_ratio: ends.map(|(a, b)| b.value / a.value),
+                endpoints_apart,
                 name,
                 fit,
             }
@@ -260,4 +305,103 @@ pub async fn at_rate(
         cpu_busy: judged.cpu_busy,
         queries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(name: &str, p95: f64, low: f64, high: f64) -> QueryAtRate {
+        QueryAtRate {
+            name: name.into(),
+            samples: 500,
+            rows: 10,
+            p95_ms: p95,
+            p95_ci_ms: Some(Interval {
+                estimate: p95,
+                low,
+                high,
+            }),
+        }
+    }
+
+    fn scale(scale: f64, capacity: Option<(f64, f64, f64)>, queries: Vec<QueryAtRate>) -> ScaleRun {
+        ScaleRun {
+            scale,
+            sustainable_rate: capacity.map(|c| c.0),
+            sustainable_low: Some(capacity.map_or(0.0, |c| c.1)),
+            sustainable_high: Some(capacity.map_or(10.0, |c| c.2)),
+            at_common_rate: Some(CommonStep {
+                rate: 140.5,
+                queries,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The figures of a quiet `capacity --scales 1,3,10` of bedtime (2026-12-07): scale 10
+    /// passed nothing down to 10/s, and recently_played's p95 went 20.5 → 43.2 → 419.6 ms.
+    #[test]
+    fn a_scale_under_the_curve_and_a_p95_twenty_times_higher_are_both_called() {
+        let mut s = ScalesSection {
+            scenario: "bedtime".into(),
+            launch_scale: 100.0,
+            scales: vec![
+                scale(
+                    1.0,
+                    Some((281.0, 269.1, 293.4)),
+                    vec![
+                        at("recently_played", 20.5, 18.0, 24.0),
+                        at("favorite_stories", 1.57, 1.4, 1.8),
+                    ],
+                ),
+                scale(
+                    3.0,
+                    Some((198.7, 198.7, 226.3)),
+                    vec![
+                        at("recently_played", 43.2, 38.0, 50.0),
+                        at("favorite_stories", 1.73, 1.5, 2.0),
+                    ],
+                ),
+                scale(
+                    10.0,
+                    None,
+                    vec![
+                        at("recently_played", 419.6, 300.0, 520.0),
+                        at("favorite_stories", 4.66, 1.2, 9.0),
+                    ],
+                ),
+            ],
+            ..Default::default()
+        };
+        conclude(&mut s);
+        let fit = s.capacity_fit.as_ref().expect("fitted on scales 1 and 3");
+        assert_eq!(fit.points.len(), 2);
+        assert_eq!(s.below_curve.len(), 1, "{:?}", s.below_curve);
+        assert_eq!(s.below_curve[0].scale, 10.0);
+        assert!(s.below_curve[0].curve_says > 100.0, "{:?}", s.below_curve);
+        let q = |n: &str| s.queries.iter().find(|q| q.name == n).unwrap();
+        let rp = q("recently_played");
+        assert!(rp.endpoints_apart && rp.grows, "{rp:?}");
+        assert!((rp.p95_ratio.unwrap() - 419.6 / 20.5).abs() < 1e-9);
+        let fav = q("favorite_stories");
+        assert!(!fav.endpoints_apart && !fav.grows, "{fav:?}");
+        let words = crate::findings::scales::findings(&s);
+        assert!(
+            words[0].headline.contains("not even 10.0 tx/s")
+                && words[0].headline.contains("no launch figure"),
+            "{}",
+            words[0].headline
+        );
+        assert!(
+            words[1].headline.contains("recently_played"),
+            "{}",
+            words[1].headline
+        );
+        // A scale that passes above the curve is no contradiction.
+        s.scales[2].sustainable_high = Some(500.0);
+        conclude(&mut s);
+        assert!(s.below_curve.is_empty());
+    }
 }
