@@ -233,7 +233,9 @@ async fn ctrl_c_in_a_later_scale_keeps_the_scales_measured() {
     let mut cmd = common::storybench_cmd();
     cmd.arg("--database-url").arg(&db.url).args(&args);
     let mut w = common::Watched::spawn(cmd);
-    w.wait_for("▶ capacity scale 4", std::time::Duration::from_secs(300));
+    // Every scale is searched before any takes its step at the common rate: stop in scale
+    // 4's step, after both searches and scale 1's step.
+    w.wait_for("▶ common rate scale 4", std::time::Duration::from_secs(300));
     w.signal(nix::sys::signal::Signal::SIGINT);
     let (status, _, err) = w.wait_exit(std::time::Duration::from_secs(60));
     assert_eq!(status.code(), Some(130), "{err}");
@@ -252,6 +254,15 @@ async fn ctrl_c_in_a_later_scale_keeps_the_scales_measured() {
                 .is_empty(),
         "scale 1 kept whole: {}",
         scales[0]
+    );
+    assert_eq!(scales[1]["scale"].as_f64(), Some(4.0));
+    assert!(
+        !scales[1]["capacity"]["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "scale 4's search kept: {}",
+        scales[1]
     );
     common::drop_database("sbscale_tiny_4_s42").await;
 }
@@ -319,10 +330,14 @@ async fn run_scales_is_a_stage_of_run_after_capacity() {
         .map(|x| x["name"].as_str().unwrap())
         .collect();
     let at = |n: &str| stages.iter().position(|x| *x == n).unwrap_or(usize::MAX);
+    // Scale 1's search is the capacity stage's: no stage searches it again. Every search
+    // comes before the steps at the common rate.
     assert!(
-        at("capacity") < at("capacity scale 1")
-            && at("capacity scale 1") < at("capacity scale 3")
-            && at("capacity scale 3") < at("ops"),
+        at("capacity") < at("capacity scale 3")
+            && at("capacity scale 1") == usize::MAX
+            && at("capacity scale 3") < at("common rate scale 1")
+            && at("common rate scale 1") < at("common rate scale 3")
+            && at("common rate scale 3") < at("ops"),
         "{stages:?}"
     );
     assert!(

@@ -232,8 +232,10 @@ pub fn run_args(config: &RunConfig) -> ScalesArgs {
     }
 }
 
-/// Every scale in increasing order, then the fits and the flattening stage. `section` holds
-/// whatever was measured when it returns, concluded.
+/// Every scale in increasing order: its dataset, its capacity search; then the common rate
+/// (one every scale that sustained a rate sustains) and each scale's step at it; then the
+/// fits and the flattening stage. `section` holds whatever was measured when it returns,
+/// concluded.
 async fn measure(
     session: &mut RunSession,
     target: &Target,
@@ -241,9 +243,34 @@ async fn measure(
     scale_list: &[f64],
     section: &mut ScalesSection,
 ) -> Result<()> {
-    let (scenario, opts) = (job.scenario, &job.opts);
-    // Every scale's dataset first: a refused or failed one stops the command before
-    // anything is measured.
+    let datasets = ensure_datasets(session, target, job, scale_list).await?;
+    let searched = search_each(session, job, datasets, section).await;
+    let targets = match searched {
+        Ok(t) => t,
+        Err(e) => {
+            scales::conclude(section);
+            return Err(e);
+        }
+    };
+    let rate = job
+        .args
+        .common_rate
+        .unwrap_or_else(|| scales::common_rate(&section.scales).unwrap_or(job.opts.start_rate));
+    section.common_rate = Some(rate);
+    let stepped = common_steps(session, job, &targets, rate, section).await;
+    scales::conclude(section);
+    stepped?;
+    flatten_growing(session, job, &targets, section).await
+}
+
+/// Every scale's dataset first: a refused or failed one stops the command before anything
+/// is measured.
+async fn ensure_datasets(
+    session: &mut RunSession,
+    target: &Target,
+    job: &ScalesJob<'_>,
+    scale_list: &[f64],
+) -> Result<Vec<crate::scale_datasets::ScaleDataset>> {
     let mut datasets = Vec::new();
     for &scale in scale_list {
         let o = SeedOptions {
@@ -258,64 +285,87 @@ async fn measure(
             .await?;
         let mut conn = ds.target.connect().await?;
         // Before anything is created: a broken scenario changes nothing.
-        scenario.check_sql(&mut conn).await?;
+        job.scenario.check_sql(&mut conn).await?;
         crate::schema::ensure_pg_stat_statements(&mut conn).await?;
         datasets.push(ds);
     }
+    Ok(datasets)
+}
+
+/// The capacity search of every scale, each on a pristine copy of its dataset (or `run`'s
+/// own search for the run's dataset); each scale joins `section` as it is searched.
+async fn search_each(
+    session: &mut RunSession,
+    job: &ScalesJob<'_>,
+    datasets: Vec<crate::scale_datasets::ScaleDataset>,
+    section: &mut ScalesSection,
+) -> Result<Vec<(Target, f64)>> {
     let mut targets = Vec::new();
     for ds in datasets {
         let scale = ds.info.scale;
-        let common = section.common_rate;
         let known = job
             .known
             .as_ref()
             .filter(|k| k.database == ds.database && k.fingerprint == ds.info.fingerprint)
             .map(|k| k.search.clone());
-        if known.is_some() {
-            crate::say!("  capacity scale {scale}: the run's own capacity search on this dataset (not searched again)");
-        }
         let from_run = known.is_some();
-        let measured = session
-            .stage_on_copy(&format!("capacity scale {scale}"), &ds.target, async |t| {
-                let search = match known {
-                    Some(s) => s,
-                    None => capacity::search(t, scenario, opts).await?,
-                };
-                // The first (smallest) scale sets the common rate: half its capacity.
-                let rate = common
-                    .or(search.sustainable_rate.map(|r| r / 2.0))
-                    .unwrap_or(opts.start_rate);
-                let step = if crate::interrupt::interrupted() {
-                    None
-                } else {
-                    Some(scales::at_rate(t, scenario, opts, rate).await?)
-                };
-                Ok((search, step))
-            })
-            .await;
-        let (search, step) = match measured {
-            Ok(m) => m,
-            Err(e) => {
-                scales::conclude(section);
-                return Err(e);
+        let search = match known {
+            Some(s) => {
+                crate::say!("  capacity scale {scale}: the run's own capacity search on this dataset (not searched again)");
+                s
+            }
+            None => {
+                let s = session
+                    .stage_on_copy(&format!("capacity scale {scale}"), &ds.target, async |t| {
+                        capacity::search(t, job.scenario, &job.opts).await
+                    })
+                    .await?;
+                crate::printer::show(|p| crate::printer::capacity::summary(p, &s));
+                s
             }
         };
-        if section.common_rate.is_none() {
-            section.common_rate = step.as_ref().map(|s| s.rate);
-        }
-        if !from_run {
-            crate::printer::show(|p| crate::printer::capacity::summary(p, &search));
-        }
         section.scales.push(scales::ScaleRun {
             search_from_run: from_run,
-            ..scales::scale_run(&ds, search, step)
+            ..scales::scale_run(&ds, search, None)
         });
         if job.record_dataset {
             session.results.dataset = Some(ds.info.clone());
         }
         targets.push((ds.target, scale));
     }
-    scales::conclude(section);
+    Ok(targets)
+}
+
+/// Each scale's step at the common rate, on a fresh pristine copy of its dataset.
+async fn common_steps(
+    session: &mut RunSession,
+    job: &ScalesJob<'_>,
+    targets: &[(Target, f64)],
+    rate: f64,
+    section: &mut ScalesSection,
+) -> Result<()> {
+    for ((t, scale), run) in targets.iter().zip(section.scales.iter_mut()) {
+        if crate::interrupt::interrupted() {
+            break;
+        }
+        let step = session
+            .stage_on_copy(&format!("common rate scale {scale}"), t, async |c| {
+                scales::at_rate(c, job.scenario, &job.opts, rate).await
+            })
+            .await?;
+        run.at_common_rate = Some(scales::over_capacity(run, step));
+    }
+    Ok(())
+}
+
+/// The index strategies' work at the smallest and largest scale, for the queries whose
+/// latency grows with the data.
+async fn flatten_growing(
+    session: &mut RunSession,
+    job: &ScalesJob<'_>,
+    targets: &[(Target, f64)],
+    section: &mut ScalesSection,
+) -> Result<()> {
     let flagged: Vec<String> = section
         .queries
         .iter()

@@ -140,15 +140,33 @@ fn below_curve(
 pub fn growth(s: &ScalesSection) -> Finding {
     let rate = s.common_rate.unwrap_or(0.0);
     let grows: Vec<_> = s.queries.iter().filter(|q| q.grows).collect();
+    // The scales whose common step ran within capacity: the growth fits' points.
+    let within: Vec<f64> = s
+        .scales
+        .iter()
+        .filter(|r| r.at_common_rate.as_ref().is_some_and(|c| !c.over_capacity))
+        .map(|r| r.scale)
+        .collect();
+    if within.len() < 2 && s.scales.len() >= 2 {
+        return finding(
+            Topic::Capacity,
+            Tone::Unclear,
+            format!(
+                "Growth with the data not judged: the common rate {rate:.1} tx/s ran within capacity at fewer than two of scales {} (a p95 above a scale's capacity is queueing, not the query).",
+                scale_list(s)
+            ),
+            "capacity-scales",
+        );
+    }
     if grows.is_empty() {
         let fitted = s.queries.iter().filter(|q| q.fit.is_some()).count();
         return finding(
             Topic::Capacity,
             Tone::Unclear,
             format!(
-                "No query's p95 at {rate:.1} tx/s measurably grows with the data ({fitted} of {} queries fitted): no measurable difference across scales {}.",
+                "No query's p95 at {rate:.1} tx/s measurably grows with the data ({fitted} of {} queries fitted): no measurable difference across scales {} (those that ran it within capacity).",
                 s.queries.len(),
-                scale_list(s)
+                within.iter().map(f64::to_string).collect::<Vec<_>>().join(", ")
             ),
             "capacity-scales",
         );
@@ -170,8 +188,8 @@ pub fn growth(s: &ScalesSection) -> Finding {
                 &format!("{} p95", q.name),
                 format!(
                     "×{r:.1} from scale {} to {}{}",
-                    s.scales.first().map_or(0.0, |x| x.scale),
-                    s.scales.last().map_or(0.0, |x| x.scale),
+                    within.first().copied().unwrap_or(0.0),
+                    within.last().copied().unwrap_or(0.0),
                     if q.endpoints_apart {
                         " (95 % intervals apart)"
                     } else {

@@ -34,7 +34,13 @@ pub fn summary(p: &mut Printer, s: &ScalesSection) -> io::Result<()> {
                         .as_ref()
                         .and_then(|c| c.queries.iter().find(|x| x.name == q.name))
                         .map_or("-".into(), |x| {
-                            format!("{:.2} ms (n {})", x.p95_ms, x.samples)
+                            let over = r.at_common_rate.as_ref().is_some_and(|c| c.over_capacity);
+                            format!(
+                                "{:.2} ms (n {}){}",
+                                x.p95_ms,
+                                x.samples,
+                                if over { " over capacity" } else { "" }
+                            )
                         })
                 })
                 .collect();
@@ -66,15 +72,29 @@ pub fn summary(p: &mut Printer, s: &ScalesSection) -> io::Result<()> {
     for n in &s.notes {
         writeln!(p.human, "  note: {n}")?;
     }
-    let launch = s.capacity_fit.as_ref().and_then(|f| f.predicted);
-    writeln!(
-        p.machine,
-        "launch_capacity {:.1} low {:.1} high {:.1} growing_queries {}",
-        launch.map_or(0.0, |l| l.estimate),
-        launch.map_or(0.0, |l| l.low),
-        launch.map_or(0.0, |l| l.high),
-        s.queries.iter().filter(|q| q.grows).count()
-    )?;
+    let growing = s.queries.iter().filter(|q| q.grows).count();
+    // A scale under the curve rejects the curve's figure: only its bound is known.
+    match s
+        .below_curve
+        .iter()
+        .map(|b| b.capacity_below)
+        .min_by(f64::total_cmp)
+    {
+        Some(bound) => writeln!(
+            p.machine,
+            "launch_capacity below {bound:.1} growing_queries {growing}"
+        )?,
+        None => {
+            let launch = s.capacity_fit.as_ref().and_then(|f| f.predicted);
+            writeln!(
+                p.machine,
+                "launch_capacity {:.1} low {:.1} high {:.1} growing_queries {growing}",
+                launch.map_or(0.0, |l| l.estimate),
+                launch.map_or(0.0, |l| l.low),
+                launch.map_or(0.0, |l| l.high),
+            )?
+        }
+    }
     Ok(())
 }
 

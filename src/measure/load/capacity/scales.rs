@@ -92,6 +92,10 @@ pub struct CommonStep {
     pub blocks_read: i64,
     pub wal_bytes: i64,
     pub cpu_busy: f64,
+    /// The rate is above this scale's sustainable rate (or it sustained nothing): its p95s include queueing behind an overloaded
+    /// server, so they are shown but left out of the growth fits.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub over_capacity: bool,
     pub queries: Vec<QueryAtRate>,
 }
 
@@ -147,6 +151,24 @@ pub fn capacity_point(r: &ScaleRun) -> Option<FitPoint> {
     })
 }
 
+/// The rate every scale's per-query p95 is measured at: half the lowest sustainable rate
+/// of the scales that sustained one, so each of them runs it with room to spare and a
+/// query's p95 there is its own latency, not queueing. None when no scale sustained a rate.
+pub fn common_rate(scales: &[ScaleRun]) -> Option<f64> {
+    scales
+        .iter()
+        .filter_map(|r| r.sustainable_rate)
+        .min_by(f64::total_cmp)
+        .map(|r| r / 2.0)
+}
+
+/// Marks a common step taken above its scale's capacity.
+pub fn over_capacity(run: &ScaleRun, mut step: CommonStep) -> CommonStep {
+    // Above the highest rate the search saw pass, the scale is not known to sustain it.
+    step.over_capacity = run.sustainable_rate.is_none_or(|r| r < step.rate);
+    step
+}
+
 /// Fits capacity and every query's p95 across the scales (sorted by scale).
 pub fn conclude(section: &mut ScalesSection) {
     section.scales.sort_by(|a, b| a.scale.total_cmp(&b.scale));
@@ -176,8 +198,25 @@ pub fn conclude(section: &mut ScalesSection) {
             .collect(),
         None => Vec::new(),
     };
-    let mut names: Vec<String> = section
+    let over: Vec<String> = section
         .scales
+        .iter()
+        .filter(|s| s.at_common_rate.as_ref().is_some_and(|c| c.over_capacity))
+        .map(|s| s.scale.to_string())
+        .collect();
+    if !over.is_empty() {
+        section.notes.push(format!(
+            "the common rate is above the capacity of scale {}: the per-query p95 there includes queueing and is left out of the growth fits",
+            over.join(", ")
+        ));
+    }
+    // The scales whose common step ran within capacity: a query's p95 there is its own.
+    let within: Vec<&ScaleRun> = section
+        .scales
+        .iter()
+        .filter(|s| s.at_common_rate.as_ref().is_some_and(|c| !c.over_capacity))
+        .collect();
+    let mut names: Vec<String> = within
         .iter()
         .filter_map(|s| s.at_common_rate.as_ref())
         .flat_map(|c| c.queries.iter().map(|q| q.name.clone()))
@@ -187,8 +226,7 @@ pub fn conclude(section: &mut ScalesSection) {
     section.queries = names
         .into_iter()
         .map(|name| {
-            let points: Vec<FitPoint> = section
-                .scales
+            let points: Vec<FitPoint> = within
                 .iter()
                 .filter_map(|s| {
                     let q = s
@@ -206,10 +244,10 @@ pub fn conclude(section: &mut ScalesSection) {
                     })
                 })
                 .collect();
-            let fit = (points.len() == section.scales.len())
+            let fit = (points.len() == within.len())
                 .then(|| growth::fit(&points, None))
                 .flatten();
-            let ends = (points.len() == section.scales.len() && points.len() >= 2)
+            let ends = (points.len() == within.len() && points.len() >= 2)
                 .then(|| (points[0], points[points.len() - 1]));
             let endpoints_apart = ends.is_some_and(|(a, b)| b.low > a.high);
             QueryGrowth {
@@ -222,7 +260,11 @@ pub fn conclude(section: &mut ScalesSection) {
         })
         .collect();
     let unfit = section.queries.iter().filter(|q| q.fit.is_none()).count();
-    if unfit > 0 {
+    if within.len() < 2 && section.scales.len() >= 2 {
+        section.notes.push(
+            "fewer than two scales ran the common rate within their capacity: no query's growth with the data can be judged (give a lower --common-rate)".into(),
+        );
+    } else if unfit > 0 {
         section.notes.push(format!(
             "{unfit} quer{} lack a p95 interval at some scale (too few samples at the common rate) and have no fit",
             if unfit == 1 { "y" } else { "ies" }
@@ -303,6 +345,8 @@ pub async fn at_rate(
         blocks_read: judged.blocks_read,
         wal_bytes: judged.wal_bytes,
         cpu_busy: judged.cpu_busy,
+        // Set against the scale's search by `over_capacity`.
+        over_capacity: false,
         queries,
     })
 }
@@ -326,18 +370,91 @@ mod tests {
     }
 
     fn scale(scale: f64, capacity: Option<(f64, f64, f64)>, queries: Vec<QueryAtRate>) -> ScaleRun {
-        ScaleRun {
+        scale_at(140.5, scale, capacity, queries)
+    }
+
+    fn scale_at(
+        rate: f64,
+        scale: f64,
+        capacity: Option<(f64, f64, f64)>,
+        queries: Vec<QueryAtRate>,
+    ) -> ScaleRun {
+        let run = ScaleRun {
             scale,
             sustainable_rate: capacity.map(|c| c.0),
             sustainable_low: Some(capacity.map_or(0.0, |c| c.1)),
             sustainable_high: Some(capacity.map_or(10.0, |c| c.2)),
-            at_common_rate: Some(CommonStep {
-                rate: 140.5,
-                queries,
-                ..Default::default()
-            }),
             ..Default::default()
+        };
+        let step = CommonStep {
+            rate,
+            queries,
+            ..Default::default()
+        };
+        ScaleRun {
+            at_common_rate: Some(over_capacity(&run, step)),
+            ..run
         }
+    }
+
+    /// The second quiet run (2026-12-08): the common rate was half of scale 1's 415/s, above
+    /// scale 3's 190/s and scale 10's < 10/s, and every query was flagged, also those whose
+    /// own work is flat. The rate now is half the lowest capacity, and a scale the rate
+    /// overloads is left out of the growth fits.
+    #[test]
+    fn a_common_rate_above_a_scales_capacity_does_not_make_flat_queries_grow() {
+        let runs = [
+            scale_at(0.0, 1.0, Some((415.0, 380.5, 452.5)), vec![]),
+            scale_at(0.0, 3.0, Some((190.3, 182.2, 226.3)), vec![]),
+            scale_at(0.0, 10.0, None, vec![]),
+        ];
+        assert!((common_rate(&runs).unwrap() - 190.3 / 2.0).abs() < 1e-9);
+        assert_eq!(common_rate(&runs[2..]), None);
+        // At 207.5/s (half of 415): scale 3 and 10 overloaded, one scale within: no verdict.
+        let mut s = ScalesSection {
+            scales: vec![
+                scale_at(
+                    207.5,
+                    1.0,
+                    Some((415.0, 380.5, 452.5)),
+                    vec![at("story_detail", 1.6, 1.4, 1.9)],
+                ),
+                scale_at(
+                    207.5,
+                    3.0,
+                    Some((190.3, 182.2, 226.3)),
+                    vec![at("story_detail", 1.8, 1.5, 2.1)],
+                ),
+                scale_at(207.5, 10.0, None, vec![at("story_detail", 6.5, 5.9, 7.2)]),
+            ],
+            ..Default::default()
+        };
+        conclude(&mut s);
+        let sd = &s.queries;
+        assert!(sd.iter().all(|q| !q.grows && q.fit.is_none()), "{sd:?}");
+        assert!(
+            s.notes.iter().any(|n| n.contains("scale 3, 10")),
+            "{:?}",
+            s.notes
+        );
+        assert!(
+            s.notes.iter().any(|n| n.contains("fewer than two scales")),
+            "{:?}",
+            s.notes
+        );
+        // At 95/s both smaller scales run within capacity, and the flat query stays flat.
+        for r in &mut s.scales {
+            let step = CommonStep {
+                rate: 95.0,
+                ..r.at_common_rate.take().unwrap()
+            };
+            r.at_common_rate = Some(over_capacity(r, step));
+        }
+        s.notes.clear();
+        conclude(&mut s);
+        let q = &s.queries[0];
+        assert!(!q.grows && q.fit.is_some(), "{q:?}");
+        assert!((q.p95_ratio.unwrap() - 1.8 / 1.6).abs() < 1e-9, "{q:?}");
     }
 
     /// The figures of a quiet `capacity --scales 1,3,10` of bedtime (2026-12-07): scale 10
@@ -384,7 +501,8 @@ mod tests {
         let q = |n: &str| s.queries.iter().find(|q| q.name == n).unwrap();
         let rp = q("recently_played");
         assert!(rp.endpoints_apart && rp.grows, "{rp:?}");
-        assert!((rp.p95_ratio.unwrap() - 419.6 / 20.5).abs() < 1e-9);
+        // Scale 10 could not run the common rate: its p95 is not in the fit.
+        assert!((rp.p95_ratio.unwrap() - 43.2 / 20.5).abs() < 1e-9);
         let fav = q("favorite_stories");
         assert!(!fav.endpoints_apart && !fav.grows, "{fav:?}");
         let words = crate::findings::scales::findings(&s);
