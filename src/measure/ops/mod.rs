@@ -22,15 +22,15 @@ pub mod phases;
 mod under_load;
 mod work;
 
-pub use audit::{AuditFigures, AuditPath, Growth};
+pub use audit::AuditFigures;
 pub use backup::{BackupFigures, Restore};
-pub use cron::{CronFigures, CronRun, Interference};
-pub use key_exposure::{Exposure, ExposureCheck, Place};
-pub use locks::{LockWaitGroup, LockWaits};
+pub use cron::CronFigures;
+pub use key_exposure::{Exposure, Place};
+pub use locks::LockWaits;
 pub use migration::{Migration, Retries, StatementRun};
-pub use options::{OpsEngine, OpsOptions};
-pub use pgcrypto::{DecryptArm, DecryptRead, Encrypt, KeyForm, PgcryptoFigures};
-pub use phases::{PhaseStats, QueryPhases};
+pub use options::OpsOptions;
+pub use pgcrypto::{DecryptArm, KeyForm, PgcryptoFigures};
+pub use phases::QueryPhases;
 pub use work::{OpKind, Work};
 
 use crate::measure::load::recorder::{QuerySeconds, TimelinePoint};
