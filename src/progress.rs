@@ -75,21 +75,6 @@ impl Task {
         Self { bar }
     }
 
-    /// A live status (the spinner's message); nothing off a terminal.
-    pub fn status(&self, text: impl Display) {
-        self.bar.set_message(text.to_string());
-    }
-
-    /// A status worth keeping in a log too: the spinner's message on a terminal, a plain
-    /// line off it.
-    pub fn note(&self, text: impl Display) {
-        if self.bar.is_hidden() {
-            line(format!("  {text}"));
-        } else {
-            self.bar.set_message(text.to_string());
-        }
-    }
-
     /// Ends the task with its closing line (kept in both cases).
     pub fn finish(self, text: impl Display) {
         self.bar.finish_and_clear();
@@ -113,7 +98,6 @@ mod tests {
         let b = super::bar(Some(10), "{bar}");
         assert_eq!(b.is_hidden(), !crate::term::interactive());
         let t = super::Task::start("a stage");
-        t.status("ignored");
         t.finish("done");
     }
 }

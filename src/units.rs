@@ -101,6 +101,8 @@ pub mod duration_secs_opt {
         }
     }
 
+    // Only the tests read an optional duration back: the CLI structs only serialize.
+    #[cfg(test)]
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         #[derive(Deserialize)]
         struct Wrap(#[serde(with = "super::duration_secs")] Duration);

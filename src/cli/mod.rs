@@ -23,7 +23,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-pub use session::{command_frame, command_frame_with, measuring_command, RunSession};
+pub(crate) use session::{command_frame, command_frame_with, measuring_command, RunSession};
 
 #[derive(Parser, Debug)]
 #[command(

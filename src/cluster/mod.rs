@@ -6,9 +6,9 @@
 
 mod binaries;
 mod owner;
-pub mod settings;
+pub(crate) mod settings;
 
-pub use binaries::{parse_major, PgBinaries};
+pub use binaries::PgBinaries;
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::TcpListener;

@@ -13,10 +13,10 @@ mod work;
 
 pub use export::{bencher_bmf, github_benchmark};
 pub use gate::{CommonShift, MetricDelta, Status, FAIL_ALPHA, WARN_FDR};
-pub use history::{default_dir as default_history_dir, default_floor, Floors};
-pub use metrics::{metrics, Metric, PlanAt};
+pub use history::{default_dir as default_history_dir, Floors};
+pub use metrics::{metrics, Metric};
 pub use render::{render, Format};
-pub use work::{PlanFinding, BUFFER_SLACK, BUFFER_TOLERANCE};
+pub use work::PlanFinding;
 
 use crate::results::RunResults;
 use serde::Serialize;

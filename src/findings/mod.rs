@@ -2,13 +2,13 @@
 //! baseline), worded from the figures of a run in this one place. The report's findings
 //! block and the end of `run`'s terminal output both print [`of`]'s result.
 
-pub mod advice;
+pub(crate) mod advice;
 mod ops;
 pub(crate) mod ops_engine;
 mod ops_extra;
-pub mod partitions_verdicts;
-pub mod rls_advice;
-pub mod scales;
+pub(crate) mod partitions_verdicts;
+pub(crate) mod rls_advice;
+pub(crate) mod scales;
 mod settings;
 mod topics;
 

@@ -1,15 +1,15 @@
 //! Measuring stages: EXPLAIN comparisons, RLS overhead, partitioned analytics, load.
 
-pub mod engine;
+pub(crate) mod engine;
 pub mod exec;
 pub mod explain;
 pub mod load;
-pub mod monitoring;
-pub mod ops;
+pub(crate) mod monitoring;
+pub(crate) mod ops;
 pub mod partitions;
-pub mod rls;
+pub(crate) mod rls;
 pub mod server_view;
-pub mod settings;
+pub(crate) mod settings;
 
 /// A stage that failed part-way (the server went away) and kept what it measured: the
 /// command records `section` in the partial results, then reports `cause`.

@@ -1,7 +1,7 @@
 //! The one printer: every command's terminal summary is rendered from its results into a
 //! [`Printer`] (human lines on one writer, machine-readable lines on another), so what a
 //! command prints is testable without a terminal. Commands print through [`show`]; tests
-//! use [`capture`].
+//! use `capture`.
 
 pub mod advice;
 pub mod capacity;
@@ -35,7 +35,8 @@ pub fn show(f: impl FnOnce(&mut Printer) -> io::Result<()>) {
 }
 
 /// Renders a summary into strings: (human, machine).
-pub fn capture(f: impl FnOnce(&mut Printer) -> io::Result<()>) -> (String, String) {
+#[cfg(test)]
+fn capture(f: impl FnOnce(&mut Printer) -> io::Result<()>) -> (String, String) {
     let (mut human, mut machine) = (Vec::new(), Vec::new());
     f(&mut Printer {
         human: &mut human,
@@ -48,8 +49,10 @@ pub fn capture(f: impl FnOnce(&mut Printer) -> io::Result<()>) -> (String, Strin
     )
 }
 
-/// Every section a results file holds, in pipeline order (what `run` printed as it went).
-pub fn results(p: &mut Printer, r: &crate::results::RunResults) -> io::Result<()> {
+/// Every section a results file holds, in pipeline order (what `run` printed as it went);
+/// the commands print their own sections as they go, so only the tests need it whole.
+#[cfg(test)]
+fn results(p: &mut Printer, r: &crate::results::RunResults) -> io::Result<()> {
     if let (Some(d), Some(s)) = (&r.dataset, &r.seed) {
         seed::report(p, d, s)?;
     }

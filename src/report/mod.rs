@@ -2,11 +2,11 @@
 //! network), rendered from the run's [`RunResults`] only, so the HTML never shows a
 //! figure that `results.json` does not hold.
 
-pub mod charts;
+pub(crate) mod charts;
 mod collapse;
 pub mod index;
-pub mod plan_tree;
-pub mod trend;
+pub(crate) mod plan_tree;
+pub(crate) mod trend;
 
 use crate::compare::Comparison;
 use crate::format::{human_bytes, thousands};

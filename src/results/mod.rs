@@ -3,7 +3,7 @@
 //! and keep older versions readable by `compare`.
 
 mod environment;
-pub mod merge;
+pub(crate) mod merge;
 
 pub use environment::Environment;
 

@@ -261,11 +261,6 @@ pub fn load_with(name_or_file: &str, catalog: &Catalog) -> Result<Scenario> {
     validate::load_file(&path, catalog, true)
 }
 
-/// Parses scenario text (`file` is used for messages and relative paths).
-pub fn parse(text: &str, file: &Path, catalog: &Catalog) -> Result<Scenario> {
-    validate::parse(text, file, catalog, true)
-}
-
 /// Scenario names in `scenarios/` (files with transactions or a mix; not catalogs).
 pub fn available() -> Vec<String> {
     let dir = crate::paths::project_file("scenarios");

@@ -1,6 +1,11 @@
 use super::*;
 use std::path::Path;
 
+/// Parses scenario text (`file` is used for messages and relative paths).
+fn parse(text: &str, file: &Path, catalog: &Catalog) -> Result<Scenario> {
+    validate::parse(text, file, catalog, true)
+}
+
 fn catalog() -> Catalog {
     crate::catalog::load_default().unwrap()
 }

@@ -56,10 +56,6 @@ impl CopyWriter {
         self.buf.len() - HEADER.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
     /// Appends the trailer and returns the complete payload and its row count.
     pub fn finish(mut self) -> (u64, Vec<u8>) {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());

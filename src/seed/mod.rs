@@ -2,8 +2,8 @@
 //! several connections, with keys, FKs and indexes built after the load (as pg_restore does).
 
 mod budget;
-pub mod copy_binary;
-pub mod fingerprint;
+pub(crate) mod copy_binary;
+pub(crate) mod fingerprint;
 pub mod generate;
 mod load;
 mod pipeline;

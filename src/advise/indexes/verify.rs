@@ -148,8 +148,7 @@ async fn measure_effects(
 /// workload is a saving. A drop is recommended when no read is clearly slower without the
 /// index and the net time is a saving.
 fn judge(action: Action, effects: &[Effect], net: f64) -> (Verdict, String) {
-    let failed: Vec<&Effect> = effects.iter().filter(|e| e.error.is_some()).collect();
-    if let Some(e) = failed.first() {
+    if let Some(e) = effects.iter().find(|e| e.error.is_some()) {
         return (
             Verdict::Rejected,
             format!(
@@ -159,108 +158,106 @@ fn judge(action: Action, effects: &[Effect], net: f64) -> (Verdict, String) {
             ),
         );
     }
-    let clear = |e: &&Effect, side: Side, bound: f64| {
-        e.work_changed() && e.ratio.is_some_and(|r| r.side_of(bound) == side)
-    };
     match action {
-        Action::Create => {
-            if !effects.iter().any(|e| e.uses_index) {
-                return (
-                    Verdict::Rejected,
-                    "the real build is not used by any plan (the planner preferred what it had)"
-                        .into(),
-                );
-            }
-            let gains: Vec<&Effect> = effects
-                .iter()
-                .filter(|e| e.uses_index)
-                .filter(|e| {
-                    e.spec_is_read()
-                        && e.buffers_moved(true)
-                        && clear(e, Side::Below, 1.0 - MIN_GAIN)
-                })
-                .collect();
-            if gains.is_empty() {
-                return (
-                    Verdict::Rejected,
-                    "no measurable gain: no read it serves is clearly faster with at least 10 % fewer buffers".into(),
-                );
-            }
-            // Writes clearly slower are named; the net over the workload decides.
-            let slower: Vec<&Effect> = effects
-                .iter()
-                .filter(|e| !e.spec_is_read() && clear(e, Side::Above, 1.0))
-                .collect();
-            if net <= 0.0 {
-                let why = if slower.is_empty() {
-                    "no net saving over the workload"
-                } else {
-                    "its write cost outweighs its gain over the workload"
-                };
-                return (
-                    Verdict::Rejected,
-                    format!("{why} ({net:+.3} ms per 1,000 transactions)"),
-                );
-            }
-            let names: Vec<String> = gains
-                .iter()
-                .map(|e| format!("{} ({})", e.query, e.subject))
-                .collect();
-            let writes = if slower.is_empty() {
-                "no write measurably slower".to_string()
-            } else {
-                let w: Vec<&str> = slower.iter().map(|e| e.query.as_str()).collect();
-                format!("slower writes: {}", w.join(", "))
-            };
-            (
-                Verdict::Recommended,
-                format!(
-                    "faster: {}; {writes}; net {net:+.3} ms per 1,000 transactions",
-                    names.join(", ")
-                ),
-            )
-        }
-        Action::Drop => {
-            let losses: Vec<&Effect> = effects
-                .iter()
-                .filter(|e| {
-                    e.spec_is_read()
-                        && e.buffers_moved(false)
-                        && clear(e, Side::Above, 1.0 + MIN_GAIN)
-                })
-                .collect();
-            if let Some(e) = losses.first() {
-                return (
-                    Verdict::Rejected,
-                    format!("{} ({}) is clearly slower without it", e.query, e.subject),
-                );
-            }
-            // Buffers per write are deterministic: fewer index pages touched is the evidence
-            // that survives the machine's noise (one execution's WAL carries full-page images).
-            let lighter: Vec<&Effect> = effects
-                .iter()
-                .filter(|e| !e.spec_is_read())
-                .filter(|e| match (&e.work_without, &e.work_with) {
-                    (Some(a), Some(b)) => b.shared_buffers() < a.shared_buffers(),
-                    _ => false,
-                })
-                .collect();
-            if lighter.is_empty() {
-                return (
-                    Verdict::Rejected,
-                    "no write of the workload is lighter without it".into(),
-                );
-            }
-            let names: Vec<&str> = lighter.iter().map(|e| e.query.as_str()).collect();
-            (
-                Verdict::Recommended,
-                format!(
-                    "no read clearly slower; lighter writes: {} ({net:+.3} ms per 1,000 transactions)",
-                    names.join(", ")
-                ),
-            )
-        }
+        Action::Create => judge_create(effects, net),
+        Action::Drop => judge_drop(effects, net),
     }
+}
+
+/// The query's work changed and its whole ratio interval lies on `side` of `bound`.
+fn clear(e: &Effect, side: Side, bound: f64) -> bool {
+    e.work_changed() && e.ratio.is_some_and(|r| r.side_of(bound) == side)
+}
+
+fn judge_create(effects: &[Effect], net: f64) -> (Verdict, String) {
+    if !effects.iter().any(|e| e.uses_index) {
+        return (
+            Verdict::Rejected,
+            "the real build is not used by any plan (the planner preferred what it had)".into(),
+        );
+    }
+    let gains: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| e.uses_index)
+        .filter(|e| {
+            e.spec_is_read() && e.buffers_moved(true) && clear(e, Side::Below, 1.0 - MIN_GAIN)
+        })
+        .collect();
+    if gains.is_empty() {
+        return (
+            Verdict::Rejected,
+            "no measurable gain: no read it serves is clearly faster with at least 10 % fewer buffers".into(),
+        );
+    }
+    // Writes clearly slower are named; the net over the workload decides.
+    let slower: Vec<&Effect> = effects
+        .iter()
+        .filter(|e| !e.spec_is_read() && clear(e, Side::Above, 1.0))
+        .collect();
+    if net <= 0.0 {
+        let why = if slower.is_empty() {
+            "no net saving over the workload"
+        } else {
+            "its write cost outweighs its gain over the workload"
+        };
+        return (
+            Verdict::Rejected,
+            format!("{why} ({net:+.3} ms per 1,000 transactions)"),
+        );
+    }
+    let names: Vec<String> = gains
+        .iter()
+        .map(|e| format!("{} ({})", e.query, e.subject))
+        .collect();
+    let writes = if slower.is_empty() {
+        "no write measurably slower".to_string()
+    } else {
+        let w: Vec<&str> = slower.iter().map(|e| e.query.as_str()).collect();
+        format!("slower writes: {}", w.join(", "))
+    };
+    (
+        Verdict::Recommended,
+        format!(
+            "faster: {}; {writes}; net {net:+.3} ms per 1,000 transactions",
+            names.join(", ")
+        ),
+    )
+}
+
+fn judge_drop(effects: &[Effect], net: f64) -> (Verdict, String) {
+    let loss = effects.iter().find(|e| {
+        e.spec_is_read() && e.buffers_moved(false) && clear(e, Side::Above, 1.0 + MIN_GAIN)
+    });
+    if let Some(e) = loss {
+        return (
+            Verdict::Rejected,
+            format!("{} ({}) is clearly slower without it", e.query, e.subject),
+        );
+    }
+    // Buffers per write are deterministic: fewer index pages touched is the evidence
+    // that survives the machine's noise (one execution's WAL carries full-page images).
+    let lighter: Vec<&str> = effects
+        .iter()
+        .filter(|e| !e.spec_is_read())
+        .filter(|e| match (&e.work_without, &e.work_with) {
+            (Some(a), Some(b)) => b.shared_buffers() < a.shared_buffers(),
+            _ => false,
+        })
+        .map(|e| e.query.as_str())
+        .collect();
+    if lighter.is_empty() {
+        return (
+            Verdict::Rejected,
+            "no write of the workload is lighter without it".into(),
+        );
+    }
+    (
+        Verdict::Recommended,
+        format!(
+            "no read clearly slower; lighter writes: {} ({net:+.3} ms per 1,000 transactions)",
+            lighter.join(", ")
+        ),
+    )
 }
 
 impl Effect {

@@ -1,18 +1,18 @@
 //! Load generation: the ad hoc statement path (own engine, for calibration against pgbench)
 //! and goose scenarios, both measured from the intended start under a target rate.
 
-pub mod adhoc;
+pub(crate) mod adhoc;
 pub mod capacity;
-pub mod figures;
+pub(crate) mod figures;
 mod live;
-pub mod merge;
-pub mod recorder;
-pub mod scenario_run;
+pub(crate) mod merge;
+pub(crate) mod recorder;
+pub(crate) mod scenario_run;
 mod scenario_tx;
-pub mod schedule;
-pub mod shard;
+pub(crate) mod schedule;
+pub(crate) mod shard;
 
-pub use recorder::{ErrorCount, LoadFigures, OpStats, TimelinePoint};
+pub use recorder::LoadFigures;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -66,7 +66,7 @@ impl LoadShape {
     }
 }
 
-pub use crate::units::parse_duration;
+pub(crate) use crate::units::parse_duration;
 
 /// The load section of results.json.
 #[derive(Clone, Debug, Serialize, Deserialize)]

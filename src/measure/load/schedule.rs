@@ -33,10 +33,6 @@ impl Schedule {
         st.0 += gap;
         self.start + Duration::from_secs_f64(st.0)
     }
-
-    pub fn rate(&self) -> f64 {
-        self.rate
-    }
 }
 
 #[cfg(test)]

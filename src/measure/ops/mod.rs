@@ -19,31 +19,29 @@ pub mod migration;
 mod options;
 pub mod pgcrypto;
 pub mod phases;
+mod under_load;
 mod work;
 
-pub use audit::{AuditFigures, AuditPath, Growth};
+pub use audit::AuditFigures;
 pub use backup::{BackupFigures, Restore};
-pub use cron::{CronFigures, CronRun, Interference};
-pub use key_exposure::{Exposure, ExposureCheck, Place};
-pub use locks::{LockWaitGroup, LockWaits};
+pub use cron::CronFigures;
+pub use key_exposure::{Exposure, Place};
+pub use locks::LockWaits;
 pub use migration::{Migration, Retries, StatementRun};
-pub use options::{OpsEngine, OpsOptions};
-pub use pgcrypto::{DecryptArm, DecryptRead, Encrypt, KeyForm, PgcryptoFigures};
-pub use phases::{PhaseStats, QueryPhases};
+pub use options::OpsOptions;
+pub use pgcrypto::{DecryptArm, KeyForm, PgcryptoFigures};
+pub use phases::QueryPhases;
 pub use work::{OpKind, Work};
 
 use crate::measure::load::recorder::{QuerySeconds, TimelinePoint};
-use crate::measure::load::scenario_run::{self, ScenarioOptions};
-use crate::measure::load::LoadShape;
 use crate::pristine::with_copy;
 use crate::scenario::Scenario;
 use crate::sql_files::sql;
 use crate::target::Target;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnection;
 use sqlx::ConnectOptions;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Deserialize)]
@@ -248,7 +246,7 @@ pub async fn run(
             break; // What was measured is kept; the command marks the run interrupted.
         }
         let op = match with_copy(base, &format!("ops_{}", m.name()), async |t| {
-            under_load(t, scenario, m, a, opts, rate).await
+            under_load::run(t, scenario, m, a, opts, rate).await
         })
         .await
         {
@@ -384,173 +382,6 @@ pub(crate) fn retries(opts: &OpsOptions) -> Retries {
         max: opts.retries,
         backoff: opts.retry_backoff,
     }
-}
-
-async fn under_load(
-    target: &Target,
-    scenario: &Scenario,
-    m: &Work,
-    (alone, alone_extra): (Alone, work::Extra),
-    opts: &OpsOptions,
-    rate: f64,
-) -> Result<Operation> {
-    let expected = m.expected_under_load(alone.seconds, opts);
-    let start = Arc::new(OnceLock::new());
-    let load_opts = ScenarioOptions {
-        shape: LoadShape {
-            clients: opts.users,
-            duration: opts.before + expected + opts.after,
-            warmup: opts.warmup,
-            ramp: Duration::ZERO,
-            rate: Some(rate),
-            latency_limit: None,
-            seed: opts.seed,
-        },
-        pool: None,
-        goose_report: None,
-        statement_timeout: opts.statement_timeout,
-        think_scale: 0.0,
-        query_seconds: true,
-        measure_start: Some(start.clone()),
-        shard: None,
-        start_at: None,
-        pooler: None,
-    };
-    let names: Vec<(String, String)> = scenario
-        .steps()
-        .flat_map(|s| {
-            let q = &s.query;
-            std::iter::once((q.sql.clone(), q.name.clone()))
-                .chain(q.sql_policy_only.clone().map(|p| (p, q.name.clone())))
-        })
-        .collect();
-    let sampler = locks::LockSampler::start(target.connect().await?, LOCK_SAMPLE_EVERY, names);
-    let mut conn = operation_connection(target, opts).await?;
-    let pid: i32 = sqlx::query_scalar(sql(&queries().backend_pid))
-        .fetch_one(&mut conn)
-        .await?;
-    sampler.set_operation_pid(pid);
-    let mut probe = target.connect().await?;
-
-    let load_done = std::sync::atomic::AtomicBool::new(false);
-    let load = async {
-        let outcome = scenario_run::run(target, scenario, &load_opts).await;
-        load_done.store(true, std::sync::atomic::Ordering::SeqCst);
-        outcome
-    };
-    let operation = async {
-        // Wait for the load's measurement to start, then for `before`; an interrupt (or a
-        // load that ended first) means the operation never starts.
-        let measure_from = loop {
-            if let Some(t) = start.get() {
-                break *t;
-            }
-            crate::interrupt::check()?;
-            if load_done.load(std::sync::atomic::Ordering::SeqCst) {
-                bail!("the load ended before its measurement started");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until((measure_from + opts.before).into()) => {}
-            _ = crate::interrupt::wait() => bail!(crate::interrupt::Interrupted),
-        }
-        let lsn: String = sqlx::query_scalar(sql(&queries().wal_lsn))
-            .fetch_one(&mut probe)
-            .await?;
-        let (statements, outcome, extra) =
-            m.under_load(target, &mut conn, opts, measure_from).await;
-        let finished = Instant::now();
-        let wal: i64 = sqlx::query_scalar(sql(&queries().wal_since))
-            .bind(&lsn)
-            .fetch_one(&mut probe)
-            .await?;
-        Ok::<_, anyhow::Error>((
-            measure_from,
-            finished,
-            statements,
-            outcome.err(),
-            wal,
-            extra,
-        ))
-    };
-    let (load, op) = tokio::join!(load, operation);
-    let lock_waits = sampler.finish().await;
-    let load = load?;
-    let (measure_from, finished, statements, error, wal_bytes, extra) = op?;
-    let started_s = statements.first().map_or(0.0, |s| s.started_s);
-    let finished_s = finished
-        .saturating_duration_since(measure_from)
-        .as_secs_f64();
-    let figures = load.figures;
-    let tables = m.tables();
-    let mut cron = extra.cron;
-    if let Some(c) = &mut cron {
-        cron::line_up(c, &figures.query_seconds);
-    }
-    let affected = |query: &str| {
-        scenario
-            .query(query)
-            .is_some_and(|q| tables.iter().any(|t| mentions(&q.sql, t)))
-    };
-    let mut queries: Vec<QueryPhases> = figures
-        .query_seconds
-        .iter()
-        .map(|q| phases::split(q, started_s, finished_s, affected(&q.name)))
-        .collect();
-    queries.sort_by(|a, b| b.affected.cmp(&a.affected).then(a.query.cmp(&b.query)));
-    let kind_of = |query: &str| scenario.query(query).map(|q| q.kind);
-    let longest = |kind: crate::catalog::Kind| {
-        lock_waits
-            .groups
-            .iter()
-            .filter(|g| g.blocked_by_operation && kind_of(&g.waiter) == Some(kind))
-            .map(|g| g.max_wait_ms)
-            .fold(0.0, f64::max)
-    };
-    let affected_seconds = figures
-        .query_seconds
-        .iter()
-        .filter(|q| affected(&q.name))
-        .map(|q| QuerySeconds {
-            name: q.name.clone(),
-            seconds: q
-                .seconds
-                .iter()
-                .map(|s| crate::measure::load::recorder::SecondStats {
-                    micros: Vec::new(),
-                    ..s.clone()
-                })
-                .collect(),
-        })
-        .collect();
-    Ok(Operation {
-        name: m.name(),
-        file: m.file(),
-        backup: alone_extra.backup,
-        cron,
-        tables: tables.clone(),
-        alone,
-        under_load: UnderLoad {
-            started_s,
-            finished_s,
-            seconds: finished_s - started_s,
-            wal_bytes,
-            statements,
-            error: error.map(|e| format!("{e:#}")),
-            outlasted_load: finished_s > figures.measured_seconds,
-            load_ok: figures.ok,
-            load_failed: figures.failed,
-            load_tps: figures.tps,
-        },
-        longest_read_block_ms: longest(crate::catalog::Kind::Read),
-        longest_write_block_ms: longest(crate::catalog::Kind::Write),
-        queries,
-        affected_seconds,
-        timeline: figures.timeline,
-        errors: figures.errors,
-        lock_waits,
-    })
 }
 
 /// Whether SQL text names a table (as a whole word, optionally schema-qualified).

@@ -13,7 +13,6 @@ mod scaling;
 mod scratch;
 mod types;
 
-pub use scaling::crossover;
 pub use types::*;
 
 use crate::catalog::QuerySpec;

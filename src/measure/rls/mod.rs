@@ -10,7 +10,7 @@ mod scenario;
 mod setup_cost;
 mod types;
 
-pub use matrix::{applies, mode_name, BYPASS};
+pub use matrix::{mode_name, BYPASS};
 pub use types::*;
 
 use crate::auth::Principal;

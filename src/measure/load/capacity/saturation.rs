@@ -53,16 +53,41 @@ fn mean(steps: &[&CapacityStep], f: impl Fn(&CapacityStep) -> f64) -> f64 {
     steps.iter().map(|s| f(s)).sum::<f64>() / steps.len().max(1) as f64
 }
 
+/// Resources first, then their consequences, then errors (the report keeps this order).
 fn signals(steps: &[&CapacityStep], opts: &CapacityOptions) -> Vec<Signal> {
+    let mut out = cpu_signals(steps);
+    out.extend(io_and_lock_signals(steps));
+    out.extend(queueing_signals(steps, opts));
+    out.push(error_signal(steps, opts));
+    out
+}
+
+fn signal(name: &str, value: f64, unit: &str, threshold: f64, detail: String) -> Signal {
+    Signal {
+        name: name.into(),
+        value,
+        unit: unit.into(),
+        threshold,
+        saturated: value > threshold,
+        detail,
+    }
+}
+
+/// A fraction averaged over the steps, as a percentage.
+fn pct(steps: &[&CapacityStep], f: impl Fn(&CapacityStep) -> f64) -> f64 {
+    100.0 * mean(steps, f)
+}
+
+/// The machine's CPU, and its split between the server, the load generator and the rest.
+fn cpu_signals(steps: &[&CapacityStep]) -> Vec<Signal> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pct = |f: &dyn Fn(&CapacityStep) -> f64| 100.0 * mean(steps, f);
     let server = steps.iter().all(|s| s.cpu_server.is_some());
     let (busy, client, other) = (
-        pct(&|s| s.cpu_busy),
-        pct(&|s| s.cpu_client),
-        pct(&|s| s.cpu_other),
+        pct(steps, |s| s.cpu_busy),
+        pct(steps, |s| s.cpu_client),
+        pct(steps, |s| s.cpu_other),
     );
-    let server_pct = pct(&|s| s.cpu_server.unwrap_or(0.0));
+    let server_pct = pct(steps, |s| s.cpu_server.unwrap_or(0.0));
     let split = if server {
         format!(
             "of {cores} cores: server backends {server_pct:.0} %, load generator {client:.0} %, other processes {other:.0} %"
@@ -70,17 +95,7 @@ fn signals(steps: &[&CapacityStep], opts: &CapacityOptions) -> Vec<Signal> {
     } else {
         format!("of {cores} cores: load generator {client:.0} %, the rest other processes or a local server")
     };
-    let sig = |name: &str, value: f64, unit: &str, threshold: f64, detail: String| Signal {
-        name: name.into(),
-        value,
-        unit: unit.into(),
-        threshold,
-        saturated: value > threshold,
-        detail,
-    };
-    let limit = opts.slo.limit_ms.max(0.001);
-    let lat_p95 = mean(steps, |s| s.latency.p95_ms).max(0.001);
-    let mut out = vec![sig(
+    let mut out = vec![signal(
         "machine CPU busy (server and load generator share it)",
         busy,
         "%",
@@ -88,7 +103,7 @@ fn signals(steps: &[&CapacityStep], opts: &CapacityOptions) -> Vec<Signal> {
         split,
     )];
     if server {
-        out.push(sig(
+        out.push(signal(
             "server backend CPU (postgres processes)",
             server_pct,
             "% of the machine",
@@ -97,72 +112,86 @@ fn signals(steps: &[&CapacityStep], opts: &CapacityOptions) -> Vec<Signal> {
         ));
     }
     out.extend([
-        sig(
+        signal(
             "load generator CPU (the storybench process)",
             client,
             "% of the machine",
             85.0,
             String::new(),
         ),
-        sig(
+        signal(
             "other processes' CPU (neither storybench nor the server: the machine is shared)",
             other,
             "% of the machine",
             25.0,
             "figures measured while other work ran".into(),
         ),
-        sig(
+    ]);
+    out
+}
+
+fn io_and_lock_signals(steps: &[&CapacityStep]) -> [Signal; 6] {
+    [
+        signal(
             "CPU I/O wait",
-            pct(&|s| s.cpu_iowait),
+            pct(steps, |s| s.cpu_iowait),
             "%",
             20.0,
             String::new(),
         ),
-        sig(
+        signal(
             "sessions reading data blocks (pg_stat_database blk_read_time per second)",
             mean(steps, |s| s.read_sessions),
             "sessions",
             0.5,
             String::new(),
         ),
-        sig(
+        signal(
             "temp files written (work_mem spills)",
             mean(steps, |s| s.temp_mb_per_s),
             "MB/s",
             1.0,
             String::new(),
         ),
-        sig(
+        signal(
             "sessions waiting on I/O (avg)",
             mean(steps, |s| s.io_waits),
             "sessions",
             0.5,
             String::new(),
         ),
-        sig(
+        signal(
             "sessions waiting on locks (avg)",
             mean(steps, |s| s.lock_waits),
             "sessions",
             0.5,
             String::new(),
         ),
-        sig(
+        signal(
             "sessions waiting on LWLocks (avg)",
             mean(steps, |s| s.lwlock_waits),
             "sessions",
             0.5,
             String::new(),
         ),
-        sig(
+    ]
+}
+
+/// Consequences: the pool, the users and the open-model scheduler falling behind.
+fn queueing_signals(steps: &[&CapacityStep], opts: &CapacityOptions) -> [Signal; 4] {
+    let limit = opts.slo.limit_ms.max(0.001);
+    let lat_p95 = mean(steps, |s| s.latency.p95_ms).max(0.001);
+    [
+        signal(
             "connection-pool wait p95 / latency p95",
             100.0 * mean(steps, |s| s.pool_wait_p95_ms) / lat_p95,
             "%",
             25.0,
             String::new(),
         ),
-        sig(
+        signal(
             "users busy (mean transactions in flight / users)",
-            pct(&|s| s.users_busy),
+            pct(steps, |s| s.users_busy),
             "%",
             90.0,
             format!(
@@ -171,35 +200,36 @@ fn signals(steps: &[&CapacityStep], opts: &CapacityOptions) -> Vec<Signal> {
                 if opts.pool.is_some() { ", pooled" } else { "" }
             ),
         ),
-        sig(
+        signal(
             "schedule lag p95 / SLO limit (arrivals queued for a user)",
             100.0 * mean(steps, |s| s.schedule_lag_p95_ms) / limit,
             "%",
             50.0,
             String::new(),
         ),
-        sig(
+        signal(
             "load generator late (free users' wake-up lag p95 / SLO limit)",
             100.0 * mean(steps, |s| s.wake_lag_p95_ms) / limit,
             "%",
             20.0,
             "the open-model scheduler falls behind its own arrivals: client-side CPU".into(),
         ),
-    ]);
-    let errors = 100.0 * mean(steps, |s| s.error_rate);
+    ]
+}
+
+fn error_signal(steps: &[&CapacityStep], opts: &CapacityOptions) -> Signal {
     let top = steps
         .iter()
         .map(|s| s.top_error.as_str())
         .find(|e| !e.is_empty())
         .unwrap_or_default();
-    out.push(sig(
+    signal(
         "failed transactions",
-        errors,
+        pct(steps, |s| s.error_rate),
         "%",
         opts.error_budget * 100.0,
         top.chars().take(160).collect(),
-    ));
-    out
+    )
 }
 
 #[cfg(test)]
