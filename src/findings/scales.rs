@@ -152,7 +152,7 @@ pub fn growth(s: &ScalesSection) -> Finding {
             Topic::Capacity,
             Tone::Unclear,
             format!(
-                "Growth with the data not judged: the common rate {rate:.1} tx/s ran within capacity at fewer than two of scales {} (a p95 above a scale's capacity is queueing, not the query).",
+                "Growth with the data not judged: the common rate {rate:.1} tx/s ran within capacity at fewer than two of scales {} (above a scale's sustainable rate a p95 may be queueing, not the query).",
                 scale_list(s)
             ),
             "capacity-scales",

@@ -92,7 +92,7 @@ pub struct CommonStep {
     pub blocks_read: i64,
     pub wal_bytes: i64,
     pub cpu_busy: f64,
-    /// The rate is above this scale's sustainable rate (or it sustained nothing): its p95s include queueing behind an overloaded
+    /// The rate is above this scale's sustainable rate (or it sustained nothing): its p95s may include queueing behind an overloaded
     /// server, so they are shown but left out of the growth fits.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub over_capacity: bool,
@@ -172,6 +172,52 @@ pub fn over_capacity(run: &ScaleRun, mut step: CommonStep) -> CommonStep {
 /// Fits capacity and every query's p95 across the scales (sorted by scale).
 pub fn conclude(section: &mut ScalesSection) {
     section.scales.sort_by(|a, b| a.scale.total_cmp(&b.scale));
+    fit_capacity(section);
+    let over: Vec<String> = section
+        .scales
+        .iter()
+        .filter(|s| s.at_common_rate.as_ref().is_some_and(|c| c.over_capacity))
+        .map(|s| s.scale.to_string())
+        .collect();
+    if !over.is_empty() {
+        section.notes.push(format!(
+            "the common rate is above the capacity of scale {}: the per-query p95 there may include queueing and is left out of the growth fits",
+            over.join(", ")
+        ));
+    }
+    // The scales whose common step ran within capacity: a query's p95 there is its own.
+    let within: Vec<&ScaleRun> = section
+        .scales
+        .iter()
+        .filter(|s| s.at_common_rate.as_ref().is_some_and(|c| !c.over_capacity))
+        .collect();
+    let mut names: Vec<String> = within
+        .iter()
+        .filter_map(|s| s.at_common_rate.as_ref())
+        .flat_map(|c| c.queries.iter().map(|q| q.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    section.queries = names
+        .into_iter()
+        .map(|name| query_growth(name, &within))
+        .collect();
+    let unfit = section.queries.iter().filter(|q| q.fit.is_none()).count();
+    if within.len() < 2 && section.scales.len() >= 2 {
+        section.notes.push(
+            "fewer than two scales ran the common rate within their capacity: no query's growth with the data can be judged (give a lower --common-rate)".into(),
+        );
+    } else if unfit > 0 {
+        section.notes.push(format!(
+            "{unfit} quer{} lack a p95 interval at some scale (too few samples at the common rate) and have no fit",
+            if unfit == 1 { "y" } else { "ies" }
+        ));
+    }
+}
+
+/// Capacity against scale, extrapolated to the launch scale, and the scales where nothing
+/// passed that lie under that curve.
+fn fit_capacity(section: &mut ScalesSection) {
     let points: Vec<FitPoint> = section.scales.iter().filter_map(capacity_point).collect();
     if points.len() < section.scales.len() {
         section.notes.push(format!(
@@ -198,77 +244,39 @@ pub fn conclude(section: &mut ScalesSection) {
             .collect(),
         None => Vec::new(),
     };
-    let over: Vec<String> = section
-        .scales
+}
+
+/// One query's p95 against scale over `within` (the scales that ran the common rate within
+/// capacity): fitted when every one of them has an interval for it.
+fn query_growth(name: String, within: &[&ScaleRun]) -> QueryGrowth {
+    let points: Vec<FitPoint> = within
         .iter()
-        .filter(|s| s.at_common_rate.as_ref().is_some_and(|c| c.over_capacity))
-        .map(|s| s.scale.to_string())
-        .collect();
-    if !over.is_empty() {
-        section.notes.push(format!(
-            "the common rate is above the capacity of scale {}: the per-query p95 there includes queueing and is left out of the growth fits",
-            over.join(", ")
-        ));
-    }
-    // The scales whose common step ran within capacity: a query's p95 there is its own.
-    let within: Vec<&ScaleRun> = section
-        .scales
-        .iter()
-        .filter(|s| s.at_common_rate.as_ref().is_some_and(|c| !c.over_capacity))
-        .collect();
-    let mut names: Vec<String> = within
-        .iter()
-        .filter_map(|s| s.at_common_rate.as_ref())
-        .flat_map(|c| c.queries.iter().map(|q| q.name.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    section.queries = names
-        .into_iter()
-        .map(|name| {
-            let points: Vec<FitPoint> = within
+        .filter_map(|s| {
+            let q = s
+                .at_common_rate
+                .as_ref()?
+                .queries
                 .iter()
-                .filter_map(|s| {
-                    let q = s
-                        .at_common_rate
-                        .as_ref()?
-                        .queries
-                        .iter()
-                        .find(|q| q.name == name)?;
-                    let ci = q.p95_ci_ms?;
-                    Some(FitPoint {
-                        size: s.scale,
-                        value: q.p95_ms,
-                        low: ci.low,
-                        high: ci.high,
-                    })
-                })
-                .collect();
-            let fit = (points.len() == within.len())
-                .then(|| growth::fit(&points, None))
-                .flatten();
-            let ends = (points.len() == within.len() && points.len() >= 2)
-                .then(|| (points[0], points[points.len() - 1]));
-            let endpoints_apart = ends.is_some_and(|(a, b)| b.low > a.high);
-            QueryGrowth {
-                grows: endpoints_apart || fit.as_ref().is_some_and(|f| f.exponent.low > 0.0),
-                p95_ratio: ends.map(|(a, b)| b.value / a.value),
-                endpoints_apart,
-                name,
-                fit,
-            }
+                .find(|q| q.name == name)?;
+            let ci = q.p95_ci_ms?;
+            Some(FitPoint {
+                size: s.scale,
+                value: q.p95_ms,
+                low: ci.low,
+                high: ci.high,
+            })
         })
         .collect();
-    let unfit = section.queries.iter().filter(|q| q.fit.is_none()).count();
-    if within.len() < 2 && section.scales.len() >= 2 {
-        section.notes.push(
-            "fewer than two scales ran the common rate within their capacity: no query's growth with the data can be judged (give a lower --common-rate)".into(),
-        );
-    } else if unfit > 0 {
-        section.notes.push(format!(
-            "{unfit} quer{} lack a p95 interval at some scale (too few samples at the common rate) and have no fit",
-            if unfit == 1 { "y" } else { "ies" }
-        ));
+    let complete = points.len() == within.len();
+    let fit = complete.then(|| growth::fit(&points, None)).flatten();
+    let ends = (complete && points.len() >= 2).then(|| (points[0], points[points.len() - 1]));
+    let endpoints_apart = ends.is_some_and(|(a, b)| b.low > a.high);
+    QueryGrowth {
+        grows: endpoints_apart || fit.as_ref().is_some_and(|f| f.exponent.low > 0.0),
+        p95_ratio: ends.map(|(a, b)| b.value / a.value),
+        endpoints_apart,
+        name,
+        fit,
     }
 }
 

@@ -203,10 +203,16 @@ pub fn line(s: &CapacityStep, opts: &CapacityOptions) -> String {
         .cpu_server
         .map(|v| format!(", server {:.0} %", v * 100.0))
         .unwrap_or_default();
-    let probe = s
-        .speed_probe_ms
-        .map(|p| format!(", probe {p:.0} ms"))
-        .unwrap_or_default();
+    let probe = match (s.speed_probe_ms, s.speed_probe_after_ms) {
+        (Some(p), Some(a)) => format!(", probe {p:.0}→{a:.0} ms"),
+        (Some(p), None) => format!(", probe {p:.0} ms"),
+        _ => String::new(),
+    };
+    let probe = if s.machine_slow {
+        format!("{probe} (machine slow)")
+    } else {
+        probe
+    };
     let flush = s
         .flush_probe_ms
         .map(|f| format!(", flush {f:.1} ms"))
