@@ -344,13 +344,14 @@ async fn common_steps(
     rate: f64,
     section: &mut ScalesSection,
 ) -> Result<()> {
+    let fastest = scales::fastest_probe(&section.scales);
     for ((t, scale), run) in targets.iter().zip(section.scales.iter_mut()) {
         if crate::interrupt::interrupted() {
             break;
         }
         let step = session
             .stage_on_copy(&format!("common rate scale {scale}"), t, async |c| {
-                scales::at_rate(c, job.scenario, &job.opts, rate).await
+                scales::at_rate_steady(c, job.scenario, &job.opts, rate, fastest).await
             })
             .await?;
         run.at_common_rate = Some(scales::over_capacity(run, step));

@@ -335,7 +335,7 @@ impl StepReset {
 }
 
 /// Probe runs before each step (their median is the step's).
-const STEP_PROBE_RUNS: usize = 3;
+pub(crate) const STEP_PROBE_RUNS: usize = 3;
 /// WAL-flushing commits timed before each step (median taken; ~5 ms each on a VM disk).
 const FLUSH_PROBE_RUNS: usize = 5;
 
@@ -348,14 +348,14 @@ const SPEED_PROBE_RUNS: usize = 5;
 /// failed, and 3 of them at a rate that passed at normal speed.
 const SLOW_MACHINE: f64 = 1.25;
 /// How many times a step measured on a slow machine is measured again.
-const SLOW_MACHINE_RETRIES: u32 = 2;
+pub(crate) const SLOW_MACHINE_RETRIES: u32 = 2;
 
-fn is_zero(n: &u32) -> bool {
+pub(crate) fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
 /// Whether the probe before or after a step was slow against the fastest seen.
-fn machine_slow(before: f64, after: f64, fastest: f64) -> bool {
+pub(crate) fn machine_slow(before: f64, after: f64, fastest: f64) -> bool {
     fastest > 0.0 && before.max(after) > fastest * SLOW_MACHINE
 }
 

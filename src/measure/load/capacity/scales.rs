@@ -96,6 +96,17 @@ pub struct CommonStep {
     /// server, so they are shown but left out of the growth fits.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub over_capacity: bool,
+    /// The machine-speed probe before and after the step (median of three, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_probe_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_probe_after_ms: Option<f64>,
+    /// Measurements dropped because a probe around them was > 1.25× the fastest of the
+    /// searches (as a search step; at most 2), and whether the one kept still was slow.
+    #[serde(default, skip_serializing_if = "super::is_zero")]
+    pub slow_machine_retries: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub machine_slow: bool,
     pub queries: Vec<QueryAtRate>,
 }
 
@@ -308,6 +319,60 @@ pub fn scale_run(
     }
 }
 
+/// The fastest machine-speed probe of every scale's search: the machine's own speed.
+pub fn fastest_probe(scales: &[ScaleRun]) -> Option<f64> {
+    scales
+        .iter()
+        .flat_map(|r| {
+            let steps = r
+                .capacity
+                .steps
+                .iter()
+                .flat_map(|s| s.speed_probe_ms.into_iter().chain(s.speed_probe_after_ms));
+            r.speed_probe_ms.iter().copied().chain(steps)
+        })
+        .filter(|p| *p > 0.0)
+        .min_by(f64::total_cmp)
+}
+
+/// [`at_rate`] with the search steps' guard: measured again (at most twice) while a probe
+/// before or after it is more than 1.25× `fastest`. A p95 taken while the VM ran slow moved
+/// the growth verdict in an A/A pair (every query 2–8× slower at scale 1 only).
+pub async fn at_rate_steady(
+    target: &Target,
+    scenario: &Scenario,
+    opts: &CapacityOptions,
+    rate: f64,
+    fastest: Option<f64>,
+) -> Result<CommonStep> {
+    let mut retries = 0;
+    loop {
+        let probe = async || -> Result<f64> {
+            let mut conn = target.connect().await?;
+            let runs = super::probe::speed_probe(&mut conn, super::STEP_PROBE_RUNS).await?;
+            Ok(crate::stats::median(&runs))
+        };
+        let before = probe().await?;
+        let mut step = at_rate(target, scenario, opts, rate).await?;
+        let after = probe().await?;
+        step.speed_probe_ms = Some(before);
+        step.speed_probe_after_ms = Some(after);
+        step.slow_machine_retries = retries;
+        step.machine_slow = fastest.is_some_and(|f| super::machine_slow(before, after, f));
+        if !step.machine_slow
+            || retries >= super::SLOW_MACHINE_RETRIES
+            || crate::interrupt::interrupted()
+        {
+            return Ok(step);
+        }
+        retries += 1;
+        crate::say!(
+            "    the machine ran slow around the step at {rate:.1}/s (probe {before:.0} → {after:.0} ms, fastest {:.0} ms): measuring it again",
+            fastest.unwrap_or(0.0)
+        );
+    }
+}
+
 /// One step of the scenario at `rate` on `target` (after a vacuum and quiesce, as every
 /// search step), long enough for its SLO statistic; per query p95 with its interval.
 pub async fn at_rate(
@@ -356,6 +421,7 @@ pub async fn at_rate(
         // Set against the scale's search by `over_capacity`.
         over_capacity: false,
         queries,
+        ..Default::default()
     })
 }
 
