@@ -5,6 +5,9 @@
 //! Only what the binary (`cli::main`), the integration tests and the benches use is `pub`;
 //! the rest is private to the crate, so rustc reports what nothing reaches.
 
+// The capacity search's step closure nests async blocks deep enough for the default 128.
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod bench_support;
 pub mod catalog;

@@ -402,41 +402,53 @@ pub async fn search(
                 None => None,
             };
             let mut slow_retries = 0;
+            let mut kept: Option<CapacityStep> = None;
             loop {
-                let on = match meeting.as_mut() {
-                    Some(r) => {
-                        r.start(index, async { resetter.reset().await.map(|_| ()) })
-                            .await?;
-                        None
+                let attempt = async {
+                    let on = match meeting.as_mut() {
+                        Some(r) => {
+                            r.start(index, async { resetter.reset().await.map(|_| ()) })
+                                .await?;
+                            None
+                        }
+                        None => resetter.reset().await?,
+                    };
+                    let on = on.as_ref().unwrap_or(target);
+                    let (speed, flush) = {
+                        let mut conn = on.connect().await?;
+                        let runs = probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?;
+                        let flush = probe::flush_probe(&mut conn, FLUSH_PROBE_RUNS).await;
+                        (crate::stats::median(&runs), flush)
+                    };
+                    let mut measured = measure_step(on, scenario, opts, postmaster, &plan).await?;
+                    let after = {
+                        let mut conn = on.connect().await?;
+                        crate::stats::median(&probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?)
+                    };
+                    fastest.set(fastest.get().min(speed).min(after));
+                    let mut parts = Vec::new();
+                    if let Some(r) = meeting.as_mut() {
+                        let (all, p) = r.exchange(index, &measured.figures, plan.duration).await?;
+                        measured.figures = all;
+                        parts = p;
                     }
-                    None => resetter.reset().await?,
+                    let mut step = step::judged(&plan, &measured, opts);
+                    step.shard_parts = parts;
+                    step.speed_probe_ms = Some(speed);
+                    step.speed_probe_after_ms = Some(after);
+                    step.flush_probe_ms = flush;
+                    step.slow_machine_retries = slow_retries;
+                    step.machine_slow = machine_slow(speed, after, fastest.get());
+                    Ok::<CapacityStep, anyhow::Error>(step)
                 };
-                let on = on.as_ref().unwrap_or(target);
-                let (speed, flush) = {
-                    let mut conn = on.connect().await?;
-                    let runs = probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?;
-                    let flush = probe::flush_probe(&mut conn, FLUSH_PROBE_RUNS).await;
-                    (crate::stats::median(&runs), flush)
+                let step = match attempt.await {
+                    Ok(step) => step,
+                    // Stopped while measuring a slow step again: the measurement made counts.
+                    Err(_) if crate::interrupt::interrupted() && kept.is_some() => {
+                        return Ok(kept.take().expect("checked"));
+                    }
+                    Err(e) => return Err(e),
                 };
-                let mut measured = measure_step(on, scenario, opts, postmaster, &plan).await?;
-                let after = {
-                    let mut conn = on.connect().await?;
-                    crate::stats::median(&probe::speed_probe(&mut conn, STEP_PROBE_RUNS).await?)
-                };
-                fastest.set(fastest.get().min(speed).min(after));
-                let mut parts = Vec::new();
-                if let Some(r) = meeting.as_mut() {
-                    let (all, p) = r.exchange(index, &measured.figures, plan.duration).await?;
-                    measured.figures = all;
-                    parts = p;
-                }
-                let mut step = step::judged(&plan, &measured, opts);
-                step.shard_parts = parts;
-                step.speed_probe_ms = Some(speed);
-                step.speed_probe_after_ms = Some(after);
-                step.flush_probe_ms = flush;
-                step.slow_machine_retries = slow_retries;
-                step.machine_slow = machine_slow(speed, after, fastest.get());
                 crate::say!("{}", step::line(&step, opts));
                 // Shards take their steps together, so only a search of its own repeats one.
                 let again = step.machine_slow
@@ -446,11 +458,14 @@ pub async fn search(
                 if !again {
                     return Ok(step);
                 }
-                slow_retries += 1;
                 crate::say!(
-                    "    the machine ran slow around that step (probe {speed:.0} → {after:.0} ms, fastest {:.0} ms): measuring it again",
+                    "    the machine ran slow around that step (probe {:.0} → {:.0} ms, fastest {:.0} ms): measuring it again",
+                    step.speed_probe_ms.unwrap_or(0.0),
+                    step.speed_probe_after_ms.unwrap_or(0.0),
                     fastest.get()
                 );
+                kept = Some(step);
+                slow_retries += 1;
             }
         }
     })

@@ -346,15 +346,26 @@ pub async fn at_rate_steady(
     fastest: Option<f64>,
 ) -> Result<CommonStep> {
     let mut retries = 0;
+    let mut kept: Option<CommonStep> = None;
     loop {
         let probe = async || -> Result<f64> {
             let mut conn = target.connect().await?;
             let runs = super::probe::speed_probe(&mut conn, super::STEP_PROBE_RUNS).await?;
             Ok(crate::stats::median(&runs))
         };
-        let before = probe().await?;
-        let mut step = at_rate(target, scenario, opts, rate).await?;
-        let after = probe().await?;
+        let attempt = async {
+            let before = probe().await?;
+            let step = at_rate(target, scenario, opts, rate).await?;
+            Ok::<_, anyhow::Error>((before, step, probe().await?))
+        };
+        let (before, mut step, after) = match attempt.await {
+            Ok(m) => m,
+            // Stopped while measuring a slow step again: the measurement made counts.
+            Err(_) if crate::interrupt::interrupted() && kept.is_some() => {
+                return Ok(kept.take().expect("checked"));
+            }
+            Err(e) => return Err(e),
+        };
         step.speed_probe_ms = Some(before);
         step.speed_probe_after_ms = Some(after);
         step.slow_machine_retries = retries;
@@ -370,6 +381,7 @@ pub async fn at_rate_steady(
             "    the machine ran slow around the step at {rate:.1}/s (probe {before:.0} → {after:.0} ms, fastest {:.0} ms): measuring it again",
             fastest.unwrap_or(0.0)
         );
+        kept = Some(step);
     }
 }
 
